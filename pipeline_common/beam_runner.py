@@ -1,0 +1,39 @@
+"""Pipeline options with offline, deterministic local defaults.
+
+Beam's DirectRunner first tries the Prism runner, which downloads a Go binary
+from the internet. Local runs here instead go straight to Beam's in-process
+FnApiRunner (the engine DirectRunner falls back to), in multi-process mode
+using every core unless `--direct_num_workers` says otherwise. Any other
+runner (DataflowRunner, ...) is passed through untouched.
+"""
+import apache_beam as beam
+from apache_beam.options.pipeline_options import (DirectOptions, PipelineOptions,
+                                                  SetupOptions, StandardOptions)
+
+LOCAL_RUNNERS = (None, "DirectRunner", "FnApiRunner")
+
+
+def is_local(options):
+    return options.view_as(StandardOptions).runner in LOCAL_RUNNERS
+
+
+def make_options(pipeline_args, **overrides):
+    """PipelineOptions from leftover argv, with local defaults filled in."""
+    options = PipelineOptions(pipeline_args, **overrides)
+    options.view_as(SetupOptions).save_main_session = False
+    if is_local(options):
+        direct = options.view_as(DirectOptions)
+        if direct.direct_num_workers == 1 and "--direct_num_workers" not in " ".join(
+                pipeline_args):
+            direct.direct_num_workers = 0  # 0 = one worker per core
+        if direct.direct_running_mode == "in_memory" and direct.direct_num_workers != 1:
+            direct.direct_running_mode = "multi_processing"
+    return options
+
+
+def make_pipeline(options):
+    """A beam.Pipeline on the pinned offline local runner or the one asked for."""
+    if is_local(options):
+        from apache_beam.runners.portability.fn_api_runner import fn_runner
+        return beam.Pipeline(runner=fn_runner.FnApiRunner(), options=options)
+    return beam.Pipeline(options=options)

@@ -1,0 +1,106 @@
+"""File access through Beam's FileSystems, so the same code reads and writes `gs://`.
+
+Outputs are written atomically: bytes go to a hidden temporary name beside the
+target and are renamed into place only once the write has finished, so a failed
+run never leaves a half-written file under the final name.
+"""
+import contextlib
+import json
+import posixpath
+import uuid
+
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+
+def join(base, *parts):
+    """Joins path parts for any filesystem (local or gs://)."""
+    return FileSystems.join(base, *parts)
+
+
+def exists(path):
+    return FileSystems.exists(path)
+
+
+def makedirs(path):
+    """Creates a directory (no-op on object stores, which have none)."""
+    if not FileSystems.exists(path):
+        FileSystems.mkdirs(path)
+
+
+def glob(pattern):
+    """Sorted paths matching a glob pattern; empty list when none match."""
+    result = FileSystems.match([pattern])[0]
+    return sorted(meta.path for meta in result.metadata_list)
+
+
+def size(path):
+    return FileSystems.match([path])[0].metadata_list[0].size_in_bytes
+
+
+def open_read(path, compressed=None):
+    """Opens a file for reading bytes; `.gz`/`.bz2`… are decompressed by suffix.
+
+    `compressed=False` reads raw bytes whatever the name.
+    """
+    kind = CompressionTypes.UNCOMPRESSED if compressed is False else CompressionTypes.AUTO
+    return FileSystems.open(path, compression_type=kind)
+
+
+def read_bytes(path):
+    with open_read(path, compressed=False) as handle:
+        return handle.read()
+
+
+def read_json(path):
+    return json.loads(read_bytes(path).decode("utf-8"))
+
+
+def _temp_name(path):
+    directory, name = posixpath.split(path) if "://" in path else _split_local(path)
+    return join(directory, f".tmp-{uuid.uuid4().hex[:12]}-{name}")
+
+
+def _split_local(path):
+    import os.path
+    return os.path.split(os.path.abspath(path))
+
+
+@contextlib.contextmanager
+def atomic_write(path, compressed=False):
+    """Yields a binary handle; the file appears under `path` only on success.
+
+    `compressed=True` gzips the stream (use with a `.gz` name).
+    """
+    tmp = _temp_name(path)
+    directory = posixpath.dirname(tmp) if "://" in tmp else _split_local(tmp)[0]
+    if "://" not in tmp:
+        makedirs(directory)
+    kind = CompressionTypes.GZIP if compressed else CompressionTypes.UNCOMPRESSED
+    handle = FileSystems.create(tmp, compression_type=kind)
+    try:
+        yield handle
+        handle.close()
+    except BaseException:
+        try:
+            handle.close()
+        finally:
+            if FileSystems.exists(tmp):
+                FileSystems.delete([tmp])
+        raise
+    if FileSystems.exists(path):
+        FileSystems.delete([path])
+    FileSystems.rename([tmp], [path])
+
+
+def write_bytes(path, data):
+    with atomic_write(path) as handle:
+        handle.write(data)
+
+
+def write_text(path, text):
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path, obj):
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,58 @@
+"""Shared plumbing: config files, atomic writes, the legacy-Keras switch, local runner."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from pipeline_common import beam_runner, config, fileio
+
+
+def test_config_file_flags_come_first_so_command_line_wins(tmp_path):
+    path = tmp_path / "job.yaml"
+    path.write_text("runner: DataflowRunner\ntop_books: 500\nexperiments: [a, b]\n"
+                    "dry_run: true\nunused: null\n")
+    argv = config.expand_config(["--top_books", "9", "--config", str(path), "--seed=3"])
+    assert argv == ["--runner=DataflowRunner", "--top_books=500", "--experiments=a",
+                    "--experiments=b", "--dry_run", "--top_books", "9", "--seed=3"]
+
+
+@pytest.mark.parametrize("text, message", [("- a\n- b\n", "expected a mapping"),
+                                           ("a: [1, {b: 2}]\n", "scalar"),
+                                           ("a: [\n", "not valid YAML")])
+def test_bad_config_files_say_what_is_wrong(tmp_path, text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(config.ConfigError, match=message):
+        config.expand_config([f"--config={path}"])
+    with pytest.raises(config.ConfigError, match="cannot read"):
+        config.expand_config(["--config", str(tmp_path / "missing.yaml")])
+
+
+def test_atomic_write_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "out" / "file.txt"
+    with pytest.raises(RuntimeError):
+        with fileio.atomic_write(str(target)) as handle:
+            handle.write(b"half")
+            raise RuntimeError("boom")
+    assert not target.exists() and not list((tmp_path / "out").iterdir())
+    fileio.write_json(str(target), {"b": 1, "a": [1]})
+    assert fileio.read_json(str(target)) == {"a": [1], "b": 1}
+    assert fileio.glob(str(tmp_path / "out" / "*")) == [str(target)]
+
+
+def test_legacy_keras_is_selected_before_tensorflow_loads():
+    code = ("import model, tensorflow as tf, os; "
+            "print(os.environ['TF_USE_LEGACY_KERAS'], tf.keras.__name__)")
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert out[0] == "1" and out[1].startswith("tf_keras")
+
+
+def test_local_runs_use_the_offline_fn_api_runner():
+    options = beam_runner.make_options([])
+    pipeline = beam_runner.make_pipeline(options)
+    assert type(pipeline.runner).__name__ == "FnApiRunner"
+    dataflow = beam_runner.make_options(["--runner=DataflowRunner"])
+    assert not beam_runner.is_local(dataflow)
