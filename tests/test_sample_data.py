@@ -9,9 +9,9 @@ import pytest
 
 from beam_jobs import sample_data
 
-FORMATS = pathlib.Path(__file__).resolve().parents[2] / "shared" / "formats" / "ucsd-goodreads"
-if not FORMATS.exists():  # CI clones into another folder with shared/ beside it
-    FORMATS = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "formats" / "ucsd-goodreads"
+from tests.shared_formats import SHARED_FORMATS
+
+FORMATS = SHARED_FORMATS / "ucsd-goodreads"
 
 
 @pytest.fixture(scope="module")
