@@ -38,6 +38,8 @@ setuptools.setup(
     packages=setuptools.find_packages(
         include=["pipeline_common", "beam_jobs", "model", "graph_export",
                  "pipeline_common.*", "beam_jobs.*", "model.*", "graph_export.*"]),
+    package_data={"graph_export": ["explorer_web/*.html", "explorer_web/*.css",
+                                   "explorer_web/*.js"]},
     install_requires=REQUIRED,
     extras_require={"test": TEST},
 )

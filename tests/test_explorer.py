@@ -1,0 +1,405 @@
+"""graph_export.explorer: the embedded data, the CLI, and the page in headless Chromium."""
+import base64
+import html.parser
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from tests import explorer_fixtures as fx
+from tests.browser import cdp
+from graph_export import explorer
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def graph(tmp_path_factory):
+    return fx.make_graph(str(tmp_path_factory.mktemp("graph")))
+
+
+@pytest.fixture(scope="module")
+def page_file(graph, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("explorer") / "explorer.html")
+    explorer.run(["--graph", graph["graph_dir"], "--output", out])
+    return out
+
+
+class _Blocks(html.parser.HTMLParser):
+    """Collects the raw text of each <script>/<style> block as a browser splits them."""
+
+    def __init__(self):
+        super().__init__()
+        self.blocks, self._open, self.tags = [], None, []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        if tag in ("script", "style"):
+            self._open = (tag, dict(attrs), [])
+
+    def handle_data(self, data):
+        if self._open:
+            self._open[2].append(data)
+
+    def handle_endtag(self, tag):
+        if self._open and tag == self._open[0]:
+            self.blocks.append((tag, self._open[1], "".join(self._open[2])))
+            self._open = None
+
+
+def _blocks(path):
+    parser = _Blocks()
+    with open(path, encoding="utf-8") as handle:
+        parser.feed(handle.read())
+    return parser
+
+
+def _payload(path):
+    (data,) = [text for tag, attrs, text in _blocks(path).blocks
+               if attrs.get("id") == "explorer-data"]
+    return json.loads(data)
+
+
+def _decode(b64, dtype):
+    return np.frombuffer(base64.b64decode(b64), dtype=dtype)
+
+
+# ---- the file itself -------------------------------------------------------------
+
+def test_embedded_graph_matches_parquet(graph, page_file):
+    payload = _payload(page_file)
+    book_index = _decode(payload["book_index"], "<i4")
+    assert book_index.tolist() == graph["book_index"]          # includes the gap at 7
+    assert payload["title"] == [graph["titles"][b] for b in graph["book_index"]]
+    offsets = _decode(payload["offsets"], "<i4")
+    targets = _decode(payload["targets"], "<i4")
+    cosine = _decode(payload["cosine"], "<f4")
+    for row, index in enumerate(book_index):
+        expected = fx.top_neighbours(graph["graph_dir"], int(index), count=graph["k"])
+        got = [(int(book_index[targets[e]]), float(cosine[e]))
+               for e in range(offsets[row], offsets[row + 1])]
+        assert [t for t, _ in got] == [t for t, _ in expected]
+        np.testing.assert_allclose([c for _, c in got], [c for _, c in expected], rtol=0, atol=0)
+
+
+def test_titles_cannot_break_out_of_the_data_block(page_file):
+    parser = _blocks(page_file)
+    # Exactly the template's blocks: a style, the JSON data and the viewer script.
+    assert [(tag, attrs.get("id")) for tag, attrs, _ in parser.blocks] == [
+        ("style", None), ("script", "explorer-data"), ("script", None)]
+    assert "img" not in parser.tags and parser.tags.count("svg") == 1
+    text = open(page_file, encoding="utf-8").read()
+    data = parser.blocks[1][2]
+    for char in "<>&\u2028\u2029":
+        assert char not in data
+    assert fx.XSS_IMG not in text and fx.XSS_SCRIPT not in text
+    # Only the page's own script and style may run: both pinned by hash in the CSP.
+    csp = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', text).group(1)
+    assert "default-src 'none'" in csp
+    assert explorer._csp_hash(parser.blocks[2][2]) in csp
+    assert explorer._csp_hash(parser.blocks[0][2]) in csp
+
+
+def test_script_safe_json_round_trips():
+    value = {"t": ["</script><!--", "a&b", "\u2028\u2029", "\U0001F409", "\u05d0"]}
+    text = explorer.script_safe_json(value)
+    assert not set(text) & set("<>&\u2028\u2029")
+    assert json.loads(text) == value
+
+
+def test_max_nodes_keeps_most_read_books(graph, tmp_path):
+    out = str(tmp_path / "small.html")
+    summary = explorer.run(["--graph", graph["graph_dir"], "--output", out, "--max_nodes", "10"])
+    payload = _payload(out)
+    assert payload["n"] == summary["books"] == 10
+    assert _decode(payload["book_index"], "<i4").tolist() == graph["book_index"][:10]
+    targets = _decode(payload["targets"], "<i4")
+    assert len(targets) == summary["edges"] and targets.max() < 10
+    assert summary["dropped_edges"] == graph["n"] * graph["k"] - summary["edges"]
+    assert os.listdir(tmp_path) == ["small.html"]          # no temporary file left
+
+
+def test_works_without_catalogue_columns(tmp_path):
+    graph = fx.make_graph(str(tmp_path / "g"), k=5, with_catalog=False)
+    out = str(tmp_path / "e.html")
+    explorer.run(["--graph", graph["graph_dir"], "--output", out])
+    payload = _payload(out)
+    assert "authors" not in payload and "genre" not in payload and payload["n"] == graph["n"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--graph", "{missing}", "--output", "{out}"], "nodes.parquet not found"),
+    (["--graph", "{graph}", "--output", "{out}", "--max_nodes", "0"], "positive integer"),
+    (["--graph", "{bad}", "--output", "{out}"], "lacks column(s) cosine"),
+])
+def test_bad_input_is_one_clear_line(graph, tmp_path, capsys, args, message):
+    bad = tmp_path / "bad"
+    shutil.copytree(graph["graph_dir"], bad)
+    import pyarrow.parquet as pq
+    pq.write_table(pq.read_table(bad / "edges.parquet").drop(["cosine"]), bad / "edges.parquet")
+    paths = {"missing": str(tmp_path / "nope"), "graph": graph["graph_dir"], "bad": str(bad),
+             "out": str(tmp_path / "x.html")}
+    with pytest.raises(SystemExit) as exit_info:
+        explorer.run([a.format(**paths) for a in args])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert message in err[-1] and "Traceback" not in "".join(err)
+    assert not os.path.exists(paths["out"])
+
+
+def test_module_entry_point(graph, tmp_path):
+    out = tmp_path / "cli.html"
+    ok = subprocess.run([sys.executable, "-m", "graph_export.explorer", "--graph",
+                         graph["graph_dir"], "--output", str(out)], cwd=REPO,
+                        capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert out.stat().st_size > 10_000
+    assert "wrote" in ok.stderr                 # the INFO log line from __main__
+
+
+# ---- in a real browser ---------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def chromium():
+    binary = cdp.find_browser()
+    if binary is None:
+        subprocess.run([os.path.join(REPO, ".ci", "install_browser.sh")], check=False,
+                       timeout=900)
+        binary = cdp.find_browser()
+    if binary is None:
+        pytest.fail("no Chromium found and .ci/install_browser.sh could not install one "
+                    "(needs apt: chromium-headless-shell or chromium)")
+    browser = cdp.Browser(binary)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(chromium, page_file):
+    tab = chromium.new_page()
+    tab.navigate("file://" + page_file)
+    tab.wait_for("document.body.dataset.ready === '1'")
+    return tab
+
+
+def _list(page):
+    return page.evaluate(
+        "[...document.querySelectorAll('#neighbours li[data-book-index]')].map(li =>"
+        " [Number(li.dataset.bookIndex), Number(li.dataset.rank),"
+        "  li.querySelector('.n-text').textContent, li.querySelector('.n-cos').textContent])")
+
+
+def _search_and_choose(page, query):
+    page.evaluate("document.getElementById('search').value = ''")
+    page.click_selector("#search")
+    page.type_text(query)
+    page.wait_for("!document.getElementById('search-results').hidden &&"
+                  " document.querySelector('#search-results li[data-book-index]')")
+    first = page.evaluate(
+        "(() => { const li = document.querySelector('#search-results li[data-book-index]');"
+        " return [Number(li.dataset.bookIndex), li.querySelector('.r-title').textContent]; })()")
+    page.click_selector("#search-results li[data-book-index]")
+    page.wait_for(f"document.body.dataset.centre === '{first[0]}'")
+    page.wait_for("document.body.dataset.animating !== '1'")
+    return first
+
+
+def _check_list_is_top10(page, graph, index):
+    expected = fx.top_neighbours(graph["graph_dir"], index, count=10)
+    shown = _list(page)
+    assert [row[0] for row in shown] == [t for t, _ in expected]
+    assert [row[1] for row in shown] == list(range(1, 11))
+    assert [row[2] for row in shown] == [graph["titles"][t] for t, _ in expected]
+    assert [row[3] for row in shown] == [f"{c:.3f}" for _, c in expected]
+
+
+def test_loads_offline_with_nothing_but_the_file(page, page_file):
+    urls = [e["request"]["url"] for e in page.events("Network.requestWillBeSent")]
+    assert urls == ["file://" + page_file]
+    assert page.events("Runtime.exceptionThrown") == []
+    errors = [e["entry"]["text"] for e in page.events("Log.entryAdded")
+              if e["entry"]["level"] == "error"]
+    assert errors == []                         # a CSP violation would be logged here
+    assert page.evaluate("window.bookExplorer.n") == 40
+    # Opens on the most-read book at depth 2, slider range 1..4.
+    assert page.evaluate("[document.body.dataset.centre, document.body.dataset.depth,"
+                         " document.getElementById('depth').min,"
+                         " document.getElementById('depth').max]") == ["0", "2", "1", "4"]
+
+
+def test_colour_by_genre(page):
+    options = page.evaluate("[...document.getElementById('colour-by').options].map(o => o.value)")
+    assert options == ["community", "genre"]
+    page.evaluate("(() => { const s = document.getElementById('colour-by'); s.value = 'genre';"
+                  " s.dispatchEvent(new Event('change')); })()")
+    legend = page.evaluate("document.getElementById('legend').textContent")
+    assert any(genre in legend for genre in fx.GENRES) and "community" not in legend
+    page.evaluate("(() => { const s = document.getElementById('colour-by'); s.value = 'community';"
+                  " s.dispatchEvent(new Event('change')); })()")
+    assert "community" in page.evaluate("document.getElementById('legend').textContent")
+
+
+def test_search_shows_top10_from_edges(page, graph):
+    index, title = _search_and_choose(page, "wuthering")
+    assert title == "Wuthering Heights" and graph["titles"][index] == title
+    assert page.evaluate("document.getElementById('centre-title').textContent") == title
+    _check_list_is_top10(page, graph, index)
+    # Keyboard: type, arrow down to the second hit, Enter.
+    page.evaluate("document.getElementById('search').value = ''")
+    page.click_selector("#search")
+    page.type_text("the")
+    page.wait_for("document.querySelectorAll('#search-results li[data-book-index]').length > 2")
+    second = int(page.evaluate(
+        "document.querySelectorAll('#search-results li[data-book-index]')[1].dataset.bookIndex"))
+    page.press("ArrowDown", key_code=40)
+    page.press("Enter", key_code=13)
+    page.wait_for(f"document.body.dataset.centre === '{second}'")
+    assert page.evaluate("document.getElementById('search-results').hidden")
+    _check_list_is_top10(page, graph, second)
+    # Accent-insensitive, RTL and multi-word look-ups find their books.
+    index_of = {title: index for index, title in graph["titles"].items()}
+    assert page.evaluate("window.bookExplorer.search('miserables')") == [
+        index_of["Les Mis\u00e9rables"]]
+    arabic = page.evaluate("window.bookExplorer.search('\u0627\u0644\u0639\u0632\u0644\u0629')")
+    assert arabic == [index_of[fx.NASTY_TITLES[4]]]
+    assert page.evaluate("window.bookExplorer.search('potter azkaban')") == [
+        index_of["Harry Potter and the Prisoner of Azkaban"]]
+    # Prefix matches come before other substring matches.
+    assert page.evaluate("window.bookExplorer.search('the')")[:2] == [
+        index_of["The Hobbit"], index_of["The Fellowship of the Ring"]]
+
+
+def _hittable_node(page, depth, among=None):
+    """(book_index, x, y) of a node at `depth` (and in `among`) on top at its own centre."""
+    page.wait_for("document.body.dataset.animating !== '1'")
+    found = page.evaluate(
+        "((among) => {"
+        " for (const g of document.querySelectorAll('#graph .node[data-depth=\"%d\"]')) {"
+        " if (among && !among.includes(Number(g.dataset.bookIndex))) continue;"
+        " const r = g.querySelector('circle').getBoundingClientRect();"
+        " const x = r.x + r.width / 2, y = r.y + r.height / 2;"
+        " const hit = document.elementFromPoint(x, y);"
+        " if (hit && hit.closest('.node') === g) return [Number(g.dataset.bookIndex), x, y]; }"
+        " return null; })(%s)" % (depth, json.dumps(among)))
+    assert found, f"no visible node at depth {depth}"
+    return found
+
+
+def test_clicking_a_node_recentres(page, graph):
+    before = int(page.evaluate("document.body.dataset.centre"))
+    target, x, y = _hittable_node(page, 1)
+    assert target != before
+    page.click(x, y)
+    page.wait_for(f"document.body.dataset.centre === '{target}'")
+    page.wait_for("document.body.dataset.animating !== '1'")
+    centre_node = page.evaluate("document.querySelector('#graph .node.centre').dataset.bookIndex")
+    assert centre_node == str(target)
+    _check_list_is_top10(page, graph, target)
+    # Re-centring from the list works the same way.
+    second = _list(page)[1][0]
+    page.click_selector(f'#neighbours li[data-book-index="{second}"]')
+    page.wait_for(f"document.body.dataset.centre === '{second}'")
+    _check_list_is_top10(page, graph, second)
+
+
+def test_hover_shows_book_and_cosine(page, graph):
+    page.wait_for("document.body.dataset.animating !== '1'")
+    centre = int(page.evaluate("document.body.dataset.centre"))
+    first, x, y = _hittable_node(page, 1)
+    cosine = dict(fx.top_neighbours(graph["graph_dir"], centre, count=graph["k"]))[first]
+    page.mouse_move(x, y)
+    page.wait_for(f"document.getElementById('tooltip').dataset.bookIndex === '{first}'")
+    tip = page.evaluate("['title','authors','ratings','cosine'].map(p =>"
+                        " document.getElementById('tooltip-' + p).textContent)")
+    assert tip[0] == graph["titles"][first]
+    assert tip[1].startswith("Author ") or tip[1] == fx.XSS_AUTHOR or tip[1] == ""
+    assert "ratings" in tip[2]
+    assert tip[3] == f"cosine to centre: {cosine:.3f}"
+    # A book two hops out that neither list names: only an upper bound is known.
+    edges = {}
+    for index in graph["book_index"]:
+        edges[index] = fx.top_neighbours(graph["graph_dir"], index, count=graph["k"])
+    far = [int(v) for v in page.evaluate(
+        "[...document.querySelectorAll('#graph .node[data-depth=\"2\"]')]"
+        ".map(g => g.dataset.bookIndex)")]
+    far = [v for v in far if v not in dict(edges[centre]) and centre not in dict(edges[v])]
+    assert far, "fixture should give a depth-2 book outside both lists"
+    page.mouse_move(5, 5)
+    book, x, y = _hittable_node(page, 2, among=far)
+    bound = min(edges[centre][-1][1], edges[book][-1][1])
+    page.mouse_move(x, y)
+    page.wait_for(f"document.getElementById('tooltip').dataset.bookIndex === '{book}'")
+    assert page.evaluate("document.getElementById('tooltip-cosine').textContent") == (
+        f"cosine to centre: \u2264 {bound:.3f} (outside both top-k lists)")
+    page.mouse_move(5, 5)
+    page.wait_for("document.getElementById('tooltip').hidden")
+
+
+def test_depth_slider(page, graph):
+    page.evaluate("(() => { const d = document.getElementById('depth');"
+                  " d.value = 1; d.dispatchEvent(new Event('input')); })()")
+    assert page.evaluate("document.body.dataset.shown") == str(1 + graph["k"])
+    page.evaluate("document.getElementById('depth').focus()")   # then real key presses
+    page.press("ArrowRight", key_code=39)
+    page.press("ArrowRight", key_code=39)
+    page.wait_for("document.body.dataset.depth === '3'")
+    assert page.evaluate("document.getElementById('depth-value').textContent") == "3"
+    assert int(page.evaluate("document.body.dataset.shown")) > 1 + graph["k"]
+    page.evaluate("(() => { const d = document.getElementById('depth');"
+                  " d.value = 2; d.dispatchEvent(new Event('input')); })()")
+
+
+def test_titles_and_authors_run_nothing(page, graph, tmp_path_factory):
+    index, title = _search_and_choose(page, "onerror")
+    assert title == fx.XSS_IMG
+    assert page.evaluate("document.getElementById('centre-title').textContent") == fx.XSS_IMG
+    assert page.evaluate("document.getElementById('centre-authors').textContent") == fx.XSS_AUTHOR
+    index2, title2 = _search_and_choose(page, "</script>")
+    assert title2 == fx.XSS_SCRIPT
+    # Walk every shown book through the tooltip too.
+    page.evaluate("document.getElementById('depth').value = 4;"
+                  " document.getElementById('depth').dispatchEvent(new Event('input'))")
+    time.sleep(0.2)
+    assert page.evaluate("typeof window.__pwned") == "undefined"
+    assert page.evaluate("document.querySelectorAll('img').length") == 0
+    assert page.evaluate("document.querySelectorAll('script').length") == 2
+    assert page.evaluate("document.querySelectorAll('svg').length") == 1
+    assert page.events("Page.javascriptDialogOpening") == []
+    shown = page.evaluate(
+        "[...document.querySelectorAll('#graph .node text')].map(t => t.textContent)")
+    assert any(text.startswith("</script>") for text in shown)
+    page.evaluate("document.getElementById('depth').value = 2;"
+                  " document.getElementById('depth').dispatchEvent(new Event('input'))")
+
+
+def test_the_harness_would_see_an_injection(chromium, tmp_path):
+    """Control: markup like the fixture's, parsed as HTML, does set the flag and alert."""
+    bad = tmp_path / "injected.html"
+    bad.write_text("<!DOCTYPE html><body><div id=t></div><script>"
+                   "document.getElementById('t').innerHTML = %s;</script>"
+                   % json.dumps(fx.XSS_IMG).replace("<", "\\u003c"), encoding="utf-8")
+    tab = chromium.new_page(fresh=True)
+    try:
+        tab.navigate("file://" + str(bad))
+        tab.wait_for("window.__pwned === 1")
+        chromium.wait_event("Page.javascriptDialogOpening",
+                            lambda params: params.get("message") == "1", timeout=10)
+    finally:
+        tab.close()
+
+
+def test_screenshot(page, tmp_path_factory):
+    page.evaluate("window.bookExplorer.setCentre(0)")
+    page.wait_for("document.body.dataset.animating !== '1'")
+    out = os.environ.get("EXPLORER_SCREENSHOT") or str(
+        tmp_path_factory.mktemp("shot") / "explorer.png")
+    page.screenshot(out)
+    with open(out, "rb") as handle:
+        head = handle.read(8)
+    assert head == b"\x89PNG\r\n\x1a\n" and os.path.getsize(out) > 20_000
