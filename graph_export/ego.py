@@ -1,0 +1,364 @@
+"""Ego graph of one book: its k nearest books, their k nearest, ... `depth` layers out.
+
+    python -m graph_export.ego --graph GRAPH (--title "Neuromancer" | --book_id ID) \
+        [--depth 3] [--k 10] --output PREFIX
+
+writes PREFIX.gexf, PREFIX.json (graphology) and PREFIX.png. Reads only
+GRAPH/nodes.parquet and GRAPH/edges.parquet (docs/artifacts.md section 3).
+
+The walk is breadth-first over the directed kNN edges: layer 0 is the book,
+layer L+1 the not-yet-seen top-k neighbours of layer L, so depth 3 holds at
+most 1 + k + k^2 + k^3 books. Every edge from a book in layers 0..depth-1 to
+its top-k is kept (all of them end inside the ego graph). Titles are matched
+ignoring case, accents' composition, punctuation and spacing; an unknown or
+ambiguous title fails with the closest titles listed.
+"""
+import argparse
+import difflib
+import logging
+import math
+import textwrap
+import unicodedata
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from graph_export import layout
+from graph_export.gexf_writer import GexfWriter, token
+from graph_export.json_writer import write_graphology
+from pipeline_common import fileio
+
+NODE_COLUMNS = ("book_id", "authors", "ratings_count", "average_rating", "genre",
+                "in_degree", "community")
+
+
+class TitleLookupError(ValueError):
+    """A title or book id that does not pick exactly one book."""
+
+
+def normalise_title(title):
+    """Case-, punctuation- and spacing-insensitive form of a title."""
+    text = unicodedata.normalize("NFKC", str(title or "")).casefold()
+    kept = "".join(ch if not unicodedata.category(ch)[0] in "PSC" else " " for ch in text)
+    return " ".join(kept.split())
+
+
+def _describe(nodes, rows):
+    titles = nodes.column("title").to_pylist()
+    ids = nodes.column("book_id").to_pylist()
+    authors = (nodes.column("authors").to_pylist() if "authors" in nodes.column_names
+               else [None] * nodes.num_rows)
+    lines = []
+    for r in rows:
+        extra = f", {authors[r]}" if authors[r] else ""
+        lines.append(f"  {token(titles[r])!r} (book_id {ids[r]}{extra})")
+    return "\n".join(lines)
+
+
+def find_book(nodes, title=None, book_id=None, suggestions=10):
+    """Row number in `nodes` of the one book with this title or id.
+
+    Raises:
+      TitleLookupError: unknown id; title matching no book (closest titles listed)
+        or several books (all listed, with their ids).
+    """
+    if book_id is not None:
+        matches = np.flatnonzero(pc.equal(nodes.column("book_id"), str(book_id))
+                                 .to_numpy(zero_copy_only=False))
+        if len(matches) == 0:
+            raise TitleLookupError(f"no book with book_id {book_id} in the graph "
+                               "(it may be excluded: see excluded.parquet)")
+        return int(matches[0])
+    wanted = normalise_title(title)
+    if not wanted:
+        raise TitleLookupError(f"--title {title!r} has no letters or digits to match")
+    normalised = [normalise_title(t) for t in nodes.column("title").to_pylist()]
+    matches = [i for i, t in enumerate(normalised) if t == wanted]
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise TitleLookupError(
+            f"title {title!r} matches {len(matches)} books; pick one with --book_id:\n"
+            + _describe(nodes, matches[:suggestions]))
+    by_text = {}
+    for i, t in enumerate(normalised):
+        by_text.setdefault(t, i)
+    contains = [i for t, i in by_text.items() if wanted in t][:suggestions]
+    close = difflib.get_close_matches(wanted, list(by_text), n=suggestions, cutoff=0.5)
+    rows = list(dict.fromkeys(contains + [by_text[t] for t in close]))[:suggestions]
+    hint = ("closest titles:\n" + _describe(nodes, rows)) if rows else "no similar titles"
+    raise TitleLookupError(f"no book titled {title!r}; {hint}")
+
+
+def read_edges_from(edges_path, sources, k):
+    """Edges (source, target, rank, cosine) of the given sources with rank <= k."""
+    with fileio.open_read(edges_path, compressed=False) as handle:
+        table = pq.read_table(handle, filters=[("source", "in", sorted(sources)),
+                                               ("rank", "<=", k)])
+    return table.sort_by([("source", "ascending"), ("rank", "ascending")])
+
+
+def max_rank(edges_path):
+    """The graph's k: the largest `rank`, from the parquet statistics."""
+    with fileio.open_read(edges_path, compressed=False) as handle:
+        meta = pq.ParquetFile(handle).metadata
+        column = meta.schema.names.index("rank")
+        best = 0
+        for g in range(meta.num_row_groups):
+            stats = meta.row_group(g).column(column).statistics
+            if stats is not None and stats.has_min_max:
+                best = max(best, int(stats.max))
+    return best
+
+
+def ego_graph(nodes, edges_path, centre_row, depth, k):
+    """Breadth-first ego graph.
+
+    Returns:
+      `(layer, parent, edges)`: dicts book_index -> layer and -> BFS parent
+      (None for the centre), and a pyarrow table of the kept edges.
+    """
+    centre = int(nodes.column("book_index")[centre_row].as_py())
+    layer, parent = {centre: 0}, {centre: None}
+    frontier, kept = [centre], []
+    for level in range(depth):
+        if not frontier:
+            break
+        edges = read_edges_from(edges_path, frontier, k)
+        kept.append(edges)
+        nxt = []
+        for s, t in zip(edges.column("source").to_pylist(), edges.column("target").to_pylist()):
+            if t not in layer:
+                layer[t], parent[t] = level + 1, s
+                nxt.append(t)
+        frontier = nxt
+    edges = pa.concat_tables(kept) if kept else None
+    return layer, parent, edges
+
+
+def radial_positions(layer, parent, centre):
+    """Radial tree layout: layer L on the circle of radius L, children within the
+    angular sector of their BFS parent (so each branch stays together)."""
+    children = {}
+    for node, p in parent.items():
+        if p is not None:
+            children.setdefault(p, []).append(node)
+    weight = {}
+    for node in sorted(layer, key=lambda b: -layer[b]):   # leaves first
+        weight[node] = 1 + sum(weight[c] for c in children.get(node, []))
+    pos = {centre: (0.0, 0.0)}
+    sectors = {centre: (0.0, 2 * math.pi)}
+    queue = [centre]
+    while queue:
+        node = queue.pop(0)
+        lo, hi = sectors[node]
+        kids = children.get(node, [])
+        total = sum(weight[c] for c in kids)
+        start = lo
+        for kid in kids:
+            # sector width proportional to the branch's size
+            a0, a1 = start, start + (hi - lo) * weight[kid] / total
+            start = a1
+            sectors[kid] = (a0, a1)
+            angle = (a0 + a1) / 2
+            pos[kid] = (layer[kid] * math.cos(angle), layer[kid] * math.sin(angle))
+            queue.append(kid)
+    return pos
+
+
+def _node_rows(nodes, members):
+    index = nodes.column("book_index").to_numpy()
+    order = np.argsort(index)
+    rows = order[np.searchsorted(index, members, sorter=order)]
+    return rows
+
+
+def write_outputs(prefix, nodes, layer, parent, edges, centre, formats):
+    members = sorted(layer, key=lambda b: (layer[b], b))
+    rows = _node_rows(nodes, np.array(members, np.int64))
+    sub = nodes.take(pa.array(rows))
+    pos = radial_positions(layer, parent, centre)
+    names = [n for n in NODE_COLUMNS if n in sub.column_names]
+    cols = {n: sub.column(n).to_pylist() for n in names}
+    titles = sub.column("title").to_pylist()
+    communities = sub.column("community").to_numpy()
+    palette = layout.community_colours(nodes.column("community").to_numpy())
+    popularity = np.array([v or 0 for v in (cols.get("ratings_count") or cols["in_degree"])],
+                          np.float64)
+    sizes = layout.node_sizes(popularity)
+    records = []
+    for i, book in enumerate(members):
+        attrs = {n: cols[n][i] for n in names}
+        attrs["community"] = str(attrs["community"])
+        attrs["layer"] = layer[book]
+        records.append((str(book), token(titles[i] or book), attrs,
+                        tuple(int(c) for c in palette[communities[i]]),
+                        (round(pos[book][0] * 100, 3), round(pos[book][1] * 100, 3)),
+                        float(sizes[i])))
+    edge_rows = list(zip(edges.column("source").to_pylist(), edges.column("target").to_pylist(),
+                         edges.column("rank").to_pylist(), edges.column("cosine").to_pylist()))
+    written = []
+    types = dict(book_id="string", authors="string", ratings_count="integer",
+                 average_rating="double", genre="string", in_degree="integer",
+                 community="string")
+    if "gexf" in formats:
+        path = prefix + ".gexf"
+        with fileio.atomic_write(path) as handle:
+            writer = GexfWriter(handle, [(n, types[n]) for n in names] + [("layer", "integer")],
+                                [("rank", "integer")], directed=True,
+                                description=f"ego graph of {token(titles[0])}")
+            writer.start_nodes()
+            for key, label, attrs, colour, position, size in records:
+                writer.node(key, label, attrs, colour, position, size)
+            writer.start_edges()
+            for i, (s, t, r, c) in enumerate(edge_rows):
+                writer.edge(i, s, t, weight=round(c, 6), attributes={"rank": r})
+            writer.close()
+        written.append(path)
+    if "json" in formats:
+        path = prefix + ".json"
+        with fileio.atomic_write(path) as handle:
+            write_graphology(
+                handle,
+                ((key, dict(label=label, x=p[0], y=p[1], size=size,
+                            color="#%02x%02x%02x" % colour, **attrs))
+                 for key, label, attrs, colour, p, size in records),
+                ((s, t, {"weight": round(c, 6), "rank": r}) for s, t, r, c in edge_rows),
+                {"name": f"ego graph of {token(titles[0])}"})
+        written.append(path)
+    if "png" in formats:
+        path = prefix + ".png"
+        draw_png(path, records, edge_rows, layer, pos, parent)
+        written.append(path)
+    return written
+
+
+def draw_png(path, records, edge_rows, layer, pos, parent):
+    """A readable picture: tree edges drawn, centre and layer 1 labelled."""
+    import warnings
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import LineCollection
+
+    depth = max(layer.values())
+    fig, ax = plt.subplots(figsize=(13, 13), dpi=110)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    for ring in range(1, depth + 1):
+        ax.add_patch(plt.Circle((0, 0), ring, fill=False, color="#dddddd", lw=0.8, zorder=0))
+    tree = [(pos[p], pos[c]) for c, p in parent.items() if p is not None]
+    others = [(pos[s], pos[t]) for s, t, _, _ in edge_rows if parent.get(t) != s]
+    ax.add_collection(LineCollection(others, colors="#bbbbbb", linewidths=0.3, alpha=0.35,
+                                     zorder=1))
+    ax.add_collection(LineCollection(tree, colors="#777777", linewidths=0.6, alpha=0.7,
+                                     zorder=2))
+    xs = [pos[int(r[0])][0] for r in records]
+    ys = [pos[int(r[0])][1] for r in records]
+    colours = [tuple(c / 255 for c in r[3]) for r in records]
+    scale = [8 if layer[int(r[0])] == 3 else 28 if layer[int(r[0])] == 2 else 110
+             for r in records]
+    scale[0] = 400
+    ax.scatter(xs, ys, s=scale, c=colours, edgecolors="white", linewidths=0.5, zorder=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # glyphs (emoji) missing from the font
+        for key, label, attrs, _, _, _ in records:
+            book = int(key)
+            if layer[book] > 1:
+                continue
+            x, y = pos[book]
+            text = "\n".join(textwrap.wrap(label, 26)[:3]) or key
+            if layer[book] == 0:
+                ax.text(0, 0, text, ha="center", va="center", fontsize=13,
+                        fontweight="bold", zorder=5,
+                        bbox=dict(boxstyle="round,pad=0.4", fc="#fff8dc", ec="#444444"))
+                continue
+            angle = math.atan2(y, x)
+            lx, ly = 1.0 * math.cos(angle) * 1.25, 1.0 * math.sin(angle) * 1.25
+            ha = "left" if math.cos(angle) > 0.3 else "right" if math.cos(angle) < -0.3 \
+                else "center"
+            ax.annotate(text, (x, y), (lx, ly), ha=ha, va="center", fontsize=9.5, zorder=5,
+                        arrowprops=dict(arrowstyle="-", color="#555555", lw=0.6),
+                        bbox=dict(boxstyle="round,pad=0.25", fc="white", ec="#999999",
+                                  alpha=0.9))
+    lim = depth + 0.6
+    ax.set_xlim(-lim, lim)
+    ax.set_ylim(-lim, lim)
+    counts = [sum(1 for v in layer.values() if v == d) for d in range(depth + 1)]
+    ax.set_title(f"Books like “{textwrap.shorten(records[0][1], 60)}”: {len(records)} books, "
+                 f"layers {' / '.join(map(str, counts))} (ring = layer, colour = community)",
+                 fontsize=12)
+    fig.tight_layout()
+    with fileio.atomic_write(path) as handle:
+        fig.savefig(handle, format="png")
+    plt.close(fig)
+
+
+def _positive(value):
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
+    return number
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m graph_export.ego",
+        description="Ego graph of one book (breadth-first through its k nearest books) "
+                    "-> PREFIX.gexf, PREFIX.json, PREFIX.png.")
+    parser.add_argument("--graph", required=True,
+                        help="GRAPH directory written by graph_export.neighbors")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--title", help="book title (case and punctuation are ignored)")
+    which.add_argument("--book_id", help="Goodreads book id")
+    parser.add_argument("--depth", type=_positive, default=3, help="layers out (3)")
+    parser.add_argument("--k", type=_positive, default=10, help="neighbours per book (10)")
+    parser.add_argument("--output", required=True,
+                        help="path prefix: writes PREFIX.gexf, PREFIX.json, PREFIX.png")
+    parser.add_argument("--formats", default="gexf,json,png",
+                        help="comma-separated subset of gexf,json,png")
+    return parser
+
+
+def run(argv=None):
+    """Builds and writes one ego graph; returns a summary dict."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    bad = sorted(set(formats) - {"gexf", "json", "png"})
+    if bad or not formats:
+        parser.error(f"--formats: unknown {', '.join(bad) or '(empty)'}; "
+                     "choose from gexf,json,png")
+    nodes_path = fileio.join(args.graph, "nodes.parquet")
+    edges_path = fileio.join(args.graph, "edges.parquet")
+    for path in (nodes_path, edges_path):
+        if not fileio.exists(path):
+            parser.error(f"{path} does not exist: run graph_export.neighbors first")
+    nodes = pq.read_table(pa.BufferReader(fileio.read_bytes(nodes_path)))
+    graph_k = max_rank(edges_path)
+    if args.k > graph_k > 0:
+        parser.error(f"--k {args.k}: the graph has only {graph_k} neighbours per book")
+    try:
+        centre_row = find_book(nodes, title=args.title, book_id=args.book_id)
+    except TitleLookupError as err:
+        parser.exit(2, f"{parser.prog}: error: {err}\n")
+    layer, parent, edges = ego_graph(nodes, edges_path, centre_row, args.depth, args.k)
+    centre = int(nodes.column("book_index")[centre_row].as_py())
+    written = write_outputs(args.output, nodes, layer, parent, edges, centre, formats)
+    counts = [sum(1 for v in layer.values() if v == d) for d in range(args.depth + 1)]
+    logging.info("ego graph of %r: %d books (layers %s), %d edges -> %s",
+                 nodes.column("title")[centre_row].as_py(), len(layer), counts,
+                 edges.num_rows, ", ".join(written))
+    return {"centre": centre, "num_nodes": len(layer), "layers": counts,
+            "num_edges": edges.num_rows, "files": written}
+
+
+if __name__ == "__main__":
+    logging.getLogger().setLevel(logging.INFO)
+    run()

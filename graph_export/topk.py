@@ -1,0 +1,239 @@
+"""Exact top-k cosine neighbours by blocked matrix products, in plain numpy.
+
+The idea: scoring every book against every other is one huge matrix product
+(N x N), far too big to hold. Instead a *block* of query rows is multiplied with
+one *tile* of candidate rows at a time (a few MB, it stays in cache), and of each
+tile only a summary is kept: the maximum over each group ("chunk") of `chunk`
+consecutive candidates. The k-th largest chunk maximum is a lower bound for the row's k-th
+best score, so every true top-k neighbour lies in a chunk whose maximum reaches
+that bound -- normally exactly k chunks, i.e. k * chunk candidates out of N.
+Those few candidates are then rescored in float64 and ranked exactly.
+
+Memory per block is `block_rows x (tile + N / chunk)` floats; nothing N x N
+exists. The result does not depend on how blocks are spread over workers: each
+block's arithmetic depends only on its own rows and the (fixed) tiling.
+
+Ties are broken by lower index first: for every query the neighbours are the k
+candidates with the highest cosine, ordered by (cosine descending, index
+ascending), and the query itself is never its own neighbour.
+
+The tile is computed transposed (candidates x queries), so a chunk's maximum is
+an elementwise maximum of `chunk` contiguous rows (SIMD-fast), and a chunk's
+vectors are one contiguous slab of the matrix when they are rescored.
+"""
+import ctypes
+import glob
+import os
+
+import numpy as np
+
+DEFAULT_BLOCK_ROWS = 256
+DEFAULT_TILE = 2048
+DEFAULT_CHUNK = 32
+# float32 scores in the tiles differ from the float64 rescoring by a few ulps;
+# chunks within this margin of the bound are kept so that rounding never drops
+# a true neighbour.
+_MARGIN = 1e-5
+
+
+def normalise_rows(matrix, rows_per_step=65536):
+    """L2-normalises rows (norms in float64) and reports which rows are usable.
+
+    Args:
+      matrix: `[N, dim]` array-like of embeddings.
+      rows_per_step: rows converted at a time (bounds the float64 temporaries).
+
+    Returns:
+      `(unit, valid)`: `unit` float32 `[N, dim]` (rows that are not valid are
+      zero), `valid` bool `[N]`, False for rows with a non-finite value or a zero
+      norm. Such rows have no meaningful cosine and are left out of the graph.
+    """
+    matrix = np.asarray(matrix)
+    if matrix.ndim != 2:
+        raise ValueError(f"embeddings must be a 2-D matrix, got shape {matrix.shape}")
+    unit = np.zeros(matrix.shape, np.float32)
+    valid = np.zeros(len(matrix), bool)
+    for lo in range(0, len(matrix), rows_per_step):
+        m64 = matrix[lo:lo + rows_per_step].astype(np.float64)
+        finite = np.isfinite(m64).all(axis=1)
+        m64[~finite] = 0.0
+        norms = np.linalg.norm(m64, axis=1)
+        ok = finite & (norms > 0) & np.isfinite(norms)
+        valid[lo:lo + rows_per_step] = ok
+        unit[lo:lo + rows_per_step][ok] = (m64[ok] / norms[ok, None]).astype(np.float32)
+    return unit, valid
+
+
+class CandidateIndex:
+    """The candidate matrix, padded and laid out for `topk_block`.
+
+    Args:
+      unit: float32 `[N, dim]` unit rows (from `normalise_rows`), valid rows
+        only; their position in this matrix is the index reported back.
+      tile: candidate rows per matrix product. Larger tiles mean fewer, larger
+        BLAS calls; the tile's scores (`tile x block_rows` floats) should stay
+        in cache. Must be a multiple of `chunk`.
+      chunk: consecutive candidates summarised by one maximum. Smaller chunks
+        mean more maxima to partition per query; larger ones mean more
+        candidates to rescore (k * chunk per query).
+    """
+
+    def __init__(self, unit, tile=DEFAULT_TILE, chunk=DEFAULT_CHUNK):
+        unit = np.ascontiguousarray(unit, dtype=np.float32)
+        if tile % chunk:
+            raise ValueError(f"tile ({tile}) must be a multiple of chunk ({chunk})")
+        self.n, self.dim = unit.shape
+        # Small inputs: one tile just big enough (still a multiple of chunk).
+        self.tile = min(tile, max(chunk, -(-self.n // chunk) * chunk))
+        self.chunk = chunk
+        self.num_tiles = max(1, -(-self.n // self.tile))
+        padded = self.num_tiles * self.tile
+        self.matrix = np.zeros((padded, self.dim), np.float32)
+        self.matrix[:self.n] = unit
+        self.num_chunks = padded // chunk
+        self.chunks = self.matrix.reshape(self.num_chunks, chunk, self.dim)
+
+    def chunk_members(self, chunk_ids):
+        """Candidate indices `[..., chunk]` of the given chunk ids."""
+        chunk_ids = np.asarray(chunk_ids, np.int64)
+        return chunk_ids[..., None] * self.chunk + np.arange(self.chunk, dtype=np.int64)
+
+
+def _rank_exact(query, chunk_ids, index, self_idx, k):
+    """Exact ranking of every member of the given chunks, per query row.
+
+    `chunk_ids` `[r, s]`; returns `[r, k]` candidate indices and float64 scores
+    sorted by (score desc, index asc). Scores are float64 sums of float32
+    products, so they do not depend on BLAS blocking.
+    """
+    r = len(chunk_ids)
+    cand = index.chunk_members(chunk_ids).reshape(r, -1)
+    vecs = index.chunks[chunk_ids].reshape(r, cand.shape[1], index.dim)
+    scores = np.einsum("rmd,rd->rm", vecs, query, dtype=np.float64)
+    scores[cand >= index.n] = -np.inf
+    scores[cand == self_idx[:, None]] = -np.inf
+    order = np.lexsort((cand, -scores), axis=-1)[:, :k]
+    return (np.take_along_axis(cand, order, axis=1),
+            np.take_along_axis(scores, order, axis=1))
+
+
+def _rank(query, chunk_ids, index, self_idx, k):
+    """Like `_rank_exact`, but cheaper: float32 scores pick the k + 1 best
+    candidates, only those are rescored in float64. Rows where float32
+    rounding could matter (the k-th float64 score within _MARGIN of the
+    (k+1)-th float32 score) are redone by `_rank_exact`."""
+    r = len(chunk_ids)
+    cand = index.chunk_members(chunk_ids).reshape(r, -1)
+    if cand.shape[1] <= k + 1:
+        return _rank_exact(query, chunk_ids, index, self_idx, k)
+    vecs = index.chunks[chunk_ids].reshape(r, cand.shape[1], index.dim)
+    scores = np.matmul(vecs, query[:, :, None])[:, :, 0]
+    scores[(cand >= index.n) | (cand == self_idx[:, None])] = -np.inf
+    part = np.argpartition(-scores, k, axis=1)[:, :k + 1]
+    floor32 = np.take_along_axis(scores, part, axis=1).min(axis=1)   # (k+1)-th float32
+    top_idx = np.take_along_axis(cand, part, axis=1)
+    top_vecs = np.take_along_axis(vecs, part[:, :, None], axis=1)
+    top = np.einsum("rmd,rd->rm", top_vecs, query, dtype=np.float64)
+    top[(top_idx >= index.n) | (top_idx == self_idx[:, None])] = -np.inf
+    order = np.lexsort((top_idx, -top), axis=-1)[:, :k]
+    top_idx = np.take_along_axis(top_idx, order, axis=1)
+    top = np.take_along_axis(top, order, axis=1)
+    unsure = ~(top[:, -1] > floor32.astype(np.float64) + _MARGIN)
+    if unsure.any():
+        rows = np.flatnonzero(unsure)
+        top_idx[rows], top[rows] = _rank_exact(query[rows], chunk_ids[rows], index,
+                                               self_idx[rows], k)
+    return top_idx, top
+
+
+def topk_block(index, query_ids, k):
+    """Top-k neighbours of the candidate rows `query_ids` (a block of queries).
+
+    Args:
+      index: a `CandidateIndex`.
+      query_ids: int `[b]` positions in the index of the queries (each query
+        is itself a candidate and is excluded from its own list).
+      k: neighbours per query; at most `index.n - 1` are returned.
+
+    Returns:
+      `(neighbours, scores)`: int64 `[b, k']` candidate positions and float32
+      `[b, k']` cosines, `k' = min(k, index.n - 1)`, each row sorted by cosine
+      descending then position ascending.
+    """
+    query_ids = np.asarray(query_ids, np.int64)
+    b = len(query_ids)
+    k_eff = min(k, index.n - 1)
+    if b == 0 or k_eff <= 0:
+        return np.zeros((b, 0), np.int64), np.zeros((b, 0), np.float32)
+    queries = index.matrix[query_ids]
+    queries_t = np.ascontiguousarray(queries.T)
+    per_tile = index.tile // index.chunk
+    chunk_max_t = np.empty((index.num_chunks, b), np.float32)
+    scores_t = np.empty((index.tile, b), np.float32)   # candidates x queries
+    cols = np.arange(b)
+    for t in range(index.num_tiles):
+        lo = t * index.tile
+        np.matmul(index.matrix[lo:lo + index.tile], queries_t, out=scores_t)
+        own = (query_ids >= lo) & (query_ids < lo + index.tile)
+        scores_t[query_ids[own] - lo, cols[own]] = -np.inf
+        if lo + index.tile > index.n:
+            scores_t[max(0, index.n - lo):] = -np.inf
+        np.max(scores_t.reshape(per_tile, index.chunk, b), axis=1,
+               out=chunk_max_t[t * per_tile:(t + 1) * per_tile])
+    chunk_max = np.ascontiguousarray(chunk_max_t.T)    # queries x chunks
+
+    # The k chunks with the largest maxima hold the top k, unless other chunks
+    # come within _MARGIN of the k-th maximum (ties, rounding): those rows
+    # take every chunk in reach.
+    if k_eff >= index.num_chunks:
+        selected = np.broadcast_to(np.arange(index.num_chunks), (b, index.num_chunks))
+        hard = np.zeros(b, bool)
+    else:
+        selected = np.argpartition(-chunk_max, k_eff - 1, axis=1)[:, :k_eff]
+        bound = np.take_along_axis(chunk_max, selected, axis=1).min(axis=1) - _MARGIN
+        hard = np.count_nonzero(chunk_max >= bound[:, None], axis=1) > k_eff
+
+    neighbours = np.empty((b, k_eff), np.int64)
+    best = np.empty((b, k_eff), np.float64)
+    easy = np.flatnonzero(~hard)
+    neighbours[easy], best[easy] = _rank(queries[easy], selected[easy], index,
+                                         query_ids[easy], k_eff)
+    for r in np.flatnonzero(hard):
+        # Many (near-)ties, e.g. duplicated vectors: rank every candidate of
+        # every chunk in reach. Rare, one row at a time.
+        chunks = np.flatnonzero(chunk_max[r] >= bound[r])[None, :]
+        neighbours[r], best[r] = _rank_exact(queries[r:r + 1], chunks, index,
+                                             query_ids[r:r + 1], k_eff)
+    return neighbours, best.astype(np.float32)
+
+
+def set_numpy_blas_threads(count):
+    """Sets how many threads numpy's bundled OpenBLAS uses; True if it could.
+
+    Beam runs one worker process per core (Dataflow, and the local runner in
+    multi-processing mode); each should then use one BLAS thread, or every
+    process spawns a thread per core and they fight over the cores.
+    """
+    pattern = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs",
+                           "libscipy_openblas*.so")
+    for path in glob.glob(pattern):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads"):
+            if hasattr(lib, name):
+                getattr(lib, name)(ctypes.c_int(int(count)))
+                return True
+    return False
+
+
+def brute_force_topk(unit, k):
+    """Reference top-k for tests: full float64 score matrix (small N only)."""
+    unit = np.asarray(unit, np.float64)
+    n = len(unit)
+    scores = unit @ unit.T
+    np.fill_diagonal(scores, -np.inf)
+    idx = np.broadcast_to(np.arange(n), (n, n))
+    order = np.lexsort((idx, -scores), axis=-1)[:, :min(k, n - 1)]
+    return order, np.take_along_axis(scores, order, axis=1).astype(np.float32)

@@ -1,0 +1,328 @@
+"""graph_export.neighbors: exact top-k, outputs per docs/artifacts.md section 3, GEXF/JSON."""
+import io
+import json
+import os
+
+import networkx as nx
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from lxml import etree
+
+from graph_export import gexf_writer, json_writer, layout, neighbors, topk
+from tests import graph_fixtures
+from tests.shared_formats import SHARED_FORMATS
+
+GEXF_RNG = SHARED_FORMATS / "gexf" / "1.3" / "gexf.rng"
+N_BOOKS = 60
+
+
+# ------------------------------------------------------------------ helpers
+
+def reference_edges(vectors, k):
+    """Independent brute force: float64 cosine of the finite non-zero rows."""
+    vectors = np.asarray(vectors, np.float64)
+    keep = np.isfinite(vectors).all(axis=1) & (np.linalg.norm(
+        np.nan_to_num(vectors), axis=1) > 0)
+    ids = np.flatnonzero(keep)
+    unit = vectors[keep] / np.linalg.norm(vectors[keep], axis=1, keepdims=True)
+    scores = unit @ unit.T
+    np.fill_diagonal(scores, -np.inf)
+    rows = []
+    for i, row in enumerate(scores):
+        order = sorted(range(len(row)), key=lambda j: (-row[j], j))[:k]
+        for rank, j in enumerate(order, 1):
+            rows.append((ids[i], ids[j], rank, row[j]))
+    return rows
+
+
+def validate_gexf(path):
+    schema = etree.RelaxNG(etree.parse(str(GEXF_RNG)))
+    doc = etree.parse(str(path))
+    for element in doc.iter():
+        element.attrib.pop("{http://www.w3.org/2001/XMLSchema-instance}schemaLocation", None)
+    if not schema.validate(doc):
+        raise AssertionError(f"{path} is not valid GEXF 1.3: {schema.error_log}")
+
+
+@pytest.fixture(scope="module")
+def graph_dir(tmp_path_factory):
+    """One neighbors run on the tiny fixture, with catalogue, small blocks."""
+    root = tmp_path_factory.mktemp("graph")
+    vectors = graph_fixtures.make_model_output(str(root / "model"), n=N_BOOKS)
+    graph_fixtures.make_catalog(str(root / "prep"), n=N_BOOKS)
+    summary = neighbors.run([
+        "--embeddings", str(root / "model"), "--output", str(root / "graph"),
+        "--catalog", str(root / "prep"), "--block_rows", "16", "--tile", "64",
+        "--chunk", "16", "--direct_num_workers=1"])
+    return root / "graph", vectors, summary
+
+
+# ------------------------------------------------------------------ top-k kernel
+
+@pytest.mark.parametrize("n,dim,tile,chunk", [
+    (1, 3, 64, 32), (2, 3, 64, 32), (11, 4, 64, 32), (500, 3, 128, 16), (700, 16, 256, 32)])
+def test_topk_block_equals_brute_force_with_ties(n, dim, tile, chunk):
+    rng = np.random.default_rng(n)
+    x = rng.normal(size=(n, dim))
+    if n > 50:
+        x[10:30] = x[3]                  # many exact ties
+        x[40:50] = np.round(x[40:50]) + 0.5  # near-collinear duplicates
+    unit, valid = topk.normalise_rows(x)
+    assert valid.all()
+    index = topk.CandidateIndex(unit, tile=tile, chunk=chunk)
+    got_n, got_s = zip(*(topk.topk_block(index, np.arange(lo, min(n, lo + 37)), 10)
+                         for lo in range(0, n, 37)))
+    want_n, want_s = topk.brute_force_topk(unit, 10)
+    np.testing.assert_array_equal(np.concatenate(got_n), want_n)
+    np.testing.assert_allclose(np.concatenate(got_s), want_s, atol=1e-6)
+
+
+def test_ties_go_to_the_lower_index():
+    unit, _ = topk.normalise_rows(np.array([[1, 0], [1, 0], [1, 0], [1, 0], [0, 1.0]]))
+    neighbours, _ = topk.topk_block(topk.CandidateIndex(unit), np.arange(5), 2)
+    assert neighbours.tolist() == [[1, 2], [0, 2], [0, 1], [0, 1], [0, 1]]
+
+
+def test_normalise_rows_flags_zero_and_non_finite():
+    unit, valid = topk.normalise_rows(np.array([[3, 4], [0, 0], [np.nan, 1], [np.inf, 0]]))
+    assert valid.tolist() == [True, False, False, False]
+    np.testing.assert_allclose(unit[0], [0.6, 0.8])
+
+
+# ------------------------------------------------------------------ the job's outputs
+
+def test_edges_equal_independent_brute_force(graph_dir):
+    out, vectors, summary = graph_dir
+    edges = pq.read_table(out / "edges.parquet")
+    assert edges.schema.equals(neighbors.EDGE_SCHEMA)
+    got = list(zip(*(edges.column(c).to_pylist() for c in ("source", "target", "rank"))))
+    want = reference_edges(vectors, 10)
+    assert got == [(s, t, r) for s, t, r, _ in want]
+    np.testing.assert_allclose(edges.column("cosine").to_numpy(),
+                               [c for *_, c in want], atol=1e-6)
+    assert summary["num_edges"] == len(want) == (N_BOOKS - 2) * 10
+
+
+def test_zero_and_nan_vectors_are_reported_and_left_out(graph_dir):
+    out, _, summary = graph_dir
+    excluded = pq.read_table(out / "excluded.parquet").to_pylist()
+    assert sorted(e["book_index"] for e in excluded) == sorted(
+        [graph_fixtures.ZERO_BOOK, graph_fixtures.NAN_BOOK])
+    assert {e["reason"] for e in excluded} == {"zero vector", "non-finite or missing vector"}
+    assert summary["num_excluded"] == 2
+    edges = pq.read_table(out / "edges.parquet")
+    used = set(edges.column("source").to_pylist()) | set(edges.column("target").to_pylist())
+    assert not used & {graph_fixtures.ZERO_BOOK, graph_fixtures.NAN_BOOK}
+    summary_file = json.loads((out / "summary.json").read_text())
+    assert summary_file["num_excluded"] == 2
+
+
+def test_nodes_table_follows_the_contract(graph_dir):
+    out, _, _ = graph_dir
+    nodes = pq.read_table(out / "nodes.parquet")
+    for name in ("book_index", "book_id", "title", "authors", "ratings_count",
+                 "average_rating", "genre", "in_degree", "community", "x", "y"):
+        assert name in nodes.column_names, name
+    assert nodes.num_rows == N_BOOKS - 2
+    edges = pq.read_table(out / "edges.parquet")
+    indeg = np.bincount(edges.column("target").to_numpy(), minlength=N_BOOKS)
+    np.testing.assert_array_equal(nodes.column("in_degree").to_numpy(),
+                                  indeg[nodes.column("book_index").to_numpy()])
+    assert nodes.column("authors")[0].as_py() == 'Ann <Author> & Co, B. "Quote"'
+    assert nodes.column("title")[0].as_py() == graph_fixtures.NASTY_TITLES[0]
+    # four tight clusters -> four communities, far apart on the map
+    assert len(set(nodes.column("community").to_pylist())) == 4
+    assert np.isfinite(nodes.column("x").to_numpy()).all()
+
+
+def test_same_edges_for_any_worker_count_and_block_size(graph_dir, tmp_path):
+    out, _, _ = graph_dir
+    model = out.parent / "model"
+    neighbors.run(["--embeddings", str(model), "--output", str(tmp_path / "b"),
+                   "--block_rows", "5", "--formats", "none", "--tile", "64", "--chunk", "16",
+                   "--direct_num_workers=2", "--direct_running_mode=multi_processing"])
+    neighbors.run(["--embeddings", str(model), "--output", str(tmp_path / "c"),
+                   "--block_rows", "1000", "--kernel_rows", "3", "--formats", "none",
+                   "--direct_num_workers=1"])
+    first = pq.read_table(out / "edges.parquet")
+    assert pq.read_table(tmp_path / "b" / "edges.parquet").equals(first)
+    assert pq.read_table(tmp_path / "c" / "edges.parquet").equals(first)
+
+
+def test_gexf_is_valid_and_parses_with_networkx(graph_dir):
+    out, _, _ = graph_dir
+    validate_gexf(out / "graph.gexf")
+    graph = nx.read_gexf(out / "graph.gexf")
+    assert graph.is_directed()
+    assert graph.number_of_nodes() == N_BOOKS - 2
+    assert graph.number_of_edges() == (N_BOOKS - 2) * 10
+    node = graph.nodes["0"]
+    assert node["label"] == graphs_label(graph_fixtures.NASTY_TITLES[0])
+    assert isinstance(node["ratings_count"], int)
+    assert isinstance(node["average_rating"], float)
+    assert isinstance(node["community"], str)
+    assert set(node["viz"]) >= {"color", "position", "size"}
+    weights = [d["weight"] for _, _, d in graph.edges(data=True)]
+    assert all(-1 <= w <= 1 for w in weights)
+
+
+def graphs_label(title):
+    return gexf_writer.token(title)
+
+
+def test_every_nasty_title_survives_gexf_and_json(graph_dir):
+    out, _, _ = graph_dir
+    graph = nx.read_gexf(out / "graph.gexf")
+    data = json.loads((out / "graph.json").read_text(encoding="utf-8"))
+    json_labels = {n["key"]: n["attributes"]["label"] for n in data["nodes"]}
+    nodes = pq.read_table(out / "nodes.parquet")
+    stored = dict(zip(nodes.column("book_index").to_pylist(), nodes.column("title").to_pylist()))
+    for i in range(len(graph_fixtures.NASTY_TITLES)):
+        if i in (graph_fixtures.ZERO_BOOK, graph_fixtures.NAN_BOOK):
+            continue
+        expected = gexf_writer.token(stored[i])
+        assert graph.nodes[str(i)]["label"] == expected
+        assert json_labels[str(i)] == expected
+    assert "\U0001F409" in graph.nodes["1"]["label"]
+    assert graph.nodes["0"]["label"] == 'Tom & "Jerry" <3 \'quoted\' > less'
+
+
+def test_graph_json_is_graphology_format(graph_dir):
+    out, _, _ = graph_dir
+    data = json.loads((out / "graph.json").read_text(encoding="utf-8"))
+    assert data["options"] == {"type": "directed", "multi": False, "allowSelfLoops": False}
+    assert len(data["nodes"]) == N_BOOKS - 2 and len(data["edges"]) == (N_BOOKS - 2) * 10
+    attrs = data["nodes"][0]["attributes"]
+    assert {"label", "x", "y", "size", "color", "book_id", "community"} <= set(attrs)
+    assert attrs["color"].startswith("#") and len(attrs["color"]) == 7
+    link = json.loads((out / "graph.nodelink.json").read_text(encoding="utf-8"))
+    graph = nx.node_link_graph(link, edges="links")
+    assert graph.is_directed() and graph.number_of_edges() == (N_BOOKS - 2) * 10
+
+
+@pytest.mark.parametrize("n", [0, 1, 2])
+def test_tiny_and_empty_inputs(tmp_path, n):
+    vectors = np.eye(max(n, 1), 3, dtype=np.float32)[:n]
+    if n == 0:
+        vectors = np.zeros((2, 3), np.float32)    # two books, both unusable
+    graph_fixtures.make_model_output(str(tmp_path / "m"), vectors=vectors)
+    summary = neighbors.run(["--embeddings", str(tmp_path / "m"), "--output",
+                             str(tmp_path / "g"), "--direct_num_workers=1"])
+    assert summary["num_edges"] == max(0, n * (n - 1))
+    validate_gexf(tmp_path / "g" / "graph.gexf")
+    assert pq.read_table(tmp_path / "g" / "edges.parquet").schema.equals(neighbors.EDGE_SCHEMA)
+
+
+# ------------------------------------------------------------------ writers
+
+def test_gexf_writer_cleans_forbidden_characters_and_validates(tmp_path):
+    nasty = "A\x00B\x01C\x08\x0b\x0c\x1f\ud800\ufffe<&>\"' \t\n\u202eRTL\u200f \U0001F600"
+    path = tmp_path / "nasty.gexf"
+    with open(path, "wb") as handle:
+        writer = gexf_writer.GexfWriter(handle, [("note", "string"), ("n", "integer")],
+                                        [("rank", "integer")], flush_every=1)
+        writer.start_nodes()
+        writer.node("a&<1>", nasty, {"note": nasty, "n": 3}, (1, 2, 3), (0.5, -1e-7), 2)
+        writer.node("b", None, {"note": None})
+        writer.start_edges()
+        writer.edge(0, "a&<1>", "b", weight=0.25, attributes={"rank": 1})
+        writer.close()
+    validate_gexf(path)
+    graph = nx.read_gexf(path)
+    cleaned = "ABC<&>\"' \t\n\u202eRTL\u200f \U0001F600"
+    assert graph.nodes["a&<1>"]["note"] == cleaned
+    assert graph.nodes["a&<1>"]["label"] == " ".join(cleaned.split())
+    assert graph.edges["a&<1>", "b"]["weight"] == 0.25
+
+
+def test_gexf_writer_memory_is_flat(tmp_path):
+    class Sink(io.RawIOBase):
+        def __init__(self):
+            self.size, self.largest = 0, 0
+
+        def write(self, data):
+            self.size += len(data)
+            self.largest = max(self.largest, len(data))
+            return len(data)
+
+    sink = Sink()
+    writer = gexf_writer.GexfWriter(sink, flush_every=100)
+    writer.start_nodes()
+    for i in range(100):
+        writer.node(i, f"n{i}")
+    writer.start_edges()
+    for i in range(20000):
+        writer.edge(i, i % 100, (i + 1) % 100, weight=0.5)
+    writer.close()
+    assert sink.largest < 20000 and sink.size > 20000 * 40
+
+
+def test_json_writer_handles_nan_and_bad_text():
+    buffer = io.BytesIO()
+    json_writer.write_graphology(buffer, [("1", {"label": "x\x00\ud800y", "v": float("nan")})],
+                                 [("1", "1", {"weight": 1.0})])
+    data = json.loads(buffer.getvalue().decode("utf-8"))
+    assert data["nodes"][0]["attributes"] == {"label": "xy", "v": None}
+
+
+def test_label_propagation_finds_disconnected_cliques():
+    src, tgt = [], []
+    for base in (0, 5, 10):
+        for a in range(base, base + 5):
+            for b in range(base, base + 5):
+                if a != b:
+                    src.append(a)
+                    tgt.append(b)
+    labels = layout.detect_communities(15, np.array(src), np.array(tgt), np.ones(len(src)),
+                                       louvain_max_nodes=0)
+    assert labels.tolist() == [0] * 5 + [1] * 5 + [2] * 5
+
+
+# ------------------------------------------------------------------ command line
+
+def test_help_and_bad_arguments(capsys, tmp_path):
+    with pytest.raises(SystemExit) as info:
+        neighbors.run(["--help"])
+    assert info.value.code == 0
+    assert "--embeddings" in capsys.readouterr().out
+    cases = [
+        ([], "required"),
+        (["--embeddings", str(tmp_path), "--output", str(tmp_path / "o"), "--k", "0"],
+         "positive integer"),
+        (["--embeddings", str(tmp_path), "--output", str(tmp_path / "o"), "--formats", "xml"],
+         "unknown format"),
+        (["--embeddings", str(tmp_path / "nowhere"), "--output", str(tmp_path / "o")],
+         "does not exist"),
+        (["--embeddings", str(tmp_path), "--output", str(tmp_path / "o"), "--tile", "100"],
+         "multiple of --chunk"),
+    ]
+    for argv, message in cases:
+        with pytest.raises(SystemExit) as info:
+            neighbors.run(argv)
+        assert info.value.code == 2
+        assert message in capsys.readouterr().err
+
+
+def test_catalogue_of_another_run_is_refused(capsys, tmp_path):
+    graph_fixtures.make_model_output(str(tmp_path / "m"), n=12)
+    table = graph_fixtures.make_catalog(str(tmp_path / "p"), n=12)
+    ids = table.column("book_id").to_pylist()
+    ids[4] = "999"
+    pq.write_table(table.set_column(1, "book_id", pa.array(ids)),
+                   tmp_path / "p" / "book_catalog.parquet")
+    with pytest.raises(SystemExit):
+        neighbors.run(["--embeddings", str(tmp_path / "m"), "--catalog", str(tmp_path / "p"),
+                       "--output", str(tmp_path / "o")])
+    assert "book_index 4 is book_id 999" in capsys.readouterr().err
+
+
+def test_wrong_parquet_columns_give_a_clear_error(capsys, tmp_path):
+    pq.write_table(pa.table({"book_index": [0, 1], "vector": [[1.0], [2.0]]}),
+                   tmp_path / "book_embeddings.parquet")
+    with pytest.raises(SystemExit):
+        neighbors.run(["--embeddings", str(tmp_path), "--output", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert "missing column(s)" in err and "embedding" in err
+    assert not os.path.exists(tmp_path / "o" / "summary.json")
