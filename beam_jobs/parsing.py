@@ -1,0 +1,421 @@
+"""Reading the UCSD Goodreads files in large blocks and parsing them column-wise.
+
+Files are read through Beam's FileSystems (local, gs://, gzip or not) in blocks
+of whole lines: an uncompressed file is cut into byte ranges that workers read
+independently; a compressed one is streamed and cut while decompressing. Each
+block is parsed by pyarrow's CSV/JSON readers straight into arrays. A block
+that pyarrow refuses (a bad row inside) is cut into smaller pieces until the
+bad rows are isolated; only those small pieces are parsed line by line, so
+bad rows cost time in proportion to their number.
+
+Every function returns rejected rows as (reason, source, text) triples.
+"""
+import json
+import re
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.json as pajson
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+from beam_jobs import selection
+
+INTERACTION_COLUMNS = ["user_id", "book_id", "is_read", "rating", "is_reviewed"]
+CSV_HEADER = b"user_id,book_id,is_read,rating,is_reviewed"
+GENRES = ("children", "comics, graphic", "fantasy, paranormal", "fiction",
+          "history, historical fiction, biography", "mystery, thriller, crime",
+          "non-fiction", "poetry", "romance", "young-adult")
+
+# Reasons a row is rejected (documented in the README and the manifest).
+REJECT_REASONS = (
+    "wrong_column_count",   # CSV line without exactly 5 fields
+    "not_an_integer",       # CSV field that is not an integer
+    "bad_json",             # JSON line that does not parse or has wrongly typed fields
+    "missing_field",        # JSON line without user_id, book_id or rating
+    "bad_user_id",          # user id that is not 32 hex digits
+    "bad_book_id",          # book id that is not a decimal integer < 2**32
+    "rating_out_of_range",  # rating outside 0..5
+    "user_not_in_map",      # CSV user id absent from user_id_map.csv
+    "book_not_in_map",      # CSV book id absent from book_id_map.csv
+    "book_not_in_catalog",  # book absent from goodreads_books.json(.gz)
+)
+
+_CSV_KEYS = {"user": "user_id", "book": "book_id", "is_read": "is_read", "rating": "rating",
+             "is_reviewed": "is_reviewed"}
+_INT_RE = re.compile(rb"-?[0-9]{1,18}")
+_SLOW_PIECE_LINES = 2048
+
+
+def is_compressed(path):
+    """True when Beam would decompress the file (by its suffix, e.g. .gz)."""
+    return CompressionTypes.detect_compression_type(path) != CompressionTypes.UNCOMPRESSED
+
+
+def split_ranges(size, block_size):
+    """Byte ranges [start, end) covering a file of `size` bytes."""
+    if size <= 0:
+        return []
+    return [(start, min(start + block_size, size)) for start in range(0, size, block_size)]
+
+
+def read_range(path, start, end, step=1 << 20):
+    """Bytes of the lines that *start* inside [start, end) of an uncompressed file."""
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+        offset = max(start - 1, 0)
+        handle.seek(offset)
+        data = handle.read(end - offset)
+        if start > 0:
+            cut = data.find(b"\n")
+            if cut < 0:
+                return b""
+            data = data[cut + 1:]
+            first_line_start = offset + cut + 1
+            if first_line_start >= end:
+                return b""
+        tail = []
+        # The last line starting before `end` runs to the next newline at or after end-1.
+        if data and not data.endswith(b"\n"):
+            while True:
+                more = handle.read(step)
+                if not more:
+                    break
+                cut = more.find(b"\n")
+                if cut >= 0:
+                    tail.append(more[:cut + 1])
+                    break
+                tail.append(more)
+        return data + b"".join(tail)
+
+
+def iter_blocks(path, block_size):
+    """Streams a (possibly compressed) file as blocks of whole lines."""
+    with FileSystems.open(path) as handle:
+        rest = b""
+        while True:
+            chunk = handle.read(block_size)
+            if not chunk:
+                break
+            data = rest + chunk
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                rest = data
+                continue
+            yield data[:cut + 1]
+            rest = data[cut + 1:]
+        if rest:
+            yield rest
+
+
+def first_data_line(path, header=None, probe=1 << 16):
+    """The first non-empty line (after an optional header), or None for an empty file."""
+    with FileSystems.open(path) as handle:
+        data = handle.read(probe)
+        while data and data.count(b"\n") < 2:
+            more = handle.read(probe)
+            if not more:
+                break
+            data += more
+    for i, line in enumerate(data.splitlines()):
+        line = line.strip()
+        if not line or (i == 0 and header is not None and line == header):
+            continue
+        return line
+    return None
+
+
+def _split_lines(data, parts):
+    """Cuts bytes at newlines into about `parts` pieces."""
+    pieces, start, n = [], 0, len(data)
+    step = max(n // parts, 1)
+    while start < n:
+        cut = data.find(b"\n", min(start + step, n) - 1)
+        end = n if cut < 0 else cut + 1
+        pieces.append(data[start:end])
+        start = end
+    return pieces
+
+
+def _parse_with_fallback(data, fast, slow):
+    """[fast(data)] or, when pyarrow refuses the block, results of smaller pieces."""
+    try:
+        return [fast(data)]
+    except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError):
+        if data.count(b"\n") <= _SLOW_PIECE_LINES:
+            return [slow(data)]
+        results = []
+        for piece in _split_lines(data, 16):
+            results += _parse_with_fallback(piece, fast, slow)
+        return results
+
+
+def _drop_header(data, header):
+    """Removes a leading header line equal to `header`."""
+    if header and data.startswith(header):
+        cut = data.find(b"\n")
+        rest = data[len(header):cut].strip() if cut >= 0 else data[len(header):].strip()
+        if not rest:
+            return data[cut + 1:] if cut >= 0 else b""
+    return data
+
+
+# --------------------------------------------------------------------------- CSV
+
+def parse_interactions_csv(data, source, first_block=False):
+    """CSV block -> ({'user','book','rating'} int64 arrays, rejects, rows_read)."""
+    if first_block:
+        data = _drop_header(data, CSV_HEADER)
+    results = _parse_with_fallback(
+        data, lambda d: _csv_fast(d, source), lambda d: _csv_slow(d, source))
+    cols = {k: np.concatenate([r[0][k] for r in results]) if results else np.zeros(0, np.int64)
+            for k in _CSV_KEYS}
+    rejects = [x for r in results for x in r[1]]
+    return cols, rejects, sum(r[2] for r in results)
+
+
+def _csv_fast(data, source):
+    invalid = []
+
+    def on_invalid(row):
+        invalid.append(("wrong_column_count", source, row.text))
+        return "skip"
+
+    if not data.strip():
+        return {k: np.zeros(0, np.int64) for k in _CSV_KEYS}, [], 0
+    table = pacsv.read_csv(
+        pa.py_buffer(data),
+        read_options=pacsv.ReadOptions(column_names=INTERACTION_COLUMNS, use_threads=False,
+                                       block_size=max(1 << 20, min(len(data) + 1, 1 << 26))),
+        parse_options=pacsv.ParseOptions(quote_char=False, invalid_row_handler=on_invalid),
+        convert_options=pacsv.ConvertOptions(
+            column_types={c: pa.int64() for c in INTERACTION_COLUMNS},
+            null_values=[], strings_can_be_null=False))
+    cols = {k: table.column(c).to_numpy() for k, c in _CSV_KEYS.items()}
+    return cols, invalid, table.num_rows + len(invalid)
+
+
+def _csv_slow(data, source):
+    values, rejects, rows = [], [], 0
+    for raw in data.split(b"\n"):
+        line = raw.rstrip(b"\r")
+        if not line:
+            continue
+        rows += 1
+        fields = line.split(b",")
+        text = line.decode("utf-8", "replace")
+        if len(fields) != len(INTERACTION_COLUMNS):
+            rejects.append(("wrong_column_count", source, text))
+            continue
+        if not all(_INT_RE.fullmatch(f) for f in fields):
+            rejects.append(("not_an_integer", source, text))
+            continue
+        values.append([int(f) for f in fields])
+    matrix = np.array(values, np.int64).reshape(-1, len(INTERACTION_COLUMNS))
+    cols = {k: matrix[:, i].copy() for i, k in enumerate(_CSV_KEYS)}
+    return cols, rejects, rows
+
+
+def read_user_map(path):
+    """user_id_map.csv -> (hi, lo, ok) arrays indexed by csv user id; bad lines counted."""
+    table = _read_map(path, ["user_id_csv", "user_id"])
+    ids, valid_id = _int_column(table.column("user_id_csv"))
+    hi, lo, ok = selection.strings_to_u128(table.column("user_id").combine_chunks())
+    good = valid_id & ok & (ids >= 0)
+    size = int(ids[good].max()) + 1 if good.any() else 0
+    out_hi, out_lo = np.zeros(size, np.uint64), np.zeros(size, np.uint64)
+    out_ok = np.zeros(size, bool)
+    out_hi[ids[good]], out_lo[ids[good]], out_ok[ids[good]] = hi[good], lo[good], True
+    return {"hi": out_hi, "lo": out_lo, "ok": out_ok, "rows": table.num_rows,
+            "bad_rows": int((~good).sum())}
+
+
+def read_book_map(path):
+    """book_id_map.csv -> Goodreads book id (or -1) indexed by csv book id."""
+    table = _read_map(path, ["book_id_csv", "book_id"])
+    ids, valid_id = _int_column(table.column("book_id_csv"))
+    gids, valid_gid = _int_column(table.column("book_id"))
+    good = valid_id & valid_gid & (ids >= 0) & (gids >= 0) & (gids <= selection.MAX_BOOK_ID)
+    size = int(ids[good].max()) + 1 if good.any() else 0
+    out = np.full(size, -1, np.int64)
+    out[ids[good]] = gids[good]
+    return {"gid": out, "rows": table.num_rows, "bad_rows": int((~good).sum())}
+
+
+def _read_map(path, names):
+    """A whole id-map CSV as a table of strings (lines with a wrong field count skipped)."""
+    with FileSystems.open(path) as handle:
+        data = handle.read()
+    data = _drop_header(data, b",".join(n.encode() for n in names))
+    if not data.strip():
+        return pa.table({n: pa.array([], pa.string()) for n in names})
+    return pacsv.read_csv(
+        pa.py_buffer(data),
+        read_options=pacsv.ReadOptions(column_names=names, use_threads=False),
+        parse_options=pacsv.ParseOptions(quote_char=False, invalid_row_handler=lambda r: "skip"),
+        convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names}))
+
+
+def _int_column(column):
+    """String column -> (int64 values, valid mask) for decimal integers."""
+    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    valid = pc.fill_null(pc.match_substring_regex(column, r"^-?[0-9]{1,18}$"), False)
+    valid = np.asarray(valid)
+    values = np.zeros(len(column), np.int64)
+    if valid.any():
+        values[valid] = pc.cast(pc.filter(column, pa.array(valid)), pa.int64()).to_numpy()
+    return values, valid
+
+
+def resolve_csv_ids(cols, user_map, book_map, source):
+    """csv ids -> (hi, lo, gid, rating, keep mask) plus rejects for unmapped rows."""
+    user, book, rating = cols["user"], cols["book"], cols["rating"]
+    n = len(user)
+    reason = np.zeros(n, np.int8)  # 0 = fine
+    bad_rating = (rating < 0) | (rating > 5)
+    reason[bad_rating] = 1
+    in_user = (user >= 0) & (user < len(user_map["ok"]))
+    u = np.where(in_user, user, 0)
+    in_user &= user_map["ok"][u] if len(user_map["ok"]) else False
+    reason[(reason == 0) & ~in_user] = 2
+    in_book = (book >= 0) & (book < len(book_map["gid"]))
+    b = np.where(in_book, book, 0)
+    gid = book_map["gid"][b] if len(book_map["gid"]) else np.full(n, -1, np.int64)
+    in_book &= gid >= 0
+    reason[(reason == 0) & ~in_book] = 3
+    names = {1: "rating_out_of_range", 2: "user_not_in_map", 3: "book_not_in_map"}
+    rejects = [(names[int(reason[i])], source, f"{user[i]},{book[i]},{cols['is_read'][i]},{rating[i]},{cols['is_reviewed'][i]}")
+               for i in np.flatnonzero(reason)]
+    hi = user_map["hi"][u] if len(user_map["hi"]) else np.zeros(n, np.uint64)
+    lo = user_map["lo"][u] if len(user_map["lo"]) else np.zeros(n, np.uint64)
+    return {"hi": hi, "lo": lo, "gid": gid, "rating": rating, "keep": reason == 0}, rejects
+
+
+# --------------------------------------------------------------------------- JSON
+
+_DEDUP_SCHEMA = pa.schema([("user_id", pa.string()), ("book_id", pa.string()), ("rating", pa.int64())])
+
+
+def _json_table(data, schema):
+    """pyarrow JSON-lines parse with an explicit schema; other fields are ignored."""
+    if not data.strip():
+        return pa.Table.from_batches([], schema=schema)
+    return pajson.read_json(
+        pa.py_buffer(data),
+        read_options=pajson.ReadOptions(use_threads=False, block_size=max(1 << 22, min(len(data) + 1, 1 << 26))),
+        parse_options=pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"))
+
+
+def parse_json_block(data, schema, source, reason="bad_json"):
+    """JSON-lines block -> (pa.Table with `schema` columns, rejects, rows_read)."""
+
+    def fast(d):
+        table = _json_table(d, schema)
+        return table, [], table.num_rows
+
+    def slow(d):
+        tables, rejects, rows = [], [], 0
+        for raw in d.split(b"\n"):
+            if not raw.strip():
+                continue
+            rows += 1
+            try:
+                json.loads(raw)
+                tables.append(_json_table(raw + b"\n", schema))
+            except (ValueError, pa.ArrowInvalid, pa.ArrowTypeError):
+                rejects.append((reason, source, raw.decode("utf-8", "replace").rstrip("\r")))
+        return (pa.concat_tables(tables) if tables else pa.Table.from_batches([], schema=schema),
+                rejects, rows)
+
+    results = _parse_with_fallback(data, fast, slow)
+    tables = [r[0] for r in results if r[0].num_rows]
+    table = pa.concat_tables(tables) if tables else pa.Table.from_batches([], schema=schema)
+    return table, [x for r in results for x in r[1]], sum(r[2] for r in results)
+
+
+def parse_interactions_json(data, source):
+    """goodreads_interactions_dedup.json block -> (columns, keep mask, rejects, rows_read)."""
+    table, rejects, rows = parse_json_block(data, _DEDUP_SCHEMA, source)
+    n = table.num_rows
+    user_col = table.column("user_id").combine_chunks()
+    book_col = table.column("book_id").combine_chunks()
+    rating_col = table.column("rating").combine_chunks()
+    missing = np.asarray(pc.or_(pc.or_(user_col.is_null(), book_col.is_null()), rating_col.is_null()))
+    hi, lo, user_ok = selection.strings_to_u128(user_col)
+    gid, gid_ok = _int_column(book_col)
+    gid_ok &= (gid >= 0) & (gid <= selection.MAX_BOOK_ID)
+    rating = pc.fill_null(rating_col, -1).to_numpy().astype(np.int64)
+    reason = np.zeros(n, np.int8)
+    reason[missing] = 1
+    reason[(reason == 0) & ~user_ok] = 2
+    reason[(reason == 0) & ~gid_ok] = 3
+    reason[(reason == 0) & ((rating < 0) | (rating > 5))] = 4
+    names = {1: "missing_field", 2: "bad_user_id", 3: "bad_book_id", 4: "rating_out_of_range"}
+    for i in np.flatnonzero(reason):
+        rejects.append((names[int(reason[i])], source, json.dumps(
+            {"user_id": user_col[i].as_py(), "book_id": book_col[i].as_py(),
+             "rating": rating_col[i].as_py()})))
+    cols = {"hi": hi, "lo": lo, "gid": gid, "rating": rating, "keep": reason == 0}
+    return cols, rejects, rows
+
+
+# --------------------------------------------------------------------------- catalogue
+
+BOOKS_SCHEMA = pa.schema([
+    ("book_id", pa.string()), ("work_id", pa.string()), ("title", pa.string()),
+    ("authors", pa.list_(pa.struct([("author_id", pa.string()), ("role", pa.string())]))),
+    ("ratings_count", pa.string()), ("average_rating", pa.string())])
+AUTHORS_SCHEMA = pa.schema([("author_id", pa.string()), ("name", pa.string())])
+GENRES_SCHEMA = pa.schema([("book_id", pa.string()),
+                           ("genres", pa.struct([(g, pa.int64()) for g in GENRES]))])
+
+
+def parse_books(data, source):
+    """goodreads_books.json block -> (slim pa.Table, rejects, rows_read)."""
+    table, rejects, rows = parse_json_block(data, BOOKS_SCHEMA, source, reason="bad_catalog_row")
+    gid, ok = _int_column(table.column("book_id"))
+    ok &= (gid >= 0) & (gid <= selection.MAX_BOOK_ID)
+    for i in np.flatnonzero(~ok):
+        rejects.append(("bad_catalog_row", source, json.dumps({"book_id": table.column("book_id")[i].as_py()})))
+    table = table.filter(pa.array(ok))
+    gid = gid[ok]
+    ratings_count, rc_ok = _int_column(table.column("ratings_count"))
+    avg = pc.cast(pc.if_else(
+        pc.fill_null(pc.match_substring_regex(table.column("average_rating"), r"^-?[0-9]+(\.[0-9]*)?$"), False),
+        table.column("average_rating"), None), pa.float64())
+    authors = table.column("authors").combine_chunks()
+    author_ids = pa.ListArray.from_arrays(
+        pc.fill_null(authors.offsets, 0) if authors.null_count else authors.offsets,
+        pc.struct_field(authors.flatten(), "author_id")) if len(authors) else pa.array([], pa.list_(pa.string()))
+    slim = pa.table({
+        "book_id": pa.array(gid, pa.int64()),
+        "work_id": table.column("work_id"),
+        "title": table.column("title"),
+        "author_ids": author_ids,
+        "ratings_count": pa.array(np.where(rc_ok, ratings_count, 0), pa.int64(), mask=~rc_ok),
+        "average_rating": avg,
+    })
+    return slim, rejects, rows
+
+
+def parse_authors(data, source):
+    """goodreads_book_authors.json block -> (author_id, name) table, rejects, rows_read."""
+    table, rejects, rows = parse_json_block(data, AUTHORS_SCHEMA, source, reason="bad_catalog_row")
+    return table.filter(pc.is_valid(table.column("author_id"))), rejects, rows
+
+
+def parse_genres(data, source):
+    """Genres block -> (table book_id int64, genre string or null, rejects, rows_read)."""
+    table, rejects, rows = parse_json_block(data, GENRES_SCHEMA, source, reason="bad_catalog_row")
+    gid, ok = _int_column(table.column("book_id"))
+    genres = table.column("genres").combine_chunks()
+    counts = np.stack([pc.fill_null(pc.struct_field(genres, g), 0).to_numpy(zero_copy_only=False)
+                       .astype(np.int64) for g in GENRES], axis=1) if len(genres) else np.zeros((0, len(GENRES)), np.int64)
+    if genres.null_count:
+        counts[np.asarray(genres.is_null())] = 0
+    best = counts.argmax(axis=1) if len(counts) else np.zeros(0, np.int64)
+    has = counts.max(axis=1) > 0 if len(counts) else np.zeros(0, bool)
+    names = np.array(GENRES, dtype=object)[best] if len(best) else np.array([], dtype=object)
+    genre = pa.array(np.where(has, names, None), pa.string())
+    return pa.table({"book_id": pa.array(gid[ok], pa.int64()), "genre": genre.filter(pa.array(ok))}), rejects, rows

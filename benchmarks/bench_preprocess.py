@@ -1,0 +1,131 @@
+"""Benchmark: `beam_jobs.preprocess` (local runner) vs DuckDB doing the same selection + split.
+
+    python benchmarks/bench_preprocess.py [--ratings 20000000] [--work /tmp/bench_preprocess]
+
+Generates (once, cached under --work) a UCSD-layout data set with
+`beam_jobs.sample_data`, then times in the same run:
+
+* the preprocess job end to end (process start-up excluded, pipeline
+  construction, tf.Transform and every output included), default local runner
+  (FnApiRunner, one worker process per core);
+* DuckDB on the same files and threads: id maps, catalogue check, rating filter,
+  de-duplication, top books, user filter, hash split -> two Parquet files.
+
+Prints a table of seconds and input interactions per second, and the ratio.
+DuckDB writes plain Parquet (no TFRecords, no vocabularies, no TF graph), so it
+is a lower bound for the same selection work, not an equivalent job.
+"""
+import argparse
+import multiprocessing
+import os
+import shutil
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import pipeline_common  # noqa: E402,F401  (legacy Keras before TensorFlow)
+
+
+def ensure_data(work, ratings, books, users):
+    from beam_jobs import sample_data
+    data = os.path.join(work, f"goodreads_{ratings}")
+    marker = os.path.join(data, ".complete")
+    if not os.path.exists(marker):
+        shutil.rmtree(data, ignore_errors=True)
+        sample_data.run(["--output", data, "--ratings", str(ratings), "--books", str(books),
+                         "--users", str(users), "--seed", "7"])
+        open(marker, "w").close()
+    return data
+
+
+def run_preprocess(data, out, top_books, min_user_ratings, beam_args=()):
+    from beam_jobs import preprocess
+    shutil.rmtree(out, ignore_errors=True)
+    start = time.perf_counter()
+    manifest = preprocess.run(["--input", data, "--output", out, "--top_books", str(top_books),
+                               "--min_user_ratings", str(min_user_ratings), *beam_args])
+    return time.perf_counter() - start, manifest
+
+
+def run_duckdb(data, out, top_books, min_user_ratings, threads):
+    import duckdb
+    shutil.rmtree(out, ignore_errors=True)
+    os.makedirs(out)
+    start = time.perf_counter()
+    con = duckdb.connect()
+    con.execute(f"SET threads TO {threads}")
+    con.execute("SET enable_progress_bar = false")
+    con.execute(f"""
+        CREATE TEMP TABLE kept AS
+        WITH raw AS (
+            SELECT * FROM read_csv('{data}/goodreads_interactions.csv', header = true,
+                columns = {{'user_id': 'BIGINT', 'book_id': 'BIGINT', 'is_read': 'BIGINT',
+                            'rating': 'BIGINT', 'is_reviewed': 'BIGINT'}})),
+        umap AS (SELECT * FROM read_csv('{data}/user_id_map.csv', header = true,
+                columns = {{'user_id_csv': 'BIGINT', 'user_id': 'VARCHAR'}})),
+        bmap AS (SELECT * FROM read_csv('{data}/book_id_map.csv', header = true,
+                columns = {{'book_id_csv': 'BIGINT', 'book_id': 'BIGINT'}})),
+        catalog AS (SELECT DISTINCT CAST(book_id AS BIGINT) AS book_id
+                    FROM read_json('{data}/goodreads_books.json.gz', columns = {{'book_id': 'VARCHAR'}})),
+        valid AS (
+            SELECT u.user_id, b.book_id, r.rating
+            FROM raw r JOIN umap u ON r.user_id = u.user_id_csv
+                       JOIN bmap b ON r.book_id = b.book_id_csv
+                       SEMI JOIN catalog c ON b.book_id = c.book_id
+            WHERE r.rating BETWEEN 1 AND 5),
+        dedup AS (SELECT user_id, book_id, max(rating) AS rating FROM valid GROUP BY ALL),
+        top AS (SELECT book_id FROM dedup GROUP BY book_id
+                ORDER BY count(*) DESC, book_id ASC LIMIT {top_books}),
+        in_top AS (SELECT d.* FROM dedup d SEMI JOIN top t ON d.book_id = t.book_id),
+        users AS (SELECT user_id FROM in_top GROUP BY user_id HAVING count(*) >= {min_user_ratings})
+        SELECT i.*, (hash(i.user_id || '|' || i.book_id || '|42') % 1000) < 100 AS is_eval
+        FROM in_top i SEMI JOIN users u ON i.user_id = u.user_id
+    """)
+    con.execute(f"COPY (SELECT user_id, book_id, rating FROM kept WHERE NOT is_eval) TO '{out}/train.parquet'")
+    con.execute(f"COPY (SELECT user_id, book_id, rating FROM kept WHERE is_eval) TO '{out}/eval.parquet'")
+    kept = con.execute("SELECT count(*) FROM kept").fetchone()[0]
+    return time.perf_counter() - start, kept
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--ratings", type=int, default=20_000_000)
+    parser.add_argument("--books", type=int, default=100_000)
+    parser.add_argument("--users", type=int, default=300_000)
+    parser.add_argument("--top_books", type=int, default=3000)
+    parser.add_argument("--min_user_ratings", type=int, default=1)
+    parser.add_argument("--work", default="/tmp/bench_preprocess")
+    parser.add_argument("--quick", action="store_true", help="only the default runner mode")
+    args = parser.parse_args(argv)
+    import logging
+    logging.basicConfig(level=logging.WARNING)
+    data = ensure_data(args.work, args.ratings, args.books, args.users)
+    cores = multiprocessing.cpu_count()
+    load = os.getloadavg()[0]
+    duck_s, duck_kept = run_duckdb(data, os.path.join(args.work, "duckdb_out"), args.top_books,
+                                   args.min_user_ratings, cores)
+    modes = {f"preprocess, {cores} worker processes": [],
+             "preprocess, 1 in-process worker": ["--direct_num_workers=1"]}
+    if args.quick:
+        modes = dict(list(modes.items())[:1])
+    results = {}
+    for name, beam_args in modes.items():
+        results[name] = run_preprocess(data, os.path.join(args.work, "prep_out"), args.top_books,
+                                       args.min_user_ratings, beam_args)
+    rows = next(iter(results.values()))[1]["rows_read"]
+    print()
+    print(f"input: {rows:,} interactions ({args.books:,} books, {args.users:,} users), "
+          f"top_books={args.top_books}, {cores} cores, load average before: {load:.1f}")
+    print(f"{'system':<40}{'seconds':>9}{'interactions/s':>16}{'kept':>12}{'vs DuckDB':>11}")
+    for name, (seconds, manifest) in results.items():
+        print(f"{name:<40}{seconds:>9.1f}{rows / seconds:>16,.0f}{manifest['kept']:>12,}"
+              f"{seconds / duck_s:>10.1f}x")
+        if duck_kept != manifest["kept"]:
+            print(f"  note: kept counts differ from DuckDB ({manifest['kept']} vs {duck_kept})")
+    print(f"{'DuckDB (same selection -> Parquet)':<40}{duck_s:>9.1f}{rows / duck_s:>16,.0f}"
+          f"{duck_kept:>12,}{1.0:>10.1f}x")
+
+
+if __name__ == "__main__":
+    main()
