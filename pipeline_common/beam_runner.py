@@ -23,10 +23,10 @@ def make_options(pipeline_args, **overrides):
     options.view_as(SetupOptions).save_main_session = False
     if is_local(options):
         direct = options.view_as(DirectOptions)
-        if direct.direct_num_workers == 1 and "--direct_num_workers" not in " ".join(
-                pipeline_args):
+        given = {arg.split("=", 1)[0] for arg in pipeline_args if arg.startswith("--")}
+        if "--direct_num_workers" not in given:
             direct.direct_num_workers = 0  # 0 = one worker per core
-        if direct.direct_running_mode == "in_memory" and direct.direct_num_workers != 1:
+        if "--direct_running_mode" not in given and direct.direct_num_workers != 1:
             direct.direct_running_mode = "multi_processing"
     return options
 

@@ -54,5 +54,12 @@ def test_local_runs_use_the_offline_fn_api_runner():
     options = beam_runner.make_options([])
     pipeline = beam_runner.make_pipeline(options)
     assert type(pipeline.runner).__name__ == "FnApiRunner"
+    from apache_beam.options.pipeline_options import DirectOptions
+    direct = options.view_as(DirectOptions)
+    assert (direct.direct_num_workers, direct.direct_running_mode) == (0, "multi_processing")
+    chosen = beam_runner.make_options(["--direct_running_mode=in_memory"]).view_as(DirectOptions)
+    assert chosen.direct_running_mode == "in_memory", "an explicit mode is kept"
+    one = beam_runner.make_options(["--direct_num_workers", "1"]).view_as(DirectOptions)
+    assert (one.direct_num_workers, one.direct_running_mode) == (1, "in_memory")
     dataflow = beam_runner.make_options(["--runner=DataflowRunner"])
     assert not beam_runner.is_local(dataflow)
