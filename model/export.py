@@ -1,0 +1,185 @@
+"""Writes the trained model's outputs: book vectors (Parquet, .npy), projector files, SavedModel.
+
+Book vectors are computed and written a batch of books at a time, so exporting a
+catalogue of a million books holds one batch of rows in flight, plus the final
+[num_books, dim] float32 matrix that the SavedModel's similarity search needs.
+"""
+import logging
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import tensorflow as tf
+
+from pipeline_common import fileio
+
+EMBEDDING_SCHEMA = pa.schema([("book_index", pa.int64()), ("book_id", pa.string()),
+                              ("title", pa.string()), ("embedding", pa.list_(pa.float32()))])
+PROJECTOR_CONFIG = """embeddings {
+  tensor_name: "book_embeddings"
+  tensor_path: "vectors.tsv"
+  metadata_path: "metadata.tsv"
+}
+"""
+
+
+def _npy_header(handle, shape):
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype("<f4")),
+              "fortran_order": False, "shape": tuple(shape)}
+    np.lib.format.write_array_header_1_0(handle, header)
+
+
+def _tsv_cell(value):
+    text = "" if value is None else str(value)
+    return text.replace("\t", " ").replace("\n", " ").replace("\r", " ")
+
+
+def write_book_embeddings(output, batches, catalog, dim, projector_max_books=50000):
+    """Streams (first index, vectors) batches into every embedding file under `output`.
+
+    Writes `book_embeddings.parquet`, `book_embeddings.npy` and
+    `projector/{vectors,metadata}.tsv` (the `projector_max_books` most-read books,
+    which come first in book_index order) and `projector/projector_config.pbtxt`.
+    Returns the [num_books, dim] matrix.
+    """
+    num_books = catalog.num_rows
+    matrix = np.zeros((num_books, dim), np.float32)
+    book_ids = catalog.column("book_id")
+    titles = catalog.column("title")
+    authors = catalog.column("authors")
+    genres = catalog.column("genre") if "genre" in catalog.column_names else None
+    projector = fileio.join(output, "projector")
+    with fileio.atomic_write(fileio.join(output, "book_embeddings.parquet")) as pq_handle, \
+            fileio.atomic_write(fileio.join(output, "book_embeddings.npy")) as npy_handle, \
+            fileio.atomic_write(fileio.join(projector, "vectors.tsv")) as vec_handle, \
+            fileio.atomic_write(fileio.join(projector, "metadata.tsv")) as meta_handle:
+        writer = pq.ParquetWriter(pa.PythonFile(pq_handle, mode="w"), EMBEDDING_SCHEMA)
+        _npy_header(npy_handle, (num_books, dim))
+        meta_handle.write(b"title\tbook_id\tauthors\tgenre\n")
+        expected = 0
+        for first, vectors in batches:
+            if first != expected:
+                raise ValueError(f"embedding batches out of order: {first} != {expected}")
+            n = len(vectors)
+            vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+            matrix[first:first + n] = vectors
+            offsets = pa.array(np.arange(n + 1, dtype=np.int32) * dim)
+            table = pa.table({
+                "book_index": pa.array(np.arange(first, first + n, dtype=np.int64)),
+                "book_id": book_ids.slice(first, n).cast(pa.string()),
+                "title": titles.slice(first, n).cast(pa.string()),
+                "embedding": pa.ListArray.from_arrays(offsets, pa.array(vectors.ravel())),
+            }, schema=EMBEDDING_SCHEMA)
+            writer.write_table(table)
+            npy_handle.write(vectors.astype("<f4").tobytes())
+            keep = max(0, min(n, projector_max_books - first))
+            if keep:
+                vec_handle.write("".join(
+                    "\t".join(f"{x:.6g}" for x in row) + "\n"
+                    for row in vectors[:keep]).encode("utf-8"))
+                rows = zip(titles.slice(first, keep).to_pylist(),
+                           book_ids.slice(first, keep).to_pylist(),
+                           authors.slice(first, keep).to_pylist(),
+                           genres.slice(first, keep).to_pylist() if genres is not None
+                           else [None] * keep)
+                meta_handle.write("".join(
+                    f"{_tsv_cell(t)}\t{_tsv_cell(b)}\t{_tsv_cell(', '.join(a or []))}"
+                    f"\t{_tsv_cell(g)}\n" for t, b, a, g in rows).encode("utf-8"))
+            expected = first + n
+        writer.close()
+        if expected != num_books:
+            raise ValueError(f"embedded {expected} books, catalogue has {num_books}")
+    fileio.write_text(fileio.join(projector, "projector_config.pbtxt"), PROJECTOR_CONFIG)
+    return matrix
+
+
+class RecommenderModule(tf.Module):
+    """What the SavedModel serves. Only stock TensorFlow ops: TF Serving loads it as is.
+
+    * `embed_books(book_index int64 [n])` -> `embedding` float32 [n, dim], the
+      L2-normalised candidate tower output.
+    * `similar_books(book_id string [n])` -> the `top_k` nearest other books:
+      `book_ids` string [n, k], `book_index` int64 [n, k], `scores` (cosine)
+      float32 [n, k], `known` bool [n] (false: the id is not in the vocabulary and
+      the lists are empty strings / -1 / 0).
+    * `serving_default(user_id string [n])` -> the user's `top_k` books by score
+      (same outputs). Unknown users get the most-read books with score 0 and
+      `known` false. Raw ids are mapped to indices by the preprocess job's own
+      TF Transform graph, so the vocabularies cannot drift apart.
+    """
+
+    def __init__(self, query_tower, candidate_tower, book_vectors, book_ids, transform_dir,
+                 top_k):
+        super().__init__()
+        import tensorflow_transform as tft
+        self.query_tower = query_tower
+        self.candidate_tower = candidate_tower
+        self.book_vectors = tf.Variable(book_vectors, trainable=False, name="book_vectors")
+        self.book_ids = tf.Variable(np.asarray(book_ids, dtype=object), trainable=False,
+                                    dtype=tf.string, name="book_ids")
+        self.transform_layer = tft.TFTransformOutput(transform_dir).transform_features_layer()
+        self.top_k = int(min(top_k, len(book_ids)))
+        self.similar_k = int(max(1, min(top_k, len(book_ids) - 1)))
+
+    def _indices(self, user_id=None, book_id=None):
+        like = user_id if user_id is not None else book_id
+        empty = tf.fill(tf.shape(like), "")
+        raw = {"user_id": user_id if user_id is not None else empty,
+               "book_id": book_id if book_id is not None else empty}
+        out = self.transform_layer(raw)
+        name = "user_index" if user_id is not None else "book_index"
+        return tf.reshape(tf.cast(out[name], tf.int64), [-1])
+
+    def _result(self, scores, indices, known):
+        book_ids = tf.gather(self.book_ids, indices)
+        blank = tf.logical_not(known)[:, None]
+        return {"book_ids": tf.where(blank, "", book_ids),
+                "book_index": tf.where(blank, tf.constant(-1, tf.int64), indices),
+                "scores": tf.where(blank, 0.0, scores),
+                "known": known}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.int64, name="book_index")])
+    def embed_books(self, book_index):
+        return {"embedding": self.candidate_tower(book_index)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="book_id")])
+    def similar_books(self, book_id):
+        index = self._indices(book_id=book_id)
+        known = index >= 0
+        query = tf.gather(self.book_vectors, tf.maximum(index, 0))
+        scores = tf.matmul(query, self.book_vectors, transpose_b=True)
+        own = tf.one_hot(tf.maximum(index, 0), tf.shape(self.book_vectors)[0],
+                         on_value=True, off_value=False)
+        scores = tf.where(own, tf.constant(-np.inf, tf.float32), scores)
+        top = tf.math.top_k(scores, k=self.similar_k)
+        return self._result(top.values, tf.cast(top.indices, tf.int64), known)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id")])
+    def serve(self, user_id):
+        index = self._indices(user_id=user_id)
+        known = index >= 0
+        query = self.query_tower(index)
+        scores = tf.matmul(query, self.book_vectors, transpose_b=True)
+        top = tf.math.top_k(scores, k=self.top_k)
+        popular = tf.range(self.top_k, dtype=tf.int64)[None, :]
+        indices = tf.where(known[:, None], tf.cast(top.indices, tf.int64), popular)
+        result = self._result(tf.where(known[:, None], top.values, 0.0), indices,
+                              tf.ones_like(known))
+        result["known"] = known
+        return result
+
+
+def save_model(path, module):
+    """Saves the module with its three signatures (atomic: temp dir, then rename)."""
+    tmp = path.rstrip("/") + ".tmp"
+    if tf.io.gfile.exists(tmp):
+        tf.io.gfile.rmtree(tmp)
+    tf.saved_model.save(module, tmp, signatures={
+        "serving_default": module.serve,
+        "embed_books": module.embed_books,
+        "similar_books": module.similar_books,
+    })
+    if tf.io.gfile.exists(path):
+        tf.io.gfile.rmtree(path)
+    tf.io.gfile.rename(tmp, path)
+    logging.info("saved model to %s", path)

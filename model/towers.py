@@ -1,0 +1,175 @@
+"""The two-tower retrieval model: a user tower, a hybrid book tower, a TFRS retrieval task.
+
+A retrieval model has to find a user's next books among the whole catalogue, so it
+scores a user and a book by the dot product of two independently computed vectors:
+all book vectors can then be computed once and searched (brute force, or any
+nearest-neighbour index). The book ("candidate") tower mixes collaborative and
+content signals: a per-book id embedding learns from co-reading, while the title's
+words, the authors and the genre let rarely read books borrow from similar ones.
+Both towers end in L2 normalisation, so scores are cosines and the exported book
+vectors can be compared directly.
+"""
+import numpy as np
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+
+
+def _pooled(embedding, ids):
+    """Mean of the embeddings of the non-zero ids in each row ([B, L] -> [B, D])."""
+    mask = tf.cast(tf.not_equal(ids, 0), tf.float32)[..., None]
+    total = tf.reduce_sum(embedding(ids) * mask, axis=1)
+    return total / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
+
+
+def _dense_stack(hidden_layers, output_dim, name):
+    layers = [tf.keras.layers.Dense(units, activation="relu", name=f"{name}_hidden_{i}")
+              for i, units in enumerate(hidden_layers)]
+    layers.append(tf.keras.layers.Dense(output_dim, name=f"{name}_output"))
+    return layers
+
+
+class QueryTower(tf.keras.Model):
+    """User index -> user vector, from a user id embedding and the user's reading history.
+
+    The history (up to `history_length` training books per user, stored in the tower
+    as a table) is mean-pooled through a book embedding of its own: users with few
+    ratings get a useful vector from what they read, like an item-item recommender.
+    During training the positive book is masked out of its user's history, so the
+    model cannot learn to recommend a user's own history back. Index -1 (a user
+    unknown to the vocabulary) gets an untrained row and an empty history.
+
+    Args:
+      num_users: users are indices 0..num_users-1.
+      embedding_dim: width of the embeddings and of the output vector.
+      history: optional int32 [num_users, H] table of book index + 1 (0 = padding).
+      num_books: size of the history embedding (needed with `history`).
+      hidden_layers: ReLU layer widths before the final linear projection.
+      use_user_id: whether a per-user id embedding is part of the vector (it can
+        memorise heavy readers; the history alone generalises better on sparse data).
+    """
+
+    def __init__(self, num_users, embedding_dim, history=None, num_books=None,
+                 hidden_layers=(), use_user_id=True, name="query_tower"):
+        super().__init__(name=name)
+        self.num_users = num_users
+        self.user_embedding = tf.keras.layers.Embedding(
+            num_users + 1, embedding_dim, name="user_embedding") if use_user_id else None
+        self.history = None
+        if history is not None and history.shape[1] > 0:
+            padded = np.concatenate([history, np.zeros((1, history.shape[1]), np.int32)])
+            self.history = tf.Variable(padded, trainable=False, name="history_ids")
+            self.history_embedding = tf.keras.layers.Embedding(
+                num_books + 1, embedding_dim, name="history_book_embedding")
+        self.dense = _dense_stack(hidden_layers, embedding_dim, "query")
+
+    def call(self, user_index, exclude_book=None):
+        index = tf.cast(tf.reshape(user_index, [-1]), tf.int32)
+        index = tf.where(index < 0, self.num_users, index)
+        parts = [self.user_embedding(index)] if self.user_embedding is not None else []
+        if self.history is not None:
+            ids = tf.gather(self.history, index)
+            if exclude_book is not None:
+                target = tf.cast(tf.reshape(exclude_book, [-1, 1]), tf.int32) + 1
+                ids = tf.where(tf.equal(ids, target), 0, ids)
+            parts.append(_pooled(self.history_embedding, ids))
+        x = tf.concat(parts, axis=1) if len(parts) > 1 else parts[0]
+        for layer in self.dense:
+            x = layer(x)
+        return tf.math.l2_normalize(x, axis=1)
+
+
+class CandidateTower(tf.keras.Model):
+    """Book index -> book vector from the id embedding, title words, authors and genre.
+
+    The per-book content ids (from `model.data.content_features`) are stored in the
+    tower as non-trainable tables, so the tower needs only a book index as input and
+    the exported SavedModel can embed any catalogue book on its own.
+
+    Args:
+      num_books: catalogue size; book indices are 0..num_books-1.
+      content: dict with int32 arrays `title` [num_books, T], `authors`
+        [num_books, A], `genre` [num_books] and their vocabulary `sizes`.
+      embedding_dim: width of every embedding and of the output vector.
+      hidden_layers: widths of ReLU layers applied to the concatenated features
+        before the final linear projection; more capacity, slower steps.
+    """
+
+    def __init__(self, num_books, content, embedding_dim, hidden_layers=(),
+                 name="candidate_tower"):
+        super().__init__(name=name)
+        sizes = content["sizes"]
+        self.title_ids = tf.Variable(content["title"], trainable=False, name="title_ids")
+        self.author_ids = tf.Variable(content["authors"], trainable=False, name="author_ids")
+        self.genre_ids = tf.Variable(content["genre"], trainable=False, name="genre_ids")
+        self.book_embedding = tf.keras.layers.Embedding(num_books, embedding_dim,
+                                                        name="book_embedding")
+        self.title_embedding = tf.keras.layers.Embedding(sizes["title"], embedding_dim,
+                                                         name="title_word_embedding")
+        self.author_embedding = tf.keras.layers.Embedding(sizes["authors"], embedding_dim,
+                                                          name="author_embedding")
+        self.genre_embedding = tf.keras.layers.Embedding(sizes["genre"], embedding_dim,
+                                                         name="genre_embedding")
+        self.dense = _dense_stack(hidden_layers, embedding_dim, "candidate")
+
+    def call(self, book_index):
+        index = tf.cast(tf.reshape(book_index, [-1]), tf.int32)
+        title = _pooled(self.title_embedding, tf.gather(self.title_ids, index))
+        authors = _pooled(self.author_embedding, tf.gather(self.author_ids, index))
+        genre_ids = tf.gather(self.genre_ids, index)
+        genre = self.genre_embedding(genre_ids) * tf.cast(genre_ids > 0, tf.float32)[:, None]
+        x = tf.concat([self.book_embedding(index), title, authors, genre], axis=1)
+        for layer in self.dense:
+            x = layer(x)
+        return tf.math.l2_normalize(x, axis=1)
+
+
+class TwoTowerModel(tfrs.Model):
+    """TFRS retrieval: in-batch softmax over books, corrected for sampling popularity.
+
+    Each training batch uses the other books of the batch as negatives. Popular
+    books appear as negatives more often than a uniform sample would have them, so
+    their logits are corrected by log(sampling probability) (the logQ correction),
+    and a book that is also the positive of another row is not used as a negative
+    for it (accidental hits). Top-K metrics over the whole catalogue
+    (FactorizedTopK) are expensive, so they are computed only when evaluating.
+
+    Args:
+      query_tower, candidate_tower: the two towers (normalised outputs).
+      book_probability: [num_books] share of training interactions per book.
+      temperature: softmax temperature on cosine scores; lower is sharper.
+    """
+
+    def __init__(self, query_tower, candidate_tower, book_probability, temperature=0.1):
+        super().__init__()
+        self.query_tower = query_tower
+        self.candidate_tower = candidate_tower
+        self.book_probability = tf.constant(np.asarray(book_probability, np.float32))
+        self.task = tfrs.tasks.Retrieval(temperature=temperature, remove_accidental_hits=True)
+
+    def compute_loss(self, features, training=False):
+        query = self.query_tower(features["user_index"],
+                                 exclude_book=features["book_index"] if training else None)
+        candidate = self.candidate_tower(features["book_index"])
+        book_index = tf.reshape(tf.cast(features["book_index"], tf.int64), [-1])
+        return self.task(query, candidate,
+                         candidate_sampling_probability=tf.gather(self.book_probability,
+                                                                  book_index),
+                         candidate_ids=book_index,
+                         compute_metrics=not training)
+
+    def book_embeddings(self, batch_size=8192, start=0, stop=None):
+        """Yields (first book index, [n, dim] float32 array) for the whole catalogue."""
+        num_books = int(self.candidate_tower.title_ids.shape[0])
+        stop = num_books if stop is None else stop
+        for first in range(start, stop, batch_size):
+            index = tf.range(first, min(first + batch_size, stop), dtype=tf.int64)
+            yield first, self.candidate_tower(index).numpy()
+
+    def use_catalogue_metrics(self, ks, batch_size=8192):
+        """Attaches FactorizedTopK over the current vectors of every catalogue book."""
+        vectors = np.concatenate([v for _, v in self.book_embeddings(batch_size)])
+        index = tfrs.layers.factorized_top_k.BruteForce(k=max(ks)).index(
+            tf.constant(vectors), tf.range(len(vectors), dtype=tf.int64))
+        self.task.factorized_metrics = [tfrs.metrics.FactorizedTopK(candidates=index, ks=ks)]
+        self.test_function = None  # re-trace evaluate() with the new metrics
+        return vectors

@@ -1,0 +1,291 @@
+"""model.train on a tiny planted-structure preprocess output: outputs, signatures, runs."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import pipeline_common  # noqa: F401  (legacy Keras before TensorFlow loads)
+from model import evaluate, train, vertex
+from tests import model_fixtures
+
+TINY = ["--epochs", "3", "--batch_size", "64", "--embedding_dim", "16", "--verbose", "0",
+        "--top_k", "20", "--seed", "7"]
+METRIC_KEYS = {"hit@10", "hit@50", "hit@100", "recall@10", "recall@50", "recall@100"}
+
+
+@pytest.fixture(scope="module")
+def prep(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("prep"))
+    facts = model_fixtures.write_prep(path)
+    return path, facts
+
+
+@pytest.fixture(scope="module")
+def trained(prep, tmp_path_factory):
+    data, facts = prep
+    output = str(tmp_path_factory.mktemp("model"))
+    metrics = train.run(["--data", data, "--output", output] + TINY)
+    return data, output, metrics, facts
+
+
+def test_metrics_json_layout_and_values(trained):
+    data, output, metrics, facts = trained
+    with open(os.path.join(output, "metrics.json")) as handle:
+        saved = json.load(handle)
+    assert saved == json.loads(json.dumps(metrics))
+    assert set(saved) == {"model", "baselines", "eval_interactions", "eval_users"}
+    assert set(saved["model"]) == METRIC_KEYS
+    assert set(saved["baselines"]) == {"popularity", "item_cosine"}
+    for values in [saved["model"]] + list(saved["baselines"].values()):
+        assert set(values) == METRIC_KEYS
+        assert all(0.0 <= v <= 1.0 for v in values.values())
+        assert values["hit@10"] <= values["hit@50"] <= values["hit@100"]
+    assert saved["eval_interactions"] == facts["manifest"]["eval_examples"]
+    assert 0 < saved["eval_users"] <= facts["manifest"]["num_users"]
+    with open(os.path.join(output, "metrics.png"), "rb") as handle:
+        assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_tfrs_hit_rate_agrees_with_shared_evaluator(trained):
+    _, output, metrics, _ = trained
+    with open(os.path.join(output, "training_log.json")) as handle:
+        own = json.load(handle)["own_evaluator_model_metrics"]
+    for k in (10, 50, 100):
+        assert metrics["model"][f"hit@{k}"] == pytest.approx(own[f"hit@{k}"], abs=0.01)
+
+
+def test_embedding_files(trained):
+    data, output, _, facts = trained
+    table = pq.read_table(os.path.join(output, "book_embeddings.parquet"))
+    assert table.column_names == ["book_index", "book_id", "title", "embedding"]
+    embedding_type = table.schema.field("embedding").type
+    assert pa.types.is_list(embedding_type) and embedding_type.value_type == pa.float32()
+    num_books = facts["manifest"]["num_books"]
+    assert table.column("book_index").to_pylist() == list(range(num_books))
+    assert table.column("book_id").to_pylist() == facts["book_vocab"]
+    vectors = np.array(table.column("embedding").to_pylist(), np.float32)
+    npy = np.load(os.path.join(output, "book_embeddings.npy"))
+    assert npy.dtype == np.float32 and npy.shape == (num_books, 16)
+    np.testing.assert_array_equal(vectors, npy)
+    np.testing.assert_allclose(np.linalg.norm(npy, axis=1), 1.0, atol=1e-5)
+    projector = os.path.join(output, "projector")
+    with open(os.path.join(projector, "vectors.tsv")) as handle:
+        rows = [line.rstrip("\n").split("\t") for line in handle]
+    assert len(rows) == num_books and len(rows[0]) == 16
+    with open(os.path.join(projector, "metadata.tsv")) as handle:
+        meta = handle.read().splitlines()
+    assert meta[0].split("\t")[:2] == ["title", "book_id"] and len(meta) == num_books + 1
+    with open(os.path.join(projector, "projector_config.pbtxt")) as handle:
+        config = handle.read()
+    assert 'tensor_path: "vectors.tsv"' in config and 'metadata_path: "metadata.tsv"' in config
+
+
+SIGNATURE_CHECK = textwrap.dedent("""
+    import json, os, sys
+    import numpy as np
+    import tensorflow as tf
+    model_dir, user_id, book_id, k = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    loaded = tf.saved_model.load(os.path.join(model_dir, "saved_model"))
+    out = {"signatures": sorted(loaded.signatures)}
+    emb = loaded.signatures["embed_books"](book_index=tf.constant([0, 3], tf.int64))
+    out["embedding"] = emb["embedding"].numpy().tolist()
+    sim = loaded.signatures["similar_books"](book_id=tf.constant([book_id, "no-such-book"]))
+    out["similar"] = {k: v.numpy().tolist() for k, v in sim.items()}
+    rec = loaded.signatures["serving_default"](user_id=tf.constant([user_id, "no-such-user"]))
+    out["serving"] = {k: v.numpy().tolist() for k, v in rec.items()}
+    print("RESULT" + json.dumps(out, default=lambda b: b.decode()))
+""")
+
+
+def test_saved_model_signatures_in_fresh_process(trained):
+    _, output, _, facts = trained
+    user_id, book_id = facts["user_vocab"][0], facts["book_vocab"][2]
+    env = dict(os.environ, TF_USE_LEGACY_KERAS="1", CUDA_VISIBLE_DEVICES="")
+    proc = subprocess.run([sys.executable, "-c", SIGNATURE_CHECK, output, user_id, book_id, "20"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.split("RESULT", 1)[1])
+    assert result["signatures"] == ["embed_books", "serving_default", "similar_books"]
+    npy = np.load(os.path.join(output, "book_embeddings.npy"))
+    np.testing.assert_allclose(result["embedding"], npy[[0, 3]], atol=1e-5)
+
+    similar = result["similar"]
+    assert similar["known"] == [True, False]
+    assert len(similar["book_ids"][0]) == 20 and book_id not in similar["book_ids"][0]
+    scores = np.array(similar["scores"][0])
+    assert np.all(np.diff(scores) <= 1e-6)
+    expected = npy @ npy[2]
+    expected[2] = -np.inf
+    assert similar["book_index"][0][0] == int(np.argmax(expected))
+    assert similar["book_ids"][1] == [""] * 20
+
+    serving = result["serving"]
+    assert serving["known"] == [True, False]
+    assert len(set(serving["book_ids"][0])) == 20
+    assert all(b in facts["book_vocab"] for b in serving["book_ids"][0])
+    # An unknown user gets the most-read books (book_index order) with score 0.
+    assert serving["book_index"][1] == list(range(20))
+    assert serving["scores"][1] == [0.0] * 20
+
+
+def test_rerun_resumes_and_matches_an_uninterrupted_fresh_process(prep, tmp_path, capsys):
+    data, _ = prep
+    base = ["--data", data, "--batch_size", "64", "--embedding_dim", "8", "--verbose", "0",
+            "--top_k", "5", "--eval_every", "5"]
+    resumed, straight = str(tmp_path / "resumed"), str(tmp_path / "straight")
+    train.run(base + ["--output", resumed, "--epochs", "1"])
+    capsys.readouterr()
+    train.run(base + ["--output", resumed, "--epochs", "2"])
+    assert "Resuming from the checkpoint after epoch 1" in capsys.readouterr().out
+    # The uninterrupted run is a fresh process with another hash seed: same seed, same model.
+    env = dict(os.environ, TF_USE_LEGACY_KERAS="1", PYTHONHASHSEED="123")
+    proc = subprocess.run([sys.executable, "-m", "model.train"] + base +
+                          ["--output", straight, "--epochs", "2"],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "model.train: 2 epochs" in proc.stdout
+    with open(os.path.join(resumed, "training_log.json")) as handle:
+        assert [h["epoch"] for h in json.load(handle)["history"]] == [1, 2]
+    np.testing.assert_array_equal(np.load(os.path.join(resumed, "book_embeddings.npy")),
+                                  np.load(os.path.join(straight, "book_embeddings.npy")))
+    with pytest.raises(SystemExit, match="other embedding_dim"):
+        train.run(base + ["--output", resumed, "--epochs", "3", "--embedding_dim", "4"])
+
+
+def test_nan_loss_stops_without_export(prep, tmp_path, monkeypatch):
+    from model import towers
+    data, _ = prep
+    original = towers.TwoTowerModel.compute_loss
+    monkeypatch.setattr(towers.TwoTowerModel, "compute_loss",
+                        lambda self, features, training=False:
+                        original(self, features, training) * float("nan"))
+    output = str(tmp_path / "nan")
+    with pytest.raises(SystemExit, match="loss became nan"):
+        train.run(["--data", data, "--output", output, "--epochs", "2", "--verbose", "0",
+                   "--embedding_dim", "8"])
+    assert not os.path.exists(os.path.join(output, "metrics.json"))
+    assert not os.path.exists(os.path.join(output, "saved_model"))
+    assert not os.path.exists(os.path.join(output, "book_embeddings.parquet"))
+
+
+def _one_line_error(argv):
+    with pytest.raises(SystemExit) as info:
+        train.run(argv)
+    message = str(info.value.code)
+    assert message.startswith("error: ") and "\n" not in message
+    return message
+
+
+def test_clear_errors_for_bad_data(prep, tmp_path):
+    data, _ = prep
+    out = ["--output", str(tmp_path / "out")]
+    assert "does not exist" in _one_line_error(["--data", str(tmp_path / "nope")] + out)
+    (tmp_path / "empty").mkdir()
+    assert "no manifest.json" in _one_line_error(["--data", str(tmp_path / "empty")] + out)
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "manifest.json").write_text(json.dumps({"num_books": 3}))
+    assert "lacks num_users" in _one_line_error(["--data", str(broken)] + out)
+
+    (broken / "manifest.json").write_text(json.dumps(
+        {"num_books": 0, "num_users": 0, "train_examples": 0, "eval_examples": 0}))
+    assert "is empty" in _one_line_error(["--data", str(broken)] + out)
+
+    # A manifest that disagrees with the records: indices out of range.
+    with open(os.path.join(data, "manifest.json")) as handle:
+        manifest = json.load(handle)
+    mismatch = tmp_path / "mismatch"
+    mismatch.mkdir()
+    for name in os.listdir(data):
+        os.symlink(os.path.join(data, name), mismatch / name)
+    (mismatch / "manifest.json").unlink()
+    (mismatch / "manifest.json").write_text(json.dumps(dict(manifest, num_books=5)))
+    assert "book_index outside 0..4" in _one_line_error(["--data", str(mismatch)] + out)
+
+
+def test_bad_flags_are_argparse_errors(prep, tmp_path, capsys):
+    data, _ = prep
+    for flags in (["--epochs", "0"], ["--learning_rate", "-1"], ["--hidden_layers", "a,b"],
+                  ["--no_such_flag", "1"]):
+        with pytest.raises(SystemExit) as info:
+            train.run(["--data", data, "--output", str(tmp_path)] + flags)
+        assert info.value.code == 2
+    assert "unrecognized arguments: --no_such_flag" in capsys.readouterr().err
+
+
+def test_config_file_and_command_line_override(tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text("epochs: 9\nbatch_size: 32\nhidden_layers: 64,32\ndata: /x\noutput: /y\n")
+    args, _ = train.parse_args(["--config", str(config), "--epochs", "2"])
+    assert (args.epochs, args.batch_size, args.hidden_layers, args.data) == (2, 32, (64, 32), "/x")
+
+
+def test_vertex_dry_run_prints_custom_job(capsys):
+    job = vertex.run(["--config", "run_configs/vertex.yaml", "--dry_run", "--epochs", "3"])
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["customJob"] == job
+    assert printed["parent"].startswith("projects/") and "/locations/" in printed["parent"]
+    pool = job["jobSpec"]["workerPoolSpecs"][0]
+    assert pool["containerSpec"]["command"] == ["python", "-m", "model.train"]
+    args = pool["containerSpec"]["args"]
+    assert any(a.startswith("--data=gs://") for a in args) and args[-2:] == ["--epochs", "3"]
+    assert not any(a.startswith(("--project", "--region", "--image_uri")) for a in args)
+    # The same through model.train --vertex.
+    assert train.run(["--vertex", "--dry_run", "--config", "run_configs/vertex.yaml"]) == \
+        vertex.run(["--config", "run_configs/vertex.yaml", "--dry_run"])
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        vertex.run(["--config", "run_configs/vertex.yaml", "--dry_run", "--output", "/local"])
+    assert "must be a gs:// path" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        vertex.run(["--config", "run_configs/vertex.yaml", "--dry_run", "--epochs", "x"])
+
+
+class _Split:
+    """Hand-made interactions for evaluator checks."""
+
+    def __init__(self, users, books):
+        self.user = np.array(users, np.int32)
+        self.book = np.array(books, np.int32)
+        self.rating = np.ones(len(users), np.int32)
+
+
+def test_evaluator_on_a_hand_computed_example():
+    # 2 users, 5 books. User 0 trained on book 0, eval books 1 and 4; user 1 trained on 2,
+    # eval book 2 (also a training book: counts for hit, not for recall) and 3.
+    split = evaluate.EvalSplit(_Split([0, 1], [0, 2]), _Split([0, 0, 1, 1], [1, 4, 2, 3]),
+                               num_users=2, num_books=5)
+    scores = np.array([[9, 8, 1, 2, 3], [0, 1, 9, 8, 2]], np.float32)
+    result = evaluate.evaluate_scores(lambda users: scores[users], split, ks=(1, 2, 5))
+    # Ranks (0-based, nothing excluded): u0 book1 -> 1, book4 -> 2; u1 book2 -> 0, book3 -> 1.
+    assert result["hit@1"] == 0.25 and result["hit@2"] == 0.75 and result["hit@5"] == 1.0
+    # Recall with training books excluded: u0 ranking 1,4,3,2 -> relevant {1,4};
+    # u1 ranking 3,4,1,0 -> relevant {3}.
+    assert result["recall@1"] == pytest.approx((0.5 + 1.0) / 2)
+    assert result["recall@2"] == pytest.approx((1.0 + 1.0) / 2)
+
+
+def test_item_cosine_matches_a_dense_computation():
+    rng = np.random.default_rng(3)
+    users, books = rng.integers(0, 30, 300), rng.integers(0, 25, 300)
+    train_set = _Split(users, books)
+    split = evaluate.EvalSplit(train_set, _Split([0], [1]), num_users=30, num_books=25)
+    model = evaluate.ItemCosine(neighbours=24, max_pairs_per_block=500,
+                                max_block_cells=25 * 7).fit(split)
+    x = np.zeros((30, 25))
+    x[users, books] = 1
+    co = x.T @ x
+    sim = co / np.sqrt(np.outer(np.maximum(co.diagonal(), 1), np.maximum(co.diagonal(), 1)))
+    np.fill_diagonal(sim, 0)
+    expected = x @ sim
+    got = model(np.arange(30))
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    pop = evaluate.Popularity().fit(split)(np.array([0, 1]))
+    assert np.argmax(pop[0]) == np.argmax(np.bincount(books, minlength=25))
