@@ -8,7 +8,7 @@ DEMO_RATINGS ?= 1000000
 DEMO_BOOKS   ?= 20000
 DEMO_USERS   ?= 20000
 
-.PHONY: install demo test sample clean-demo
+.PHONY: install demo test sample screenshot clean-demo
 
 install: $(STAMP)
 
@@ -23,10 +23,33 @@ sample: $(STAMP)
 	$(PY) -m beam_jobs.sample_data --output $(DEMO)/goodreads --ratings $(DEMO_RATINGS) \
 	    --books $(DEMO_BOOKS) --users $(DEMO_USERS) --seed 7
 
-demo: sample
+# The whole chain on the local (offline) runner; each stage reads the previous
+# stage's documented output by path. Outputs are rebuilt from scratch each time.
+demo: $(STAMP)
+	rm -rf $(DEMO)
+	$(MAKE) --no-print-directory sample
+	$(PY) -m beam_jobs.preprocess --input $(DEMO)/goodreads --output $(DEMO)/preprocessed \
+	    --top_books 3000 --min_user_ratings 2
+	$(PY) -m model.train --data $(DEMO)/preprocessed --output $(DEMO)/model --verbose 2
+	$(PY) -m graph_export.neighbors --embeddings $(DEMO)/model --catalog $(DEMO)/preprocessed \
+	    --output $(DEMO)/graph
+	$(PY) -m graph_export.ego --graph $(DEMO)/graph --depth 3 --output $(DEMO)/ego/top_book \
+	    --book_id $$($(PY) -c "import pandas as p; print(p.read_parquet('$(DEMO)/graph/nodes.parquet').sort_values('book_index').book_id.iloc[0])")
+	$(PY) -m graph_export.explorer --graph $(DEMO)/graph --output $(DEMO)/explorer.html
 	@echo
 	@echo "Demo outputs:"
 	@echo "  sample data (UCSD Goodreads layout): $(abspath $(DEMO))/goodreads"
+	@echo "  preprocessed TFRecords + catalogue:  $(abspath $(DEMO))/preprocessed"
+	@echo "  model, metrics, embeddings:          $(abspath $(DEMO))/model (metrics.json, metrics.png)"
+	@echo "  graph for Gephi (GEXF 1.3):          $(abspath $(DEMO))/graph/graph.gexf"
+	@echo "  graph for sigma.js / d3 (JSON):      $(abspath $(DEMO))/graph/graph.json, graph.nodelink.json"
+	@echo "  ego graph of the most-read book:     $(abspath $(DEMO))/ego/top_book.{gexf,json,png}"
+	@echo "  explorer (open in a browser, works offline): $(abspath $(DEMO))/explorer.html"
+
+# Picture of the demo explorer for the README.
+screenshot:
+	bash .ci/install_browser.sh
+	$(PY) -m tests.browser.screenshot $(DEMO)/explorer.html docs/explorer.png --hover
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
