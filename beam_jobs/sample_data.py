@@ -93,6 +93,7 @@ _LAST = ("Abbott Baker Carver Dalton Ellison Fischer Garcia Hale Ibsen Jensen Ko
          "Yilmaz Zeller Ashworth Blackwood Castellanos Devereaux Eriksen Fontaine Grimaldi "
          "Halvorsen Iverson Jovanovic Kaplan Lachance Mbeki Novak Oyelaran Pellegrini Rahman "
          "Silva Takahashi Ueda Vasquez Winslow Yamamoto Zhang").split()
+_SERIES_KINDS = ["Chronicles", "Cycle", "Trilogy", "Saga", "Quartet", "Sequence", "Series"]
 _FORMATS = ["Paperback", "Hardcover", "Kindle Edition", "Mass Market Paperback", "ebook"]
 _PUBLISHERS = ["Penguin", "Tor Books", "HarperCollins", "Vintage", "Orbit", "Scholastic",
                "Bantam", "Del Rey", "Knopf", "Simon & Schuster", "Random House", "Avon"]
@@ -490,20 +491,24 @@ class SampleWriter:
 def make_titles(rng, book_genre, book_topic):
     """Readable, distinct titles per genre; ~8% of books form numbered series.
 
-    A series shares one name ("The Raven Chronicles") and its volumes have
+    A series shares one name ("The Raven Throne Cycle") and its volumes have
     different titles, so equal titles never happen by accident.
     """
-    patterns = ["The {a} {n}", "{n} of {p}", "The {n} of {p}", "{a} {n}s", "A {a} {n} in {p}",
+    patterns = ["The {a} {n}", "{n} of {p}", "The {n} of {p}", "{a} {ns}", "A {a} {n} in {p}",
                 "The {a} {n} of {p}", "{n} and the {a} {n2}", "The {n}'s {n2}"]
     used, titles, series = set(), [], [None] * len(book_genre)
     for b, g in enumerate(book_genre):
         adjs, nouns, places = (x.split("|") if "|" in x else x.split() for x in _WORDS[GENRES[g]])
         for attempt in range(100):
             pat = patterns[int(rng.integers(0, len(patterns)))]
-            title = pat.format(a=adjs[int(rng.integers(0, len(adjs)))],
-                               n=nouns[int(rng.integers(0, len(nouns)))],
-                               n2=nouns[int(rng.integers(0, len(nouns)))],
+            n, shift = int(rng.integers(0, len(nouns))), int(rng.integers(1, len(nouns)))
+            noun = nouns[n]
+            title = pat.format(a=adjs[int(rng.integers(0, len(adjs)))], n=noun,
+                               ns=noun if noun.endswith("s") else noun + "s",
+                               n2=nouns[(n + shift) % len(nouns)],  # never the same noun
                                p=places[int(rng.integers(0, len(places)))])
+            if title.startswith("A ") and noun.endswith("s"):
+                title = "The " + title[2:]  # "A Chosen Hunters" -> "The Chosen Hunters"
             if attempt > 20:
                 title = f"{title}, Book {attempt}" if attempt < 50 else f"{title} ({b})"
             if title not in used:
@@ -512,15 +517,22 @@ def make_titles(rng, book_genre, book_topic):
         titles.append(title)
     # Series: consecutive books of the same topic.
     order = np.argsort(book_topic, kind="stable")
-    series_id, i = 100_000, 0
+    series_id, i, series_names = 100_000, 0, set()
     while i < len(order) - 3:
         if rng.random() < 0.02:
             length = int(rng.integers(2, 6))
             members = order[i:i + length]
             if len(set(book_topic[members])) == 1:
-                g = GENRES[int(book_genre[members[0]])]
-                nouns = _WORDS[g][1].split()
-                name = f"The {nouns[int(rng.integers(0, len(nouns)))]} Chronicles {series_id % 1000}"
+                adjs, nouns = (x.split() for x in _WORDS[GENRES[int(book_genre[members[0]])]][:2])
+                for attempt in range(30):
+                    name = (f"The {adjs[int(rng.integers(0, len(adjs)))]} "
+                            f"{nouns[int(rng.integers(0, len(nouns)))]} "
+                            f"{_SERIES_KINDS[int(rng.integers(0, len(_SERIES_KINDS)))]}")
+                    if attempt == 29:
+                        name = f"{name} {series_id}"
+                    if name not in series_names:
+                        break
+                series_names.add(name)
                 for k, m in enumerate(members):
                     series[m] = (series_id, name, k + 1)
                 series_id += 1
@@ -583,5 +595,6 @@ def run(argv=None):
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from pipeline_common.logs import configure_logging
+    configure_logging()
     run()

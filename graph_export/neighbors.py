@@ -523,5 +523,6 @@ def run(argv=None):
 
 
 if __name__ == "__main__":
-    logging.getLogger().setLevel(logging.INFO)
+    from pipeline_common.logs import configure_logging
+    configure_logging()
     run()
