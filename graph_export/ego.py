@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 from graph_export import layout
 from graph_export.gexf_writer import GexfWriter, token
 from graph_export.json_writer import write_graphology
+from pipeline_common.cli import positive_int
 from pipeline_common import fileio
 
 NODE_COLUMNS = ("book_id", "authors", "ratings_count", "average_rating", "genre",
@@ -297,16 +298,6 @@ def draw_png(path, records, edge_rows, layer, pos, parent):
     plt.close(fig)
 
 
-def _positive(value):
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
-    return number
-
-
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="python -m graph_export.ego",
@@ -317,8 +308,8 @@ def build_parser():
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--title", help="book title (case and punctuation are ignored)")
     which.add_argument("--book_id", help="Goodreads book id")
-    parser.add_argument("--depth", type=_positive, default=3, help="layers out (3)")
-    parser.add_argument("--k", type=_positive, default=10, help="neighbours per book (10)")
+    parser.add_argument("--depth", type=positive_int, default=3, help="layers out (3)")
+    parser.add_argument("--k", type=positive_int, default=10, help="neighbours per book (10)")
     parser.add_argument("--output", required=True,
                         help="path prefix: writes PREFIX.gexf, PREFIX.json, PREFIX.png")
     parser.add_argument("--formats", default="gexf,json,png",

@@ -31,6 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline_common.cli import positive_int
 from pipeline_common import config, fileio
 
 WEB_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "explorer_web")
@@ -233,16 +234,6 @@ def write_explorer(graph_dir, output, max_nodes=None):
             "dropped_edges": payload["dropped_edges"], "bytes": len(html.encode("utf-8"))}
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
 def run(argv=None):
     """Parses flags and writes the explorer; returns the summary dict."""
     parser = argparse.ArgumentParser(prog="python -m graph_export.explorer",
@@ -250,7 +241,7 @@ def run(argv=None):
     parser.add_argument("--graph", required=True,
                         help="graph_export.neighbors output dir (nodes.parquet, edges.parquet)")
     parser.add_argument("--output", required=True, help="HTML file to write (local or gs://)")
-    parser.add_argument("--max_nodes", type=_positive_int, default=None,
+    parser.add_argument("--max_nodes", type=positive_int, default=None,
                         help="embed only the N most-read books (lowest book_index); "
                              "edges to the others are dropped. Default: all books")
     try:

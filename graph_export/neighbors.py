@@ -33,6 +33,7 @@ from apache_beam.utils import shared
 from graph_export import layout, topk
 from graph_export.gexf_writer import GexfWriter, token
 from graph_export.json_writer import EdgeBatch, write_graphology, write_nodelink
+from pipeline_common.cli import positive_int
 from pipeline_common import fileio
 from pipeline_common.beam_runner import make_options, make_pipeline
 from pipeline_common.config import ConfigError, expand_config
@@ -373,16 +374,6 @@ def write_json_files(out_dir, nodes, edges_path, attributes):
 
 # ---------------------------------------------------------------- entry point
 
-def _positive(value):
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
-    return number
-
-
 def _formats(value):
     names = [v.strip() for v in value.split(",") if v.strip()]
     if names == ["none"]:
@@ -406,17 +397,17 @@ def build_parser():
     parser.add_argument("--output", required=True, help="GRAPH output directory")
     parser.add_argument("--catalog", help="PREPROCESS output directory (book_catalog.parquet) "
                                           "to add authors, ratings and genre")
-    parser.add_argument("--k", type=_positive, default=10, help="neighbours per book (10)")
+    parser.add_argument("--k", type=positive_int, default=10, help="neighbours per book (10)")
     parser.add_argument("--formats", type=_formats, default=list(FORMATS),
                         help="graph files to write: gexf,json (default both) or none")
-    parser.add_argument("--block_rows", type=_positive, default=8192,
+    parser.add_argument("--block_rows", type=positive_int, default=8192,
                         help="query books per Beam work item (one edge file each)")
-    parser.add_argument("--kernel_rows", type=_positive, default=topk.DEFAULT_BLOCK_ROWS,
+    parser.add_argument("--kernel_rows", type=positive_int, default=topk.DEFAULT_BLOCK_ROWS,
                         help="query books per matrix product (memory ~ kernel_rows x "
                              "(tile + N/chunk) floats)")
-    parser.add_argument("--tile", type=_positive, default=topk.DEFAULT_TILE,
+    parser.add_argument("--tile", type=positive_int, default=topk.DEFAULT_TILE,
                         help="candidate rows per matrix product")
-    parser.add_argument("--chunk", type=_positive, default=topk.DEFAULT_CHUNK,
+    parser.add_argument("--chunk", type=positive_int, default=topk.DEFAULT_CHUNK,
                         help="candidates summarised by one maximum")
     parser.add_argument("--blas_threads", type=int, default=0,
                         help="BLAS threads per worker process (0: leave as is). Beam "
