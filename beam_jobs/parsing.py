@@ -175,6 +175,22 @@ def parse_interactions_csv(data, source, first_block=False):
     return cols, rejects, sum(r[2] for r in results)
 
 
+_THREADED_CSV_BLOCK = 2 << 20
+
+
+def _read_interactions_table(data, threads, on_invalid):
+    """pyarrow CSV parse of a block into five int64 columns."""
+    block_size = _THREADED_CSV_BLOCK if threads else max(1 << 20, min(len(data) + 1, 1 << 26))
+    return pacsv.read_csv(
+        pa.py_buffer(data),
+        read_options=pacsv.ReadOptions(column_names=INTERACTION_COLUMNS, use_threads=threads,
+                                       block_size=block_size),
+        parse_options=pacsv.ParseOptions(quote_char=False, invalid_row_handler=on_invalid),
+        convert_options=pacsv.ConvertOptions(
+            column_types={c: pa.int64() for c in INTERACTION_COLUMNS},
+            null_values=[], strings_can_be_null=False))
+
+
 def _csv_fast(data, source):
     invalid = []
 
@@ -184,14 +200,17 @@ def _csv_fast(data, source):
 
     if not data.strip():
         return {k: np.zeros(0, np.int64) for k in _CSV_KEYS}, [], 0
-    table = pacsv.read_csv(
-        pa.py_buffer(data),
-        read_options=pacsv.ReadOptions(column_names=INTERACTION_COLUMNS, use_threads=False,
-                                       block_size=max(1 << 20, min(len(data) + 1, 1 << 26))),
-        parse_options=pacsv.ParseOptions(quote_char=False, invalid_row_handler=on_invalid),
-        convert_options=pacsv.ConvertOptions(
-            column_types={c: pa.int64() for c in INTERACTION_COLUMNS},
-            null_values=[], strings_can_be_null=False))
+    table = None
+    if len(data) > 2 * _THREADED_CSV_BLOCK:
+        # Clean blocks (the usual case) are parsed on all cores. Any bad row makes
+        # this attempt fail; the single-threaded parse below then reports the
+        # bad rows in file order, exactly as before.
+        try:
+            table = _read_interactions_table(data, True, lambda row: "error")
+        except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError):
+            table = None
+    if table is None:
+        table = _read_interactions_table(data, False, on_invalid)
     cols = {k: table.column(c).to_numpy() for k, c in _CSV_KEYS.items()}
     return cols, invalid, table.num_rows + len(invalid)
 

@@ -28,7 +28,7 @@ import uuid
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import GoogleCloudOptions, TestOptions
+from apache_beam.options.pipeline_options import DirectOptions, GoogleCloudOptions, TestOptions
 
 from pipeline_common import beam_runner, fileio
 from pipeline_common.config import ConfigError, expand_config
@@ -345,6 +345,26 @@ def verify_vocabularies(output, num_users, num_books):
                            f"{num_users} users / {num_books} books")
 
 
+def local_defaults(options, pipeline_args):
+    """Local runs default to one in-process worker; an explicit worker flag wins.
+
+    This job's heavy steps use every core on their own (pyarrow parses CSV blocks
+    on threads, shards are deflated in a helper thread while the next block is
+    encoded), and its tf.Transform part needs TensorFlow. FnApiRunner worker
+    processes would each import TensorFlow and copy every block through gRPC,
+    which measured slower on this job (benchmarks/bench_preprocess.py prints both).
+    `--direct_num_workers=N` or `--direct_running_mode=...` keep the usual behaviour.
+    """
+    if not beam_runner.is_local(options):
+        return options
+    given = {arg.split("=", 1)[0] for arg in pipeline_args if arg.startswith("--")}
+    if not given & {"--direct_num_workers", "--direct_running_mode"}:
+        direct = options.view_as(DirectOptions)
+        direct.direct_num_workers = 1
+        direct.direct_running_mode = "in_memory"
+    return options
+
+
 def run(argv=None):
     """Runs the preprocess job; returns the manifest dict ({"dry_run": True, ...} for a dry run)."""
     try:
@@ -352,7 +372,7 @@ def run(argv=None):
     except ConfigError as err:
         raise SystemExit(f"preprocess: {err}") from None
     args, pipeline_args = parse_args(argv)
-    options = beam_runner.make_options(pipeline_args)
+    options = local_defaults(beam_runner.make_options(pipeline_args), pipeline_args)
     dry_run = options.view_as(TestOptions).dry_run
     local = beam_runner.is_local(options)
 
@@ -426,5 +446,6 @@ def run(argv=None):
 
 
 if __name__ == "__main__":
-    logging.getLogger().setLevel(logging.INFO)
+    from pipeline_common.logs import configure_logging
+    configure_logging()
     run()

@@ -394,11 +394,15 @@ class WriteExamples(beam.DoFn):
             rows = np.flatnonzero(mask)
             path = shard_name(self._output, split, partition["part"], self._num)
             with fileio.atomic_write(path) as handle:
-                writer = tfrecords.GzipTFRecordWriter(handle, self._level)
-                for s in range(0, len(rows), self._block_rows):
-                    r = rows[s:s + self._block_rows]
-                    writer.write_block(hex_ids[user[r]], gid[r].astype("S20"), user_index_of[user[r]],
-                                       book_index[r], partition["rating"][r].astype(np.int64))
+                writer = tfrecords.GzipTFRecordWriter(handle, self._level, background=True)
+                try:
+                    for s in range(0, len(rows), self._block_rows):
+                        r = rows[s:s + self._block_rows]
+                        writer.write_block(hex_ids[user[r]], gid[r].astype("S20"), user_index_of[user[r]],
+                                           book_index[r], partition["rating"][r].astype(np.int64))
+                except BaseException:
+                    writer.abort()
+                    raise
                 writer.close()
             counts[f"{split}_examples"] = len(rows)
         yield _counts(**counts)

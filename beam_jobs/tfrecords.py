@@ -16,6 +16,7 @@ written grouped by layout, in input order inside a group: the file content is a
 pure function of the input rows.
 """
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -185,17 +186,49 @@ def framed_records(user_id, book_id, user_index, book_index, rating):
 
 
 class GzipTFRecordWriter:
-    """Streams blocks of examples into a deterministic gzip stream (mtime 0)."""
+    """Streams blocks of examples into a deterministic gzip stream (mtime 0).
 
-    def __init__(self, handle, level=1):
+    With `background=True` the deflate and the write of block i run in one helper
+    thread while the caller encodes block i+1: zlib and file writes release the
+    GIL, so encoding and compression use two cores. One helper thread keeps the
+    stream order, so the bytes are the same either way; at most one block waits.
+    """
+
+    def __init__(self, handle, level=1, background=False):
         self._handle = handle
         self._zip = zlib.compressobj(level, zlib.DEFLATED, 31)
+        self._pool = ThreadPoolExecutor(max_workers=1) if background else None
+        self._pending = None
         self.count = 0
 
+    def _compress_and_write(self, data):
+        self._handle.write(self._zip.compress(data))
+
+    def _wait(self):
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()  # re-raises an error of the helper thread
+
     def write_block(self, user_id, book_id, user_index, book_index, rating):
-        self._handle.write(self._zip.compress(
-            framed_records(user_id, book_id, user_index, book_index, rating)))
+        data = framed_records(user_id, book_id, user_index, book_index, rating)
         self.count += len(user_index)
+        if self._pool is None:
+            self._compress_and_write(data)
+            return
+        self._wait()
+        self._pending = self._pool.submit(self._compress_and_write, data)
 
     def close(self):
+        try:
+            self._wait()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None
         self._handle.write(self._zip.flush())
+
+    def abort(self):
+        """Stops the helper thread after an error; the (partial) stream is abandoned."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None

@@ -6,8 +6,10 @@ Generates (once, cached under --work) a UCSD-layout data set with
 `beam_jobs.sample_data`, then times in the same run:
 
 * the preprocess job end to end (process start-up excluded, pipeline
-  construction, tf.Transform and every output included), default local runner
-  (FnApiRunner, one worker process per core);
+  construction, tf.Transform and every output included), with its default
+  local runner (FnApiRunner, one in-process worker whose heavy steps use every
+  core through native threads) and, unless --quick, with one FnApiRunner worker
+  process per core;
 * DuckDB on the same files and threads: id maps, catalogue check, rating filter,
   de-duplication, top books, user filter, hash split -> two Parquet files.
 
@@ -105,8 +107,9 @@ def main(argv=None):
     load = os.getloadavg()[0]
     duck_s, duck_kept = run_duckdb(data, os.path.join(args.work, "duckdb_out"), args.top_books,
                                    args.min_user_ratings, cores)
-    modes = {f"preprocess, {cores} worker processes": [],
-             "preprocess, 1 in-process worker": ["--direct_num_workers=1"]}
+    modes = {"preprocess, default (in-process)": [],
+             f"preprocess, {cores} worker processes": ["--direct_running_mode=multi_processing",
+                                                       f"--direct_num_workers={cores}"]}
     if args.quick:
         modes = dict(list(modes.items())[:1])
     results = {}

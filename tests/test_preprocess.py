@@ -82,7 +82,9 @@ def _run(args):
 @pytest.fixture(scope="module")
 def run_a(data_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("prep_a")
-    manifest = _run(["--input", str(data_dir), *_common_args(out)])
+    # Worker processes here and one in-process worker in run_b: the shards must not differ.
+    manifest = _run(["--input", str(data_dir), *_common_args(
+        out, "--direct_running_mode=multi_processing", "--direct_num_workers=2")])
     return out, manifest
 
 
@@ -352,3 +354,20 @@ def test_a_rerun_first_removes_the_previous_outputs(gcs_emulator, tmp_path):
         preprocess.prepare_output(base)
         left = [name for name in stale if fileio.exists(fileio.join(base, *name.split("/")))]
         assert left == ["unrelated.txt"], base
+
+
+def test_local_runs_default_to_one_in_process_worker_unless_asked():
+    from apache_beam.options.pipeline_options import DirectOptions, StandardOptions
+    from pipeline_common import beam_runner
+
+    def direct(args):
+        options = preprocess.local_defaults(beam_runner.make_options(args), args)
+        view = options.view_as(DirectOptions)
+        return view.direct_num_workers, view.direct_running_mode, options
+
+    assert direct([])[:2] == (1, "in_memory")
+    assert direct(["--direct_num_workers=2"])[:2] == (2, "multi_processing")
+    assert direct(["--direct_running_mode=multi_processing"])[:2] == (0, "multi_processing")
+    _, _, dataflow = direct(["--runner=DataflowRunner"])
+    assert dataflow.view_as(StandardOptions).runner == "DataflowRunner"
+    assert dataflow.view_as(DirectOptions).direct_num_workers == 1  # Beam's default, untouched

@@ -101,3 +101,43 @@ def test_compressed_files_are_streamed_in_blocks_of_whole_lines(tmp_path):
     parsed = [parsing.parse_interactions_csv(b, "x", i == 0) for i, b in enumerate(blocks)]
     assert sum(p[2] for p in parsed) == len(lines)
     assert np.concatenate([p[0]["user"] for p in parsed]).tolist() == list(range(3000))
+
+
+def test_large_blocks_parse_on_threads_like_one_thread():
+    """Blocks above the threading threshold give the same rows and bad rows, in file order."""
+    good = [f"{i},{i * 3},1,{i % 6},0" for i in range(400_000)]  # ~7 MB, parsed on threads
+    data = ("\n".join(good) + "\n").encode()
+    assert len(data) > 2 * parsing._THREADED_CSV_BLOCK
+    cols, rejects, read = parsing.parse_interactions_csv(data, "f")
+    assert read == len(good) and rejects == []
+    assert np.array_equal(cols["user"], np.arange(400_000))
+    assert np.array_equal(cols["book"], np.arange(400_000) * 3)
+    bad = good[:100_000] + ["1,2"] + good[100_000:300_000] + ["3,4,5,6,7,8"] + good[300_000:]
+    cols, rejects, read = parsing.parse_interactions_csv(("\n".join(bad) + "\n").encode(), "f")
+    assert read == len(bad)
+    assert rejects == [("wrong_column_count", "f", "1,2"), ("wrong_column_count", "f", "3,4,5,6,7,8")]
+    assert np.array_equal(cols["user"], np.arange(400_000))
+
+
+def test_background_compression_writes_the_same_bytes():
+    import io
+    rng = np.random.default_rng(0)
+    n = 5000
+    user = selection.u128_to_hex(rng.integers(0, 2**63, n).astype(np.uint64),
+                                 rng.integers(0, 2**63, n).astype(np.uint64))
+    book = rng.integers(1, 10**7, n).astype("S20")
+    ui, bi, rating = rng.integers(0, 10**6, n), rng.integers(0, 3000, n), rng.integers(1, 6, n)
+    outputs = []
+    for background in (False, True):
+        sink = io.BytesIO()
+        writer = tfrecords.GzipTFRecordWriter(sink, 1, background=background)
+        for s in range(0, n, 700):
+            writer.write_block(user[s:s + 700], book[s:s + 700], ui[s:s + 700], bi[s:s + 700],
+                               rating[s:s + 700])
+        writer.close()
+        assert writer.count == n
+        outputs.append(sink.getvalue())
+    assert outputs[0] == outputs[1]
+    assert zlib.decompress(outputs[1], 31) == b"".join(
+        tfrecords.framed_records(user[s:s + 700], book[s:s + 700], ui[s:s + 700], bi[s:s + 700],
+                                 rating[s:s + 700]) for s in range(0, n, 700))
