@@ -509,6 +509,8 @@ def make_titles(rng, book_genre, book_topic):
                                p=places[int(rng.integers(0, len(places)))])
             if title.startswith("A ") and noun.endswith("s"):
                 title = "The " + title[2:]  # "A Chosen Hunters" -> "The Chosen Hunters"
+            elif title.startswith("A ") and title[2] in "AEIOU":
+                title = "An " + title[2:]  # "A Imperial Voyage" -> "An Imperial Voyage"
             if attempt > 20:
                 title = f"{title}, Book {attempt}" if attempt < 50 else f"{title} ({b})"
             if title not in used:
