@@ -309,6 +309,10 @@ def _failure_message(err):
     return text[start:end if end > 0 else None].strip()
 
 
+class OutputCheckError(RuntimeError):
+    """The job ran but its outputs fail a final consistency check (never expected)."""
+
+
 def reconcile(counts):
     """Checks rows read = kept + filtered + rejected and kept = train + eval."""
     rejected = {k.split("/", 1)[1]: v for k, v in counts.items() if k.startswith("rejected/")}
@@ -316,7 +320,9 @@ def reconcile(counts):
     kept = counts.get("train_examples", 0) + counts.get("eval_examples", 0)
     total = kept + sum(filtered.values()) + sum(rejected.values())
     if total != counts.get("rows_read", 0):
-        raise RuntimeError(f"internal error: counts do not reconcile: {counts}")
+        raise OutputCheckError(
+            f"rows read ({counts.get('rows_read', 0)}) != kept ({kept}) + filtered "
+            f"({sum(filtered.values())}) + rejected ({sum(rejected.values())})")
     return kept, filtered, rejected
 
 
@@ -330,19 +336,37 @@ def copy_tree(src_dir, dest):
                 fileio.write_bytes(target, handle.read())
 
 
-def verify_vocabularies(output, num_users, num_books):
-    """The book vocabulary must list the catalogue's books in book_index order."""
+def verify_vocabularies(output, counts):
+    """The vocabularies must list the index: books as in book_catalog.parquet, users by checksum."""
     import io
+    import zlib
     import pyarrow.parquet as pq
     assets = fileio.join(output, TRANSFORM_DIR, "transform_fn", "assets")
     books = fileio.read_bytes(fileio.join(assets, "book_id_vocab")).decode().splitlines()
     catalog = pq.read_table(io.BytesIO(fileio.read_bytes(fileio.join(output, CATALOG))))
     if books != catalog.column("book_id").to_pylist():
-        raise RuntimeError("internal error: book_id_vocab order differs from book_catalog.parquet")
-    users = fileio.read_bytes(fileio.join(assets, "user_id_vocab")).count(b"\n")
-    if len(books) != num_books or users != num_users:
-        raise RuntimeError(f"internal error: vocabulary sizes {users}/{len(books)} differ from "
-                           f"{num_users} users / {num_books} books")
+        raise OutputCheckError(f"book_id_vocab ({len(books)} entries) differs from "
+                               f"book_catalog.parquet ({catalog.num_rows} books in book_index order)")
+    users = fileio.read_bytes(fileio.join(assets, "user_id_vocab"))
+    num_users = users.count(b"\n")
+    if len(books) != counts["num_books"] or num_users != counts["num_users"]:
+        raise OutputCheckError(f"the vocabularies have {num_users} users / {len(books)} books, the "
+                               f"index {counts['num_users']} users / {counts['num_books']} books")
+    expected_crc = counts.get(steps.USER_VOCAB_CRC)
+    if expected_crc is not None and zlib.crc32(users) != expected_crc:
+        raise OutputCheckError("user_id_vocab lists the right number of users but not the index's "
+                               "users in user_index order")
+
+
+def check_outputs(output, counts):
+    """Final checks; a failure is one line (SystemExit) and no manifest is written."""
+    try:
+        reconcile_result = reconcile(counts)
+        verify_vocabularies(output, counts)
+    except OutputCheckError as err:
+        raise SystemExit(f"preprocess: internal error, the outputs under {output} are inconsistent "
+                         f"and no manifest.json was written: {err}. Re-run the job.") from None
+    return reconcile_result
 
 
 def local_defaults(options, pipeline_args):
@@ -353,13 +377,22 @@ def local_defaults(options, pipeline_args):
     encoded), and its tf.Transform part needs TensorFlow. FnApiRunner worker
     processes would each import TensorFlow and copy every block through gRPC,
     which measured slower on this job (benchmarks/bench_preprocess.py prints both).
-    `--direct_num_workers=N` or `--direct_running_mode=...` keep the usual behaviour.
+    `--direct_num_workers=N` or `--direct_running_mode=...` keep the usual behaviour,
+    except `multi_threading`, which is refused: its in-process gRPC worker flushes
+    output buffers from a timer thread every second (Beam 2.77,
+    data_plane.TimeBasedBufferingClosableOutputStream.flush: get() then _clear(),
+    not locked against the bundle thread's writes), so an element written between
+    the two is dropped. It lost whole elements in 3 of 3 runs on 20M rows.
     """
     if not beam_runner.is_local(options):
         return options
+    direct = options.view_as(DirectOptions)
+    if direct.direct_running_mode == "multi_threading":
+        raise SystemExit("preprocess: --direct_running_mode=multi_threading can silently drop elements "
+                         "in Beam's local runner; use --direct_running_mode=multi_processing or leave "
+                         "the flag out")
     given = {arg.split("=", 1)[0] for arg in pipeline_args if arg.startswith("--")}
     if not given & {"--direct_num_workers", "--direct_running_mode"}:
-        direct = options.view_as(DirectOptions)
         direct.direct_num_workers = 1
         direct.direct_running_mode = "in_memory"
     return options
@@ -406,10 +439,9 @@ def run(argv=None):
                 raise SystemExit(f"preprocess: {message}") from None
             raise
         counts = fileio.read_json(fileio.join(args.output, STATS))
-        kept, filtered, rejected = reconcile(counts)
         if local:
             copy_tree(transform_dir, fileio.join(args.output, TRANSFORM_DIR))
-        verify_vocabularies(args.output, counts["num_users"], counts["num_books"])
+        kept, filtered, rejected = check_outputs(args.output, counts)
     finally:
         if staging:
             shutil.rmtree(staging, ignore_errors=True)

@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import posixpath
+import zlib
 
 import apache_beam as beam
 import numpy as np
@@ -352,9 +353,19 @@ def build_index(user_parts, book_pair, top_ids):
     }
 
 
+USER_VOCAB_CRC = "check/user_vocab_crc32"
+
+
+def user_vocab_bytes(index):
+    """The exact bytes tf.Transform's user vocabulary must have: one hex id a line, index order."""
+    users = selection.u128_to_hex(index["user_hi"], index["user_lo"])
+    return b"".join(u + b"\n" for u in users.tolist())
+
+
 def index_counts(index):
-    """Vocabulary sizes for the manifest."""
-    return {"num_users": len(index["user_hi"]), "num_books": len(index["book_ids"])}
+    """Vocabulary sizes for the manifest, and a checksum the driver compares the user vocabulary to."""
+    return {"num_users": len(index["user_hi"]), "num_books": len(index["book_ids"]),
+            USER_VOCAB_CRC: zlib.crc32(user_vocab_bytes(index))}
 
 
 # ----------------------------------------------------------------------------- writing

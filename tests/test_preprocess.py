@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import tarfile
+import zlib
 
 import numpy as np
 import pandas as pd
@@ -296,6 +297,40 @@ def test_missing_or_empty_inputs_fail_before_any_work(data_dir, tmp_path):
         _run(["--input", str(src), "--output", str(tmp_path / "o"), "--min_rating", "7"])
 
 
+def _final_check_inputs(run_a, dst):
+    """A copy of run A's vocabularies and catalogue, and the counts the driver checks them with."""
+    out, manifest = run_a
+    shutil.copytree(os.path.join(out, "transform_output"), dst / "transform_output")
+    shutil.copy(os.path.join(out, "book_catalog.parquet"), dst)
+    vocab = dst / "transform_output" / "transform_fn" / "assets" / "user_id_vocab"
+    counts = {"rows_read": manifest["rows_read"], "train_examples": manifest["train_examples"],
+              "eval_examples": manifest["eval_examples"], "num_users": manifest["num_users"],
+              "num_books": manifest["num_books"],
+              "check/user_vocab_crc32": zlib.crc32(vocab.read_bytes())}
+    counts.update({"filtered/" + k: v for k, v in manifest["filtered"].items()})
+    counts.update({"rejected/" + k: v for k, v in manifest["rejected"].items()})
+    return vocab, counts
+
+
+def test_a_wrong_user_vocabulary_fails_the_final_check_in_one_line(run_a, tmp_path):
+    # What a multi_threading run once produced: tf.Transform's user vocabulary
+    # missing entries. The final check must say so in one line, not a traceback.
+    vocab, counts = _final_check_inputs(run_a, tmp_path)
+    assert preprocess.check_outputs(str(tmp_path), counts)[0] == run_a[1]["kept"]
+    lines = vocab.read_bytes().splitlines(keepends=True)
+    assert len(lines) == counts["num_users"] > 2
+    for damaged, expected in ((lines[:-1], "users"), (lines[1:2] + lines[:1] + lines[2:], "user_index order")):
+        vocab.write_bytes(b"".join(damaged))
+        with pytest.raises(SystemExit) as err:
+            preprocess.check_outputs(str(tmp_path), counts)
+        message = str(err.value)
+        assert message.startswith("preprocess: internal error") and expected in message
+        assert "\n" not in message
+    vocab.write_bytes(b"".join(lines))
+    with pytest.raises(SystemExit, match="rows read"):
+        preprocess.check_outputs(str(tmp_path), dict(counts, rows_read=counts["rows_read"] + 1))
+
+
 # ----------------------------------------------------------------------------- runners
 
 def test_gcs_input_and_output_against_the_emulator(data_dir, run_a, gcs_emulator):
@@ -368,6 +403,11 @@ def test_local_runs_default_to_one_in_process_worker_unless_asked():
     assert direct([])[:2] == (1, "in_memory")
     assert direct(["--direct_num_workers=2"])[:2] == (2, "multi_processing")
     assert direct(["--direct_running_mode=multi_processing"])[:2] == (0, "multi_processing")
+    # Beam's threaded local worker drops elements (see local_defaults): refused in one line.
+    for args in (["--direct_running_mode=multi_threading", "--direct_num_workers=2"],
+                 ["--direct_running_mode=multi_threading", "--direct_num_workers=1"]):
+        with pytest.raises(SystemExit, match="multi_threading can silently drop elements"):
+            direct(args)
     _, _, dataflow = direct(["--runner=DataflowRunner"])
     assert dataflow.view_as(StandardOptions).runner == "DataflowRunner"
     assert dataflow.view_as(DirectOptions).direct_num_workers == 1  # Beam's default, untouched
