@@ -377,20 +377,13 @@ def local_defaults(options, pipeline_args):
     encoded), and its tf.Transform part needs TensorFlow. FnApiRunner worker
     processes would each import TensorFlow and copy every block through gRPC,
     which measured slower on this job (benchmarks/bench_preprocess.py prints both).
-    `--direct_num_workers=N` or `--direct_running_mode=...` keep the usual behaviour,
-    except `multi_threading`, which is refused: its in-process gRPC worker flushes
-    output buffers from a timer thread every second (Beam 2.77,
-    data_plane.TimeBasedBufferingClosableOutputStream.flush: get() then _clear(),
-    not locked against the bundle thread's writes), so an element written between
-    the two is dropped. It lost whole elements in 3 of 3 runs on 20M rows.
+    `--direct_num_workers=N` or `--direct_running_mode=...` keep the usual behaviour
+    (`multi_threading` is refused by beam_runner.make_options: it drops elements;
+    here it lost whole elements in 3 of 3 runs on 20M rows).
     """
     if not beam_runner.is_local(options):
         return options
     direct = options.view_as(DirectOptions)
-    if direct.direct_running_mode == "multi_threading":
-        raise SystemExit("preprocess: --direct_running_mode=multi_threading can silently drop elements "
-                         "in Beam's local runner; use --direct_running_mode=multi_processing or leave "
-                         "the flag out")
     given = {arg.split("=", 1)[0] for arg in pipeline_args if arg.startswith("--")}
     if not given & {"--direct_num_workers", "--direct_running_mode"}:
         direct.direct_num_workers = 1

@@ -61,5 +61,7 @@ def test_local_runs_use_the_offline_fn_api_runner():
     assert chosen.direct_running_mode == "in_memory", "an explicit mode is kept"
     one = beam_runner.make_options(["--direct_num_workers", "1"]).view_as(DirectOptions)
     assert (one.direct_num_workers, one.direct_running_mode) == (1, "in_memory")
+    with pytest.raises(SystemExit, match="multi_threading can silently drop elements"):
+        beam_runner.make_options(["--direct_running_mode=multi_threading"])
     dataflow = beam_runner.make_options(["--runner=DataflowRunner"])
     assert not beam_runner.is_local(dataflow)
