@@ -70,7 +70,7 @@ def make_prep(args, work):
         return prep, "tests/model_fixtures.prep_from_goodreads (stand-in)"
 
 
-def export_memory(num_books, dim=64):
+def export_memory(num_books, dim=128):
     """Streams vectors of `num_books` synthetic books; returns (seconds, peak RSS growth MB)."""
     import numpy as np
     import pyarrow as pa

@@ -46,12 +46,19 @@ class QueryTower(tf.keras.Model):
       hidden_layers: ReLU layer widths before the final linear projection.
       use_user_id: whether a per-user id embedding is part of the vector (it can
         memorise heavy readers; the history alone generalises better on sparse data).
+      history_dropout: share of the history books hidden at random in each training
+        step (a regulariser: the tower learns to predict from part of the history).
+      seed: seeds the history dropout; the mask of step n depends only on (seed, n),
+        so a resumed run sees the same masks as an uninterrupted one.
     """
 
     def __init__(self, num_users, embedding_dim, history=None, num_books=None,
-                 hidden_layers=(), use_user_id=True, name="query_tower"):
+                 hidden_layers=(), use_user_id=True, history_dropout=0.0, seed=0,
+                 name="query_tower"):
         super().__init__(name=name)
         self.num_users = num_users
+        self.history_dropout = float(history_dropout)
+        self.seed = int(seed)
         self.user_embedding = tf.keras.layers.Embedding(
             num_users + 1, embedding_dim, name="user_embedding") if use_user_id else None
         self.history = None
@@ -60,6 +67,9 @@ class QueryTower(tf.keras.Model):
             self.history = tf.Variable(padded, trainable=False, name="history_ids")
             self.history_embedding = tf.keras.layers.Embedding(
                 num_books + 1, embedding_dim, name="history_book_embedding")
+            # Training steps taken, checkpointed with the tower: seeds the dropout masks.
+            self.dropout_step = tf.Variable(0, dtype=tf.int64, trainable=False,
+                                            name="history_dropout_step")
         self.dense = _dense_stack(hidden_layers, embedding_dim, "query")
 
     def call(self, user_index, exclude_book=None):
@@ -71,6 +81,11 @@ class QueryTower(tf.keras.Model):
             if exclude_book is not None:
                 target = tf.cast(tf.reshape(exclude_book, [-1, 1]), tf.int32) + 1
                 ids = tf.where(tf.equal(ids, target), 0, ids)
+                if self.history_dropout > 0:
+                    step = self.dropout_step.assign_add(1)
+                    seed = tf.stack([tf.constant(self.seed, tf.int64), step])
+                    keep = tf.random.stateless_uniform(tf.shape(ids), seed) >= self.history_dropout
+                    ids = tf.where(keep, ids, 0)
             parts.append(_pooled(self.history_embedding, ids))
         x = tf.concat(parts, axis=1) if len(parts) > 1 else parts[0]
         for layer in self.dense:

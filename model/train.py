@@ -21,9 +21,10 @@ from pipeline_common.config import ConfigError, expand_config
 
 # Options that must match for a checkpoint in --output to be resumed.
 ARCHITECTURE_OPTIONS = ("embedding_dim", "hidden_layers", "query_hidden_layers", "history_length",
-                        "query_features",
+                        "query_features", "history_dropout",
                         "max_title_tokens", "max_authors", "min_feature_count", "optimizer",
-                        "seed", "batch_size", "learning_rate", "temperature")
+                        "seed", "batch_size", "learning_rate", "learning_rate_decay",
+                        "temperature")
 
 
 def _positive_int(text):
@@ -44,6 +45,13 @@ def _positive_float(text):
     value = float(text)
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _dropout_rate(text):
+    value = float(text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
     return value
 
 
@@ -77,9 +85,12 @@ def build_parser():
                         help="passes over the training data (more overfits on sparse data)")
     parser.add_argument("--batch_size", type=_positive_int, default=2048,
                         help="examples per step; also the in-batch negatives per example")
-    parser.add_argument("--embedding_dim", type=_positive_int, default=64,
+    parser.add_argument("--embedding_dim", type=_positive_int, default=128,
                         help="width of the user and book vectors")
-    parser.add_argument("--learning_rate", type=_positive_float, default=0.003)
+    parser.add_argument("--learning_rate", type=_positive_float, default=0.003,
+                        help="learning rate of the first epoch")
+    parser.add_argument("--learning_rate_decay", type=_positive_float, default=0.3,
+                        help="epoch e (from 0) trains at learning_rate * decay**e")
     parser.add_argument("--optimizer", choices=("adam", "adagrad"), default="adam",
                         help="optimizer")
     parser.add_argument("--temperature", type=_positive_float, default=0.1,
@@ -88,11 +99,16 @@ def build_parser():
                         help="ReLU layer widths in the book tower before its projection")
     parser.add_argument("--query_hidden_layers", type=_layer_list, default=(),
                         help="ReLU layer widths in the user tower")
-    parser.add_argument("--query_features", type=_feature_list, default=("id", "history"),
+    parser.add_argument("--query_features", type=_feature_list, default=("history",),
                         help="user tower inputs: id (user id embedding), history (pooled "
-                             "training books); comma-separated")
+                             "training books); comma-separated. The id embedding memorises "
+                             "training books and loses to history alone on held-out books")
     parser.add_argument("--history_length", type=_non_negative_int, default=50,
-                        help="training books per user pooled in the user tower (0: id only)")
+                        help="training books per user pooled in the user tower (0: no history; "
+                             "needs --query_features id)")
+    parser.add_argument("--history_dropout", type=_dropout_rate, default=0.3,
+                        help="share of a user's history books hidden at random in each "
+                             "training step (regularises the user tower)")
     parser.add_argument("--max_title_tokens", type=_positive_int, default=12)
     parser.add_argument("--max_authors", type=_positive_int, default=4)
     parser.add_argument("--min_feature_count", type=_positive_int, default=2,
@@ -151,7 +167,8 @@ def build_model(args, manifest, content, train):
         history = None
     query = towers.QueryTower(manifest["num_users"], args.embedding_dim, history,
                               manifest["num_books"], args.query_hidden_layers,
-                              use_user_id="id" in args.query_features)
+                              use_user_id="id" in args.query_features,
+                              history_dropout=args.history_dropout, seed=args.seed)
     candidate = towers.CandidateTower(manifest["num_books"], content, args.embedding_dim,
                                       args.hidden_layers)
     model = towers.TwoTowerModel(query, candidate,
@@ -282,6 +299,7 @@ def train(args):
     examples = len(train_set.user)
     for epoch in range(first_epoch, args.epochs):
         start, timer = time.perf_counter(), _epoch_timer()
+        optimizer.learning_rate.assign(args.learning_rate * args.learning_rate_decay ** epoch)
         fit = model.fit(data.epoch_dataset(train_set, args.batch_size, args.seed, epoch),
                         initial_epoch=epoch, epochs=epoch + 1, verbose=args.verbose,
                         callbacks=[tf.keras.callbacks.TerminateOnNaN(), timer])
@@ -354,5 +372,6 @@ def run(argv=None):
 
 
 if __name__ == "__main__":
-    logging.getLogger().setLevel(logging.INFO)
+    from pipeline_common.logs import configure_logging
+    configure_logging()
     run()

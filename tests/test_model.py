@@ -213,11 +213,39 @@ def test_clear_errors_for_bad_data(prep, tmp_path):
 def test_bad_flags_are_argparse_errors(prep, tmp_path, capsys):
     data, _ = prep
     for flags in (["--epochs", "0"], ["--learning_rate", "-1"], ["--hidden_layers", "a,b"],
-                  ["--no_such_flag", "1"]):
+                  ["--history_dropout", "1"], ["--no_such_flag", "1"]):
         with pytest.raises(SystemExit) as info:
             train.run(["--data", data, "--output", str(tmp_path)] + flags)
         assert info.value.code == 2
     assert "unrecognized arguments: --no_such_flag" in capsys.readouterr().err
+
+
+def test_history_dropout_masks_depend_only_on_seed_and_step():
+    import tensorflow as tf
+
+    from model import towers
+    history = np.arange(1, 41, dtype=np.int32).reshape(4, 10)
+    users = tf.constant([0, 1, 2, 3], tf.int64)
+    not_in_history = tf.constant([100, 100, 100, 100], tf.int64)
+
+    def outputs(seed):
+        tf.keras.utils.set_random_seed(0)
+        tower = towers.QueryTower(4, 8, history, 40, use_user_id=False, history_dropout=0.5,
+                                  seed=seed)
+        steps = [tower(users, exclude_book=not_in_history).numpy() for _ in range(2)]
+        serving = tower(users).numpy()
+        return steps, serving, int(tower.dropout_step.numpy())
+
+    first, serving, steps = outputs(1)
+    again, serving_again, _ = outputs(1)
+    other, _, _ = outputs(2)
+    np.testing.assert_array_equal(first[0], again[0])
+    np.testing.assert_array_equal(first[1], again[1])
+    np.testing.assert_array_equal(serving, serving_again)
+    assert not np.allclose(first[0], first[1])  # a new mask every step
+    assert not np.allclose(first[0], other[0])  # and per seed
+    assert not np.allclose(first[0], serving)  # serving uses the whole history
+    assert steps == 2  # serving calls take no dropout step
 
 
 def test_config_file_and_command_line_override(tmp_path):
