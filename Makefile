@@ -33,8 +33,8 @@ demo: $(STAMP)
 	$(PY) -m model.train --data $(DEMO)/preprocessed --output $(DEMO)/model --verbose 2
 	$(PY) -m graph_export.neighbors --embeddings $(DEMO)/model --catalog $(DEMO)/preprocessed \
 	    --output $(DEMO)/graph
-	$(PY) -m graph_export.ego --graph $(DEMO)/graph --depth 3 --output $(DEMO)/ego/top_book \
-	    --book_id $$($(PY) -c "import pandas as p; print(p.read_parquet('$(DEMO)/graph/nodes.parquet').sort_values('book_index').book_id.iloc[0])")
+	$(PY) -m graph_export.ego --graph $(DEMO)/graph --depth 3 --output $(DEMO)/ego/book_100 \
+	    --book_id $$($(PY) -c "import pandas as p; n = p.read_parquet('$(DEMO)/graph/nodes.parquet'); print(n[n.book_index == 100].book_id.iloc[0])")
 	$(PY) -m graph_export.explorer --graph $(DEMO)/graph --output $(DEMO)/explorer.html
 	@echo
 	@echo "Demo outputs:"
@@ -43,7 +43,7 @@ demo: $(STAMP)
 	@echo "  model, metrics, embeddings:          $(abspath $(DEMO))/model (metrics.json, metrics.png)"
 	@echo "  graph for Gephi (GEXF 1.3):          $(abspath $(DEMO))/graph/graph.gexf"
 	@echo "  graph for sigma.js / d3 (JSON):      $(abspath $(DEMO))/graph/graph.json, graph.nodelink.json"
-	@echo "  ego graph of the most-read book:     $(abspath $(DEMO))/ego/top_book.{gexf,json,png}"
+	@echo "  ego graph of the 101st most-read book: $(abspath $(DEMO))/ego/book_100.{gexf,json,png}"
 	@echo "  explorer (open in a browser, works offline): $(abspath $(DEMO))/explorer.html"
 
 # Picture of the demo explorer for the README.
