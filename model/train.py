@@ -16,6 +16,7 @@ import sys
 import time
 
 import pipeline_common  # noqa: F401  (legacy Keras before TensorFlow loads)
+from pipeline_common.cli import non_negative_int, positive_float, positive_int
 from pipeline_common import fileio
 from pipeline_common.config import ConfigError, expand_config
 
@@ -25,27 +26,6 @@ ARCHITECTURE_OPTIONS = ("embedding_dim", "hidden_layers", "query_hidden_layers",
                         "max_title_tokens", "max_authors", "min_feature_count", "optimizer",
                         "seed", "batch_size", "learning_rate", "learning_rate_decay",
                         "temperature")
-
-
-def _positive_int(text):
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def _non_negative_int(text):
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
-
-
-def _positive_float(text):
-    value = float(text)
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
 
 
 def _dropout_rate(text):
@@ -81,19 +61,19 @@ def build_parser():
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--data", required=True, help="preprocess output (local or gs://)")
     parser.add_argument("--output", required=True, help="model output directory")
-    parser.add_argument("--epochs", type=_positive_int, default=2,
+    parser.add_argument("--epochs", type=positive_int, default=2,
                         help="passes over the training data (more overfits on sparse data)")
-    parser.add_argument("--batch_size", type=_positive_int, default=2048,
+    parser.add_argument("--batch_size", type=positive_int, default=2048,
                         help="examples per step; also the in-batch negatives per example")
-    parser.add_argument("--embedding_dim", type=_positive_int, default=128,
+    parser.add_argument("--embedding_dim", type=positive_int, default=128,
                         help="width of the user and book vectors")
-    parser.add_argument("--learning_rate", type=_positive_float, default=0.003,
+    parser.add_argument("--learning_rate", type=positive_float, default=0.003,
                         help="learning rate of the first epoch")
-    parser.add_argument("--learning_rate_decay", type=_positive_float, default=0.3,
+    parser.add_argument("--learning_rate_decay", type=positive_float, default=0.3,
                         help="epoch e (from 0) trains at learning_rate * decay**e")
     parser.add_argument("--optimizer", choices=("adam", "adagrad"), default="adam",
                         help="optimizer")
-    parser.add_argument("--temperature", type=_positive_float, default=0.1,
+    parser.add_argument("--temperature", type=positive_float, default=0.1,
                         help="softmax temperature on cosine scores")
     parser.add_argument("--hidden_layers", type=_layer_list, default=(),
                         help="ReLU layer widths in the book tower before its projection")
@@ -103,23 +83,23 @@ def build_parser():
                         help="user tower inputs: id (user id embedding), history (pooled "
                              "training books); comma-separated. The id embedding memorises "
                              "training books and loses to history alone on held-out books")
-    parser.add_argument("--history_length", type=_non_negative_int, default=50,
+    parser.add_argument("--history_length", type=non_negative_int, default=50,
                         help="training books per user pooled in the user tower (0: no history; "
                              "needs --query_features id)")
     parser.add_argument("--history_dropout", type=_dropout_rate, default=0.3,
                         help="share of a user's history books hidden at random in each "
                              "training step (regularises the user tower)")
-    parser.add_argument("--max_title_tokens", type=_positive_int, default=12)
-    parser.add_argument("--max_authors", type=_positive_int, default=4)
-    parser.add_argument("--min_feature_count", type=_positive_int, default=2,
+    parser.add_argument("--max_title_tokens", type=positive_int, default=12)
+    parser.add_argument("--max_authors", type=positive_int, default=4)
+    parser.add_argument("--min_feature_count", type=positive_int, default=2,
                         help="title words / authors on fewer books are ignored")
     parser.add_argument("--seed", type=int, default=42,
                         help="same seed + same data = same model on CPU")
-    parser.add_argument("--top_k", type=_positive_int, default=100,
+    parser.add_argument("--top_k", type=positive_int, default=100,
                         help="results per query in the serving signatures")
-    parser.add_argument("--projector_max_books", type=_non_negative_int, default=50000,
+    parser.add_argument("--projector_max_books", type=non_negative_int, default=50000,
                         help="most-read books written to the projector files")
-    parser.add_argument("--eval_every", type=_positive_int, default=1,
+    parser.add_argument("--eval_every", type=positive_int, default=1,
                         help="evaluate (for metrics.png) every N epochs")
     parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
                         help="Keras progress output: 1 progress bar, 2 one line per epoch")
