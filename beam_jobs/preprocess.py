@@ -22,7 +22,6 @@ import logging
 import math
 import os
 import shutil
-import sys
 import tempfile
 import uuid
 
@@ -31,7 +30,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import DirectOptions, GoogleCloudOptions, TestOptions
 
 from pipeline_common import beam_runner, fileio
-from pipeline_common.config import ConfigError, expand_config
+from pipeline_common import config
 from beam_jobs import parsing
 from beam_jobs import preprocess_steps as steps
 
@@ -73,7 +72,7 @@ def parse_args(argv):
     parser.add_argument("--block_size_mb", type=int, default=32, help="bytes read per work item")
     parser.add_argument("--compression_level", type=int, default=1,
                         help="gzip level of the TFRecord shards (1 fastest .. 9 smallest)")
-    args, pipeline_args = parser.parse_known_args(argv)
+    args, pipeline_args = config.parse_known_args(parser, argv)
     problems = []
     if args.top_books < 1:
         problems.append("--top_books must be >= 1")
@@ -393,10 +392,6 @@ def local_defaults(options, pipeline_args):
 
 def run(argv=None):
     """Runs the preprocess job; returns the manifest dict ({"dry_run": True, ...} for a dry run)."""
-    try:
-        argv = expand_config(sys.argv[1:] if argv is None else argv)
-    except ConfigError as err:
-        raise SystemExit(f"preprocess: {err}") from None
     args, pipeline_args = parse_args(argv)
     options = local_defaults(beam_runner.make_options(pipeline_args), pipeline_args)
     dry_run = options.view_as(TestOptions).dry_run

@@ -25,7 +25,6 @@ import json
 import logging
 import os
 import re
-import sys
 
 import numpy as np
 import pyarrow as pa
@@ -244,11 +243,7 @@ def run(argv=None):
     parser.add_argument("--max_nodes", type=positive_int, default=None,
                         help="embed only the N most-read books (lowest book_index); "
                              "edges to the others are dropped. Default: all books")
-    try:
-        argv = config.expand_config(sys.argv[1:] if argv is None else argv)
-    except config.ConfigError as err:
-        parser.error(str(err))
-    args, rest = parser.parse_known_args(argv)
+    args, rest = config.parse_known_args(parser, argv)
     if rest:
         # No pipeline here; FileSystems options (e.g. for gs://) are the only extras.
         from apache_beam.io.filesystems import FileSystems

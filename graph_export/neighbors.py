@@ -19,7 +19,6 @@ after the pipeline; see `graph_export.layout` for how they scale.
 """
 import argparse
 import logging
-import sys
 import time
 import uuid
 
@@ -36,7 +35,7 @@ from graph_export.json_writer import EdgeBatch, write_graphology, write_nodelink
 from pipeline_common.cli import positive_int
 from pipeline_common import fileio
 from pipeline_common.beam_runner import make_options, make_pipeline
-from pipeline_common.config import ConfigError, expand_config
+from pipeline_common import config
 
 EMBEDDINGS_FILE = "book_embeddings.parquet"
 CATALOG_FILE = "book_catalog.parquet"
@@ -421,11 +420,7 @@ def build_parser():
 def run(argv=None):
     """Runs the job; returns the summary dict (also written to summary.json)."""
     parser = build_parser()
-    try:
-        argv = expand_config(argv if argv is not None else sys.argv[1:])
-    except ConfigError as err:
-        parser.error(str(err))
-    args, pipeline_args = parser.parse_known_args(argv)
+    args, pipeline_args = config.parse_known_args(parser, argv)
     if args.tile % args.chunk:
         parser.error(f"--tile ({args.tile}) must be a multiple of --chunk ({args.chunk})")
     started = time.time()

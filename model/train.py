@@ -18,7 +18,7 @@ import time
 import pipeline_common  # noqa: F401  (legacy Keras before TensorFlow loads)
 from pipeline_common.cli import non_negative_int, positive_float, positive_int
 from pipeline_common import fileio
-from pipeline_common.config import ConfigError, expand_config
+from pipeline_common import config
 
 # Options that must match for a checkpoint in --output to be resumed.
 ARCHITECTURE_OPTIONS = ("embedding_dim", "hidden_layers", "query_hidden_layers", "history_length",
@@ -112,11 +112,7 @@ def build_parser():
 
 def parse_args(argv):
     parser = build_parser()
-    try:
-        argv = expand_config(argv)
-    except ConfigError as err:
-        parser.error(str(err))
-    args, unknown = parser.parse_known_args(argv)
+    args, unknown = config.parse_known_args(parser, argv)
     if unknown and not args.vertex:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if "id" not in args.query_features and args.history_length == 0:

@@ -13,11 +13,10 @@ Python training image runs the project's sdist instead.
 """
 import argparse
 import json
-import logging
 import sys
 
 import pipeline_common  # noqa: F401  (legacy Keras before TensorFlow loads)
-from pipeline_common.config import ConfigError, expand_config
+from pipeline_common import config
 
 
 def build_parser():
@@ -78,11 +77,7 @@ def parse(argv):
     """(vertex args, model.train argv) with every check done; errors exit with one line."""
     from model import train
     parser = build_parser()
-    try:
-        argv = expand_config(argv)
-    except ConfigError as err:
-        parser.error(str(err))
-    args, rest = parser.parse_known_args(argv)
+    args, rest = config.parse_known_args(parser, argv)
     train_args, _ = train.parse_args(rest)  # rejects unknown or invalid training flags
     for flag in ("data", "output"):
         if not getattr(train_args, flag).startswith("gs://"):

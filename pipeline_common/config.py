@@ -9,6 +9,8 @@ A config file is a flat YAML mapping of flag name -> value, e.g.::
 It is turned into ``--name=value`` arguments placed *before* the command line,
 so argparse (last one wins) lets explicit flags override the file.
 """
+import sys
+
 import yaml
 from apache_beam.io.filesystems import FileSystems
 
@@ -78,3 +80,16 @@ def expand_config(argv):
     for path in paths:
         from_files += config_to_argv(read_config(path), source=path)
     return from_files + rest
+
+
+def parse_known_args(parser, argv=None):
+    """`parser.parse_known_args` after expanding `--config` files (argv None: sys.argv).
+
+    A bad config file is reported like any other bad flag: one argparse error line.
+    Returns (args, the arguments the parser does not know, e.g. Beam options).
+    """
+    try:
+        argv = expand_config(sys.argv[1:] if argv is None else argv)
+    except ConfigError as err:
+        parser.error(str(err))
+    return parser.parse_known_args(argv)

@@ -29,6 +29,19 @@ def test_bad_config_files_say_what_is_wrong(tmp_path, text, message):
         config.expand_config(["--config", str(tmp_path / "missing.yaml")])
 
 
+def test_parse_known_args_reads_config_and_reports_bad_files_as_flag_errors(tmp_path, capsys):
+    import argparse
+    parser = argparse.ArgumentParser(prog="job")
+    parser.add_argument("--top_books", type=int)
+    path = tmp_path / "job.yaml"
+    path.write_text("top_books: 5\nrunner: DataflowRunner\n")
+    args, rest = config.parse_known_args(parser, ["--config", str(path)])
+    assert args.top_books == 5 and rest == ["--runner=DataflowRunner"]
+    with pytest.raises(SystemExit):
+        config.parse_known_args(parser, ["--config", str(tmp_path / "missing.yaml")])
+    assert "job: error: cannot read config file" in capsys.readouterr().err
+
+
 def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     target = tmp_path / "out" / "file.txt"
     with pytest.raises(RuntimeError):

@@ -1,7 +1,6 @@
 """The generator writes the UCSD Goodreads layout with the structure the pipeline needs."""
 import gzip
 import json
-import pathlib
 
 import numpy as np
 import pandas as pd
