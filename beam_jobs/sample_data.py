@@ -21,6 +21,7 @@ FileSystems under a temporary name and renamed when complete.
     python -m beam_jobs.sample_data --output /tmp/goodreads --ratings 1000000
 """
 import argparse
+import contextlib
 import io
 import json
 import logging
@@ -164,8 +165,6 @@ class World:
             num_books - 1)]
         self.global_table = np.minimum(np.searchsorted(
             global_cdf, np.arange(_GLOBAL_RES) / _GLOBAL_RES, side="right"), num_books - 1)
-        # Users: 1-3 favourite topics (a topic with books), heavy-tailed activity.
-        self.user_seed = seed
 
     def user_tastes(self, rng, count):
         """Per user: three topics and their weights (some weights zero)."""
@@ -302,7 +301,6 @@ class SampleWriter:
 
     def write_all(self):
         start = time.time()
-        fileio.makedirs(self.out) if "://" not in self.out else None
         self.write_interactions()
         elapsed = time.time() - start
         logging.info("interactions: %d rows in %.1fs (%.2fM rows/s)",
@@ -326,7 +324,8 @@ class SampleWriter:
         json_path = fileio.join(self.out, "goodreads_interactions_dedup.json.gz")
         written, last_log, t0 = 0, 0.0, time.time()
         with fileio.atomic_write(csv_path) as csv_out, \
-                _maybe(args.dedup_json, lambda: fileio.atomic_write(json_path, compressed=True)) as js:
+                (fileio.atomic_write(json_path, compressed=True) if args.dedup_json
+                 else contextlib.nullcontext()) as js:
             csv_out.write(b"user_id,book_id,is_read,rating,is_reviewed\n")
             for users, books, ratings in self.chunks():
                 rng = np.random.default_rng([args.seed, 5, int(users[0])])
@@ -572,19 +571,6 @@ def _goodreads_date(day_offset):
     import datetime
     d = datetime.datetime(2009, 1, 1, 12, 0, 0) + datetime.timedelta(days=day_offset)
     return f"{_DAYS[d.weekday()]} {_MONTHS[d.month - 1]} {d.day:02d} {d:%H:%M:%S} -0700 {d.year}"
-
-
-class _maybe:
-    """Context manager that opens `factory()` only when `enabled`, else yields None."""
-
-    def __init__(self, enabled, factory):
-        self.cm = factory() if enabled else None
-
-    def __enter__(self):
-        return self.cm.__enter__() if self.cm else None
-
-    def __exit__(self, *exc):
-        return self.cm.__exit__(*exc) if self.cm else False
 
 
 def run(argv=None):
