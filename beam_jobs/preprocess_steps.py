@@ -516,25 +516,26 @@ def write_stats(counts, path):
 # ----------------------------------------------------------------------------- TF Transform input
 
 def analysis_batches(index, batch_rows=100_000):
-    """The vocabularies as TFT input: one row per user/book, weight = rank from the end.
+    """The vocabularies as tf.Transform input: one row per user/book, weight = rank from the end.
 
-    TFT orders a vocabulary by total weight (descending). Giving entry i the weight
-    n - i makes TFT's order exactly the index order built here; shorter columns
-    are padded by repeating entries with weight 0, which changes no total.
+    The vocabulary analyzer orders by total weight (descending). Giving entry i
+    the weight n - i makes its order exactly the index order built here; shorter
+    columns are padded by repeating entries with weight 0, which changes no total.
     """
     users = selection.u128_to_hex(index["user_hi"], index["user_lo"])
     books = index["book_ids"].astype("S20")
     n_users, n_books = len(users), len(books)
     n = max(n_users, n_books)
+    one_per_row = None
     for s in range(0, n, batch_rows):
         rows = np.arange(s, min(s + batch_rows, n))
+        if one_per_row is None or len(one_per_row) != len(rows) + 1:
+            one_per_row = pa.array(np.arange(len(rows) + 1, dtype=np.int32))
         cols = {
-            "user_id": (users[rows % n_users], pa.binary()),
-            "book_id": (books[rows % n_books], pa.binary()),
-            "user_rank_weight": (np.where(rows < n_users, n_users - rows, 0).astype(np.float32), pa.float32()),
-            "book_rank_weight": (np.where(rows < n_books, n_books - rows, 0).astype(np.float32), pa.float32()),
+            "user_id": pa.array(users[rows % n_users], type=pa.binary()),
+            "book_id": pa.array(books[rows % n_books], type=pa.binary()),
+            "user_rank_weight": pa.array(np.where(rows < n_users, n_users - rows, 0)),
+            "book_rank_weight": pa.array(np.where(rows < n_books, n_books - rows, 0)),
         }
-        offsets = pa.array(np.arange(len(rows) + 1, dtype=np.int32))
-        arrays = [pa.ListArray.from_arrays(offsets, pa.array(list(v) if t == pa.binary() else v, type=t))
-                  for v, t in cols.values()]
-        yield pa.RecordBatch.from_arrays(arrays, names=list(cols))
+        yield pa.RecordBatch.from_arrays(
+            [pa.ListArray.from_arrays(one_per_row, values) for values in cols.values()], names=list(cols))

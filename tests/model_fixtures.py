@@ -4,8 +4,9 @@ Users each like one genre; a book's readers come mostly from its genre's fans, a
 book popularity falls off steeply, so popularity is a fair but beatable baseline.
 `prep_from_goodreads` is a plain-pandas stand-in for beam_jobs.preprocess on
 `beam_jobs.sample_data` output (benchmarks use the real job when it can be imported).
-Vocabularies are built with tft.beam (weighted so that their order is exactly the
-contract's index order), so the transform graph is a real TF Transform output.
+Vocabularies are built by the preprocess job's own tf.Transform graph
+(beam_jobs.vocab_transform, weighted so that their order is exactly the
+contract's index order), so the transform graph is a real tf.Transform output.
 """
 import json
 import os
@@ -65,42 +66,31 @@ def _title(rng, genre):
 
 
 def _run_transform(user_ids, book_ids, transform_dir, temp_dir):
-    """Builds transform_output/ with tft.beam: user_id, book_id -> user_index, book_index.
+    """Builds transform_output/ with the preprocess job's own tf.Transform graph.
 
-    The vocabularies are analysed from one row per id, weighted so that
-    tft.vocabulary's frequency order is exactly the given index order.
+    The vocabularies are analysed from one row per id, weighted so that their
+    frequency order is exactly the given index order (as the job does).
     """
     import apache_beam as beam
-    import tensorflow_transform as tft
     import tensorflow_transform.beam as tft_beam
     from apache_beam.options.pipeline_options import PipelineOptions
     from apache_beam.runners.portability.fn_api_runner import fn_runner
     from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
+    from beam_jobs import vocab_transform
 
-    def preprocessing_fn(inputs):
-        users = tft.vocabulary(inputs["user_id"], weights=inputs["user_weight"],
-                               vocab_filename="user_id_vocab")
-        books = tft.vocabulary(inputs["book_id"], weights=inputs["book_weight"],
-                               vocab_filename="book_id_vocab")
-        return {"user_index": tft.apply_vocabulary(inputs["user_id"], users, default_value=-1),
-                "book_index": tft.apply_vocabulary(inputs["book_id"], books, default_value=-1)}
-
-    spec = {"user_id": tf.io.FixedLenFeature([], tf.string),
-            "book_id": tf.io.FixedLenFeature([], tf.string),
-            "user_weight": tf.io.FixedLenFeature([], tf.float32),
-            "book_weight": tf.io.FixedLenFeature([], tf.float32)}
-    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
+    metadata = dataset_metadata.DatasetMetadata(
+        schema_utils.schema_from_feature_spec(vocab_transform.ANALYSIS_FEATURE_SPEC))
     rows = []
     for i in range(max(len(user_ids), len(book_ids))):
         rows.append({
-            "user_id": user_ids[i].encode() if i < len(user_ids) else b"",
-            "user_weight": float(len(user_ids) - i) if i < len(user_ids) else 0.0,
-            "book_id": book_ids[i].encode() if i < len(book_ids) else b"",
-            "book_weight": float(len(book_ids) - i) if i < len(book_ids) else 0.0})
+            "user_id": user_ids[i % len(user_ids)].encode(),
+            "user_rank_weight": max(len(user_ids) - i, 0),
+            "book_id": book_ids[i % len(book_ids)].encode(),
+            "book_rank_weight": max(len(book_ids) - i, 0)})
     with beam.Pipeline(runner=fn_runner.FnApiRunner(), options=PipelineOptions([])) as p:
         with tft_beam.Context(temp_dir=temp_dir):
             transform_fn = ((p | "Create" >> beam.Create(rows), metadata)
-                            | "Analyze" >> tft_beam.AnalyzeDataset(preprocessing_fn))
+                            | "Analyze" >> tft_beam.AnalyzeDataset(vocab_transform.preprocessing_fn))
             _ = transform_fn | "Write" >> tft_beam.WriteTransformFn(transform_dir)
     assets = os.path.join(transform_dir, "transform_fn", "assets")
     for name, ids in (("user_id_vocab", user_ids), ("book_id_vocab", book_ids)):
