@@ -19,6 +19,7 @@ REQUIRED = [
     "numpy==2.4.6",
     "PyYAML==6.0.4",
     "matplotlib==3.11.2",
+    "isal==1.9.1",  # ISA-L gzip for the TFRecord shards (beam_jobs/tfrecords.py)
 ]
 
 TEST = [

@@ -167,7 +167,13 @@ def prepare_output(output):
 
 
 def _read_file(p, label, path, block_size, reshuffle=True):
-    """PCollection of line blocks of one file, spread over workers."""
+    """PCollection of line blocks of one file, spread over workers.
+
+    Read tasks are always spread. The blocks of a compressed file (read as one
+    stream) are spread too when `reshuffle`; the catalogue files skip that: their
+    blocks are parsed where they are read (on all of that worker's cores) and
+    only the slim parsed tables move, not the raw JSON.
+    """
     blocks = (p | f"List{label}" >> beam.Create(read_tasks(path, block_size))
               | f"Spread{label}Tasks" >> beam.Reshuffle()
               | f"Read{label}" >> beam.ParDo(steps.ReadBlocks(block_size)))
@@ -186,7 +192,7 @@ def build_pipeline(p, args, paths, num_shards, transform_dir, tft_temp_dir):
     all_counts, all_rejects = [], []
 
     # Catalogue: the set of known book ids is needed to validate interactions.
-    books = (_read_file(p, "Books", paths["books"], block_size)
+    books = (_read_file(p, "Books", paths["books"], block_size, reshuffle=False)
              | "ParseBooks" >> beam.ParDo(steps.ParseCatalogFile("books")).with_outputs(
                  steps.REJECTS, steps.COUNTS, main="tables"))
     all_counts.append(books[steps.COUNTS])
@@ -264,7 +270,7 @@ def build_pipeline(p, args, paths, num_shards, transform_dir, tft_temp_dir):
         steps.filter_catalog, beam.pvalue.AsSingleton(top_ids))
                     | "CollectCatalog" >> beam.combiners.ToList())
     needed = kept_catalog | "NeededAuthors" >> beam.Map(steps.needed_author_ids)
-    authors = (_read_file(p, "Authors", paths["authors"], block_size)
+    authors = (_read_file(p, "Authors", paths["authors"], block_size, reshuffle=False)
                | "ParseAuthors" >> beam.ParDo(steps.ParseCatalogFile("authors")).with_outputs(
                    steps.REJECTS, steps.COUNTS, main="tables"))
     all_counts.append(authors[steps.COUNTS])
@@ -273,7 +279,7 @@ def build_pipeline(p, args, paths, num_shards, transform_dir, tft_temp_dir):
         steps.filter_authors, beam.pvalue.AsSingleton(needed))
                    | "CollectAuthors" >> beam.combiners.ToList())
     if "genres" in paths:
-        genres = (_read_file(p, "Genres", paths["genres"], block_size)
+        genres = (_read_file(p, "Genres", paths["genres"], block_size, reshuffle=False)
                   | "ParseGenres" >> beam.ParDo(steps.ParseCatalogFile("genres")).with_outputs(
                       steps.REJECTS, steps.COUNTS, main="tables"))
         all_counts.append(genres[steps.COUNTS])

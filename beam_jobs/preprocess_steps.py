@@ -378,7 +378,7 @@ def shard_name(output, split, part, num):
 class WriteExamples(beam.DoFn):
     """One filtered partition -> its train and eval shards (GZIP TFRecord of tf.Examples)."""
 
-    def __init__(self, output, num_partitions, seed, eval_fraction, level, block_rows=500_000):
+    def __init__(self, output, num_partitions, seed, eval_fraction, level, block_rows=100_000):
         self._output = output
         self._num = num_partitions
         self._seed = seed
@@ -392,12 +392,13 @@ class WriteExamples(beam.DoFn):
                                      partition["uniq_hi"], partition["uniq_lo"])
         if (upos < 0).any():
             raise PreprocessError("internal error: a kept user is missing from the user index")
-        user_index_of = index["user_sorted_index"][upos]
         bpos = selection.lookup_ids(index["book_sorted_ids"], gid)
         if (bpos < 0).any():
             raise PreprocessError("internal error: a kept book is missing from the book index")
-        book_index = index["book_sorted_index"][bpos]
-        hex_ids = selection.u128_to_hex(partition["uniq_hi"], partition["uniq_lo"])
+        # Users and books are dictionaries: their Example parts are serialised once here.
+        encoder = tfrecords.ExampleEncoder(
+            selection.u128_to_hex(partition["uniq_hi"], partition["uniq_lo"]), index["user_sorted_index"][upos],
+            index["book_sorted_ids"].astype("S20"), index["book_sorted_index"])
         hi, lo = partition["uniq_hi"][user], partition["uniq_lo"][user]
         evaluation = selection.is_eval(hi, lo, gid, self._seed, self._eval_fraction)
         counts = {}
@@ -409,8 +410,7 @@ class WriteExamples(beam.DoFn):
                 try:
                     for s in range(0, len(rows), self._block_rows):
                         r = rows[s:s + self._block_rows]
-                        writer.write_block(hex_ids[user[r]], gid[r].astype("S20"), user_index_of[user[r]],
-                                           book_index[r], partition["rating"][r].astype(np.int64))
+                        writer.write_coded(encoder, user[r], bpos[r], partition["rating"][r])
                 except BaseException:
                     writer.abort()
                     raise

@@ -3,6 +3,7 @@ import zlib
 
 import numpy as np
 import pyarrow as pa
+import pytest
 import tensorflow as tf
 
 from beam_jobs import parsing, selection, tfrecords
@@ -53,22 +54,175 @@ def test_split_is_a_pure_function_of_the_ids_and_seed():
     assert not selection.is_eval(hi, lo, book, 1, 0.0).any()
 
 
+def _records(data):
+    """Splits framed TFRecord bytes, checking both CRCs of every record with google_crc32c."""
+    import struct
+
+    import google_crc32c
+
+    def masked(crc):
+        return ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + 0xA282EAD8) & 0xFFFFFFFF
+
+    data, records, at = bytes(data), [], 0
+    while at < len(data):
+        length = struct.unpack_from("<Q", data, at)[0]
+        assert struct.unpack_from("<I", data, at + 8)[0] == masked(google_crc32c.value(data[at:at + 8]))
+        record = data[at + 12:at + 12 + length]
+        assert struct.unpack_from("<I", data, at + 12 + length)[0] == masked(google_crc32c.value(record))
+        records.append(record)
+        at += 16 + length
+    assert at == len(data)
+    return records
+
+
+def _rows(records):
+    """Serialised Examples -> [(user_id, book_id, user_index, book_index, rating)], strictly parsed."""
+    rows = []
+    for raw in records:
+        example = tf.train.Example.FromString(raw)
+        assert example.ByteSize() == len(raw)  # no unknown or duplicate fields
+        f = example.features.feature
+        assert sorted(f) == sorted(tfrecords.BYTES_FEATURES + tfrecords.INT_FEATURES)
+        assert all(len(v.bytes_list.value) + len(v.int64_list.value) == 1 for v in f.values())
+        rows.append((f["user_id"].bytes_list.value[0], f["book_id"].bytes_list.value[0],
+                     f["user_index"].int64_list.value[0], f["book_index"].int64_list.value[0],
+                     f["rating"].int64_list.value[0]))
+    return rows
+
+
+def _expected(user, book, ui, bi, rating):
+    return [(bytes(u), bytes(b), int(x), int(y), int(r)) for u, b, x, y, r in zip(user, book, ui, bi, rating)]
+
+
 def test_examples_are_valid_tfrecords_of_tf_examples(tmp_path):
     user = np.array([b"0123456789abcdef0123456789abcdef"] * 3 + [b"ffffffffffffffffffffffffffffffff"])
     book = np.array([b"1", b"123456789", b"4294967295", b"42"])
     ui, bi, rating = np.array([0, 127, 128, 300000]), np.array([0, 1, 2999, 5]), np.array([1, 5, 3, 2])
     data = tfrecords.framed_records(user, book, ui, bi, rating)
-    zipper = zlib.compressobj(1, zlib.DEFLATED, 31)
+    assert _rows(_records(data)) == _expected(user, book, ui, bi, rating)  # input order
+    for record in _records(data):  # entries in the documented order
+        keys = [record.index(b"\n" + bytes([len(k)]) + k.encode()) for k in tfrecords.FEATURE_ORDER]
+        assert keys == sorted(keys)
     path = str(tmp_path / "k.tfrecord.gz")
     with open(path, "wb") as handle:
-        handle.write(zipper.compress(data) + zipper.flush())
+        writer = tfrecords.GzipTFRecordWriter(handle, 1)
+        writer.write_block(user, book, ui, bi, rating)
+        writer.close()
     got = []
     for raw in tf.data.TFRecordDataset(path, compression_type="GZIP"):  # checks the CRCs too
-        ex = tf.train.Example.FromString(raw.numpy()).features.feature
-        got.append((ex["user_id"].bytes_list.value[0], ex["book_id"].bytes_list.value[0],
-                    ex["user_index"].int64_list.value[0], ex["book_index"].int64_list.value[0],
-                    ex["rating"].int64_list.value[0]))
-    assert sorted(got) == sorted(zip(user, book, ui, bi, rating))
+        ex = tf.io.parse_single_example(raw, {
+            "user_id": tf.io.FixedLenFeature([], tf.string), "book_id": tf.io.FixedLenFeature([], tf.string),
+            "user_index": tf.io.FixedLenFeature([], tf.int64), "book_index": tf.io.FixedLenFeature([], tf.int64),
+            "rating": tf.io.FixedLenFeature([], tf.int64)})
+        got.append(tuple(ex[k].numpy() for k in ("user_id", "book_id", "user_index", "book_index", "rating")))
+    assert got == _expected(user, book, ui, bi, rating)
+
+
+def _coded_case(rng, n, users, books):
+    """Random dictionaries + sorted codes, like one partition."""
+    hex_ids = selection.u128_to_hex(rng.integers(0, 2**63, users).astype(np.uint64),
+                                    rng.integers(0, 2**63, users).astype(np.uint64))
+    user_index = rng.permutation(max(users, 300_000))[:users]
+    book_ids = (rng.integers(1, 10, books) * 10 ** rng.integers(0, 8, books)).astype("S20")
+    book_index = rng.permutation(books)
+    user_code = np.sort(rng.integers(0, users, n))
+    book_code = rng.integers(0, books, n)
+    rating = rng.integers(1, 6, n).astype(np.int8)
+    return hex_ids, user_index, user_code, book_ids, book_index, book_code, rating
+
+
+def test_coded_records_equal_the_rows_they_code_in_order():
+    rng = np.random.default_rng(1)
+    hex_ids, uidx, ucode, bids, bidx, bcode, rating = _coded_case(rng, 3000, 400, 50)
+    data = tfrecords.framed_records_coded(hex_ids, uidx, ucode, bids, bidx, bcode, rating)
+    expected = _expected(hex_ids[ucode], bids[bcode], uidx[ucode], bidx[bcode], rating)
+    assert _rows(_records(data)) == expected
+    # Row-wise and coded input give the same bytes; so does any split into blocks.
+    assert data == tfrecords.framed_records(hex_ids[ucode], bids[bcode], uidx[ucode], bidx[bcode], rating)
+    encoder = tfrecords.ExampleEncoder(hex_ids, uidx, bids, bidx)
+    for step in (1, 7, 1000, 2999):
+        assert b"".join(encoder.framed(ucode[s:s + step], bcode[s:s + step], rating[s:s + step])
+                        for s in range(0, 3000, step)) == data
+
+
+def test_ids_of_any_length_big_varints_and_odd_ratings():
+    """Every id length 0..100, varints of 1..10 bytes (negatives too), wide rating ranges."""
+    user = np.array([(b"abcdefghijklmnopqrstuvwxyz" * 4)[:k] for k in range(101)], dtype="S100")
+    book = np.array([b"7" * k for k in range(100, -1, -1)], dtype="S100")
+    big = np.array([0, 1, 127, 128, 16383, 16384, 2**21, 2**28, 2**35, 2**42, 2**49, 2**56, 2**63 - 1, -1, -2**63])
+    ui, bi = np.resize(big, 101), np.resize(big[::-1], 101)
+    for rating in (np.resize(np.array([1, 5, 0, 3]), 101),               # small range
+                   np.resize(np.array([1, 2**40, -7, 300, 5]), 101)):     # distinct values, varints of 1..10
+        data = tfrecords.framed_records(user, book, ui, bi, rating)
+        assert _rows(_records(data)) == _expected(user, book, ui, bi, rating)
+    too_long = np.array([b"x" * 101])
+    with pytest.raises(ValueError, match="longer than 100"):
+        tfrecords.framed_records(too_long, np.array([b"1"]), [0], [0], [1])
+    with pytest.raises(ValueError, match="outside the dictionary"):
+        tfrecords.framed_records_coded(user[:2], ui[:2], [2], book[:2], bi[:2], [0], [1])
+
+
+def test_empty_input_and_one_row(tmp_path):
+    one = (np.array([b"ab"]), np.array([b"7"]), np.array([3]), np.array([4]), np.array([5]))
+    assert tfrecords.framed_records(*one)
+    assert _rows(_records(tfrecords.framed_records(*one))) == _expected(*one)
+    empty = (np.array([], dtype="S32"), np.array([], dtype="S20"), np.array([], np.int64),
+             np.array([], np.int64), np.array([], np.int64))
+    assert tfrecords.framed_records(*empty) == b""
+    encoder = tfrecords.ExampleEncoder(*empty[:4])  # an empty dictionary is fine too
+    assert bytes(encoder.framed(empty[2], empty[3], empty[4])) == b""
+    for rows, name in ((empty, "empty"), (one, "one")):
+        path = str(tmp_path / f"{name}.tfrecord.gz")
+        with open(path, "wb") as handle:
+            writer = tfrecords.GzipTFRecordWriter(handle, 1, background=True)
+            writer.write_block(*rows)
+            writer.close()
+        assert writer.count == len(rows[0])
+        assert [r.numpy() for r in tf.data.TFRecordDataset(path, compression_type="GZIP")] == \
+            _records(tfrecords.framed_records(*rows))
+
+
+def test_many_users_through_the_gzip_writer_read_by_tensorflow(tmp_path):
+    rng = np.random.default_rng(2)
+    hex_ids, uidx, ucode, bids, bidx, bcode, rating = _coded_case(rng, 200_000, 70_000, 3000)
+    encoder = tfrecords.ExampleEncoder(hex_ids, uidx, bids, bidx)
+    path = str(tmp_path / "many.tfrecord.gz")
+    with open(path, "wb") as handle:
+        writer = tfrecords.GzipTFRecordWriter(handle, 1, background=True)
+        for s in range(0, len(ucode), 30_000):
+            writer.write_coded(encoder, ucode[s:s + 30_000], bcode[s:s + 30_000], rating[s:s + 30_000])
+        writer.close()
+    spec = {"user_id": tf.io.FixedLenFeature([], tf.string), "book_id": tf.io.FixedLenFeature([], tf.string),
+            "user_index": tf.io.FixedLenFeature([], tf.int64), "book_index": tf.io.FixedLenFeature([], tf.int64),
+            "rating": tf.io.FixedLenFeature([], tf.int64)}
+    got = {k: [] for k in spec}
+    for batch in tf.data.TFRecordDataset(path, compression_type="GZIP").batch(50_000):  # checks CRCs
+        parsed = tf.io.parse_example(batch, spec)
+        for k in spec:
+            got[k].append(parsed[k].numpy())
+    got = {k: np.concatenate(v) for k, v in got.items()}
+    assert np.array_equal(got["user_id"], hex_ids[ucode])
+    assert np.array_equal(got["user_index"], uidx[ucode])
+    assert np.array_equal(got["book_id"], bids[bcode])
+    assert np.array_equal(got["book_index"], bidx[bcode])
+    assert np.array_equal(got["rating"], rating)
+
+
+def test_every_compression_level_writes_standard_gzip():
+    import io
+    rows = (np.array([b"u1", b"u22"]), np.array([b"1", b"22"]), np.array([1, 2]), np.array([3, 4]),
+            np.array([5, 1]))
+    raw = tfrecords.framed_records(*rows)
+    for level in range(1, 10):
+        sink = io.BytesIO()
+        writer = tfrecords.GzipTFRecordWriter(sink, level)
+        writer.write_block(*rows)
+        writer.close()
+        assert sink.getvalue()[4:8] == b"\0\0\0\0"  # mtime 0
+        assert zlib.decompress(sink.getvalue(), 31) == raw
+    for level in (0, 10):
+        with pytest.raises(ValueError):
+            tfrecords.GzipTFRecordWriter(io.BytesIO(), level)
 
 
 def test_byte_ranges_cover_every_line_once(tmp_path):
@@ -117,6 +271,19 @@ def test_large_blocks_parse_on_threads_like_one_thread():
     assert read == len(bad)
     assert rejects == [("wrong_column_count", "f", "1,2"), ("wrong_column_count", "f", "3,4,5,6,7,8")]
     assert np.array_equal(cols["user"], np.arange(400_000))
+
+
+def test_catalogue_blocks_parse_on_threads_and_keep_a_line_longer_than_a_parse_block():
+    """JSON blocks are parsed in 4 MB pieces on threads; a longer line still parses, in order."""
+    import json
+    lines = [json.dumps({"book_id": str(i), "title": f"t{i}", "work_id": str(i)}).encode() + b"\n"
+             for i in range(200_000)]
+    huge = json.dumps({"book_id": "7", "title": "x" * (5 << 20), "work_id": "7"}).encode() + b"\n"
+    data = b"".join(lines[:100_000]) + huge + b"".join(lines[100_000:])
+    table, rejects, rows = parsing.parse_books(data, "goodreads_books.json")
+    assert rejects == [] and rows == table.num_rows == 200_001
+    assert table.column("book_id").to_pylist() == list(range(100_000)) + [7] + list(range(100_000, 200_000))
+    assert len(table.column("title")[100_000].as_py()) == 5 << 20
 
 
 def test_background_compression_writes_the_same_bytes():
