@@ -18,8 +18,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.json as pajson
-from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystem import CompressedFile, CompressionTypes
 from apache_beam.io.filesystems import FileSystems
+from isal import isal_zlib
 
 from beam_jobs import selection
 
@@ -90,40 +91,96 @@ def read_range(path, start, end, step=1 << 20):
         return data + b"".join(tail)
 
 
-def iter_blocks(path, block_size):
-    """Streams a (possibly compressed) file as blocks of whole lines."""
+def _gzip_chunks(handle, read_size=1 << 20):
+    """Inflated chunks of a gzip stream (several concatenated members allowed), with ISA-L.
+
+    ISA-L inflates ~1.4x faster than zlib, which matters for the single-stream
+    catalogue and dedup_json files of the full data set (gigabytes each).
+    """
+    inflate, in_member = isal_zlib.decompressobj(31), False
+    while True:
+        data = handle.read(read_size)
+        if not data:
+            if in_member:
+                raise ValueError("the gzip stream is truncated")
+            return
+        while data:
+            in_member = True
+            out = inflate.decompress(data)
+            if out:
+                yield out
+            if not inflate.eof:
+                break
+            data = inflate.unused_data  # the next gzip member, if any
+            inflate, in_member = isal_zlib.decompressobj(31), False
+
+
+def _raw_chunks(path, block_size):
+    """Decompressed chunks of a file (gzip inflated with ISA-L, other codecs by Beam)."""
+    kind = CompressionTypes.detect_compression_type(path)
+    if kind == CompressionTypes.GZIP:
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+            yield from _gzip_chunks(handle)
+        return
     with FileSystems.open(path) as handle:
-        rest = b""
         while True:
             chunk = handle.read(block_size)
             if not chunk:
-                break
-            data = rest + chunk
-            cut = data.rfind(b"\n")
-            if cut < 0:
-                rest = data
-                continue
-            yield data[:cut + 1]
-            rest = data[cut + 1:]
-        if rest:
-            yield rest
+                return
+            yield chunk
+
+
+def iter_blocks(path, block_size):
+    """Streams a (possibly compressed) file as blocks of whole lines, about block_size bytes each."""
+    pending, size = [], 0
+    for chunk in _raw_chunks(path, block_size):
+        pending.append(chunk)
+        size += len(chunk)
+        if size < block_size:
+            continue
+        data, start = b"".join(pending), 0
+        while len(data) - start >= block_size:
+            cut = data.rfind(b"\n", start, start + block_size)
+            if cut < start:  # a line longer than block_size: the block ends with it
+                cut = data.find(b"\n", start + block_size)
+                if cut < 0:
+                    break
+            yield data[start:cut + 1]
+            start = cut + 1
+        pending = [data[start:]] if start < len(data) else []
+        size = len(data) - start
+    data = b"".join(pending)
+    if data:
+        yield data
+
+
+def _open_for_small_reads(path, read_size):
+    """Like FileSystems.open, but a compressed file is inflated `read_size` bytes at a time.
+
+    (FileSystems.open inflates 16 MB of compressed input on the first read.)
+    """
+    kind = CompressionTypes.detect_compression_type(path)
+    raw = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+    if kind == CompressionTypes.UNCOMPRESSED:
+        return raw
+    return CompressedFile(raw, compression_type=kind, read_size=read_size)
 
 
 def first_data_line(path, header=None, probe=1 << 16):
-    """The first non-empty line (after an optional header), or None for an empty file."""
-    with FileSystems.open(path) as handle:
-        data = handle.read(probe)
-        while data and data.count(b"\n") < 2:
-            more = handle.read(probe)
-            if not more:
-                break
-            data += more
-    for i, line in enumerate(data.splitlines()):
-        line = line.strip()
-        if not line or (i == 0 and header is not None and line == header):
-            continue
-        return line
-    return None
+    """The first non-blank line (after an optional header), or None for a file without one."""
+    with _open_for_small_reads(path, probe) as handle:
+        buffered, line_no = b"", 0
+        while True:
+            chunk = handle.read(probe)
+            parts = (buffered + chunk).split(b"\n")
+            buffered = parts.pop() if chunk else b""  # an unfinished line waits for more
+            for line in parts:
+                line, first = line.strip(), line_no == 0
+                line_no += 1
+                if line and not (first and header is not None and line == header):
+                    return line
+            if not chunk:
+                return None
 
 
 def _blank(data):
@@ -174,8 +231,11 @@ def parse_interactions_csv(data, source, first_block=False):
         data = _drop_header(data, CSV_HEADER)
     results = _parse_with_fallback(
         data, lambda d: _csv_fast(d, source), lambda d: _csv_slow(d, source))
-    cols = {k: np.concatenate([r[0][k] for r in results]) if results else np.zeros(0, np.int64)
-            for k in _CSV_KEYS}
+    if len(results) == 1:  # the usual case: no copy
+        cols = results[0][0]
+    else:
+        cols = {k: np.concatenate([r[0][k] for r in results]) if results else np.zeros(0, np.int64)
+                for k in _CSV_KEYS}
     rejects = [x for r in results for x in r[1]]
     return cols, rejects, sum(r[2] for r in results)
 
@@ -293,27 +353,28 @@ def _int_column(column):
 
 
 def resolve_csv_ids(cols, user_map, book_map, source):
-    """csv ids -> (hi, lo, gid, rating, keep mask) plus rejects for unmapped rows."""
+    """csv ids -> positions in the id maps, a valid mask, and rejects for unmapped rows.
+
+    Returns ({"user", "book": positions in user_map / book_map (0 where invalid),
+    "rating", "keep"}, rejects). Callers gather the Goodreads ids (user_map hi/lo,
+    book_map gid) for the rows they keep only, which is about half of them.
+    """
     user, book, rating = cols["user"], cols["book"], cols["rating"]
     n = len(user)
     reason = np.zeros(n, np.int8)  # 0 = fine
-    bad_rating = (rating < 0) | (rating > 5)
-    reason[bad_rating] = 1
+    reason[(rating < 0) | (rating > 5)] = 1
     in_user = (user >= 0) & (user < len(user_map["ok"]))
     u = np.where(in_user, user, 0)
     in_user &= user_map["ok"][u] if len(user_map["ok"]) else False
     reason[(reason == 0) & ~in_user] = 2
     in_book = (book >= 0) & (book < len(book_map["gid"]))
     b = np.where(in_book, book, 0)
-    gid = book_map["gid"][b] if len(book_map["gid"]) else np.full(n, -1, np.int64)
-    in_book &= gid >= 0
+    in_book &= book_map["gid"][b] >= 0 if len(book_map["gid"]) else False
     reason[(reason == 0) & ~in_book] = 3
     names = {1: "rating_out_of_range", 2: "user_not_in_map", 3: "book_not_in_map"}
     rejects = [(names[int(reason[i])], source, f"{user[i]},{book[i]},{cols['is_read'][i]},{rating[i]},{cols['is_reviewed'][i]}")
                for i in np.flatnonzero(reason)]
-    hi = user_map["hi"][u] if len(user_map["hi"]) else np.zeros(n, np.uint64)
-    lo = user_map["lo"][u] if len(user_map["lo"]) else np.zeros(n, np.uint64)
-    return {"hi": hi, "lo": lo, "gid": gid, "rating": rating, "keep": reason == 0}, rejects
+    return {"user": u, "book": b, "rating": rating, "keep": reason == 0}, rejects
 
 
 # --------------------------------------------------------------------------- JSON

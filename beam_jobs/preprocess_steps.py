@@ -18,6 +18,7 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from isal import isal_zlib
 
 from beam_jobs import parsing, selection, tfrecords
 from pipeline_common import fileio
@@ -31,7 +32,8 @@ class PreprocessError(RuntimeError):
     """A data problem that stops the job; its message is shown to the user as is."""
 
     def __init__(self, message):
-        super().__init__(FAIL_MARK + message + " :END")
+        # Beam re-creates the exception with its message plus "[while running ...]".
+        super().__init__(message if message.startswith(FAIL_MARK) else FAIL_MARK + message + " :END")
 
 
 def _counts(**values):
@@ -67,8 +69,11 @@ class ReadBlocks(beam.DoFn):
         path, start, end = task
         source = posixpath.basename(path)
         if start is None:
-            for i, block in enumerate(parsing.iter_blocks(path, self._block_size)):
-                yield source, i == 0, block
+            try:
+                for i, block in enumerate(parsing.iter_blocks(path, self._block_size)):
+                    yield source, i == 0, block
+            except (ValueError, OSError, EOFError, zlib.error, isal_zlib.error) as err:
+                raise PreprocessError(f"cannot decompress {path}: {err}") from None
         else:
             yield source, start == 0, parsing.read_range(path, start, end)
 
@@ -99,29 +104,36 @@ class ParseInteractions(beam.DoFn):
             raw, rejects, rows = parsing.parse_interactions_csv(data, source, first)
             cols, more = parsing.resolve_csv_ids(raw, user_map, book_map, source)
             rejects += more
+            in_catalog = self._catalog_flags(book_map, catalog_ids)[cols["book"]]
+
+            def ids(rows_):  # Goodreads ids of some rows, gathered from the id maps
+                u = cols["user"][rows_]
+                return user_map["hi"][u], user_map["lo"][u], book_map["gid"][cols["book"][rows_]]
         else:
             cols, rejects, rows = parsing.parse_interactions_json(data, source)
-        keep = cols["keep"]
-        if self._format == "csv":
-            in_catalog = self._catalog_flags(book_map, catalog_ids)[np.where(keep, raw["book"], 0)]
-        else:
             in_catalog = selection.lookup_ids(catalog_ids, cols["gid"]) >= 0
-        missing = keep & ~in_catalog
-        for i in np.flatnonzero(missing):
-            rejects.append(("book_not_in_catalog", source, json.dumps(
-                {"user_id": selection.u128_to_hex(cols["hi"][i:i + 1], cols["lo"][i:i + 1])[0].decode(),
-                 "book_id": str(int(cols["gid"][i])), "rating": int(cols["rating"][i])})))
+
+            def ids(rows_):
+                return cols["hi"][rows_], cols["lo"][rows_], cols["gid"][rows_]
+        keep = cols["keep"]
+        missing = np.flatnonzero(keep & ~in_catalog)
+        if len(missing):
+            hi, lo, gid = ids(missing)
+            for u, b, r in zip(selection.u128_to_hex(hi, lo).tolist(), gid.tolist(),
+                               cols["rating"][missing].tolist()):
+                rejects.append(("book_not_in_catalog", source,
+                                json.dumps({"user_id": u.decode(), "book_id": str(b), "rating": r})))
         keep &= in_catalog
-        rated = keep & (cols["rating"] >= self._min_rating)
-        counts = {"rows_read": rows, "filtered/below_min_rating": int(keep.sum() - rated.sum())}
+        rated = np.flatnonzero(keep & (cols["rating"] >= self._min_rating))
+        counts = {"rows_read": rows, "filtered/below_min_rating": int(keep.sum()) - len(rated)}
         for reason, _, _ in rejects:
             counts["rejected/" + reason] = counts.get("rejected/" + reason, 0) + 1
         yield from _rejects(rejects)
         yield _counts(**counts)
-        if rated.any():
+        if len(rated):
             # Compact dtypes: these blocks are the bulk of what the shuffle moves.
-            yield {"hi": cols["hi"][rated], "lo": cols["lo"][rated],
-                   "gid": cols["gid"][rated].astype(np.uint32),
+            hi, lo, gid = ids(rated)
+            yield {"hi": hi, "lo": lo, "gid": gid.astype(np.uint32),
                    "rating": cols["rating"][rated].astype(np.int8)}
 
 
@@ -245,7 +257,8 @@ class PartitionByUser(beam.DoFn):
 
     def process(self, block):
         part = selection.user_partition(block["hi"], block["lo"], self._num)
-        order = np.argsort(part, kind="stable")
+        # numpy's stable sort of 16-bit keys is a radix sort (partitions rarely exceed 65536).
+        order = np.argsort(part.astype(np.uint16) if self._num <= 1 << 16 else part, kind="stable")
         part_sorted = part[order]
         starts = np.flatnonzero(np.r_[True, part_sorted[1:] != part_sorted[:-1]])
         ends = np.r_[starts[1:], len(part_sorted)]
@@ -358,8 +371,10 @@ USER_VOCAB_CRC = "check/user_vocab_crc32"
 
 def user_vocab_bytes(index):
     """The exact bytes tf.Transform's user vocabulary must have: one hex id a line, index order."""
-    users = selection.u128_to_hex(index["user_hi"], index["user_lo"])
-    return b"".join(u + b"\n" for u in users.tolist())
+    n = len(index["user_hi"])
+    lines = np.full((n, 33), ord("\n"), np.uint8)
+    lines[:, :32] = selection.u128_to_hex(index["user_hi"], index["user_lo"]).view(np.uint8).reshape(n, 32)
+    return lines.tobytes()
 
 
 def index_counts(index):

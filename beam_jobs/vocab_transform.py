@@ -112,10 +112,11 @@ class WeightedVocabularies(tft_beam.experimental.PTransformAnalyzer):
     def _write(self, tables):
         paths = []
         for name, (tokens, totals) in zip(self._names, tables):
-            if any(b"\n" in t for t in tokens.tolist()):
+            ordered = vocabulary_order(tokens, totals).tolist()
+            data = b"\n".join(ordered) + b"\n" if ordered else b""
+            if data.count(b"\n") != len(ordered):
                 raise ValueError(f"{name}: a token contains a newline")
             path = fileio.join(self.base_temp_dir, name)
-            data = b"".join(t + b"\n" for t in vocabulary_order(tokens, totals).tolist())
             fileio.write_bytes(path, data)
             paths.append(path)
         return paths

@@ -1,32 +1,37 @@
 """Benchmark: `beam_jobs.preprocess` (local runner) vs DuckDB doing the same selection + split.
 
-    python benchmarks/bench_preprocess.py [--ratings 20000000] [--work /tmp/bench_preprocess]
+    python benchmarks/bench_preprocess.py [--ratings 20000000] [--repeats 3] [--quick]
 
 Generates (once, cached under --work) a UCSD-layout data set with
-`beam_jobs.sample_data`, then times in the same run:
+`beam_jobs.sample_data`, then times in the same run, alternating, --repeats times:
 
-* the preprocess job end to end (process start-up excluded, pipeline
-  construction, tf.Transform and every output included), with its default
-  local runner (FnApiRunner, one in-process worker whose heavy steps use every
-  core through native threads) and, unless --quick, with one FnApiRunner worker
-  process per core;
+* the preprocess job, each run in a fresh Python process, with its default local
+  runner (FnApiRunner, one in-process worker whose heavy steps use every core
+  through native threads) and, unless --quick, with one FnApiRunner worker
+  process per core. Two figures per run: "job" from the call of
+  `preprocess.run` to its return (TensorFlow import, pipeline construction,
+  tf.Transform and every output included; interpreter start and the import of
+  Beam excluded) and "process", the wall time of the whole child process;
 * DuckDB on the same files and threads: id maps, catalogue check, rating filter,
   de-duplication, top books, user filter, hash split -> two Parquet files.
 
-Prints a table of seconds and input interactions per second, and the ratio.
-DuckDB writes plain Parquet (no TFRecords, no vocabularies, no TF graph), so it
-is a lower bound for the same selection work, not an equivalent job.
+Prints the median seconds, input interactions per second and the ratio to
+DuckDB's median. DuckDB writes plain Parquet (no TFRecords, no vocabularies, no
+TF graph), so it is a lower bound for the same selection work, not an
+equivalent job.
 """
 import argparse
+import json
 import multiprocessing
 import os
 import shutil
+import statistics
+import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import pipeline_common  # noqa: E402,F401  (legacy Keras before TensorFlow)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
 
 
 def ensure_data(work, ratings, books, users):
@@ -41,13 +46,29 @@ def ensure_data(work, ratings, books, users):
     return data
 
 
-def run_preprocess(data, out, top_books, min_user_ratings, beam_args=()):
+def child(argv):
+    """Runs preprocess in this (fresh) process; prints its timings as JSON on the last line."""
+    import pipeline_common  # noqa: F401  (legacy Keras before TensorFlow)
     from beam_jobs import preprocess
+    job_start = time.perf_counter()
+    manifest = preprocess.run(argv)
+    print(json.dumps({"job_s": time.perf_counter() - job_start,
+                      "rows_read": manifest["rows_read"], "kept": manifest["kept"]}))
+
+
+def run_preprocess(data, out, top_books, min_user_ratings, beam_args=()):
+    """(job seconds, whole-process seconds, rows read, kept) of one preprocess run in a child process."""
     shutil.rmtree(out, ignore_errors=True)
+    argv = ["--input", data, "--output", out, "--top_books", str(top_books),
+            "--min_user_ratings", str(min_user_ratings), *beam_args]
     start = time.perf_counter()
-    manifest = preprocess.run(["--input", data, "--output", out, "--top_books", str(top_books),
-                               "--min_user_ratings", str(min_user_ratings), *beam_args])
-    return time.perf_counter() - start, manifest
+    done = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", "--", *argv],
+                          cwd=ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"preprocess failed:\n{done.stderr[-3000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return result["job_s"], wall, result["rows_read"], result["kept"]
 
 
 def run_duckdb(data, out, top_books, min_user_ratings, threads):
@@ -91,12 +112,16 @@ def run_duckdb(data, out, top_books, min_user_ratings, threads):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:2] == ["--child", "--"]:
+        return child(argv[2:])
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--ratings", type=int, default=20_000_000)
     parser.add_argument("--books", type=int, default=100_000)
     parser.add_argument("--users", type=int, default=300_000)
     parser.add_argument("--top_books", type=int, default=3000)
     parser.add_argument("--min_user_ratings", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each system (medians are shown)")
     parser.add_argument("--work", default="/tmp/bench_preprocess")
     parser.add_argument("--quick", action="store_true", help="only the default runner mode")
     args = parser.parse_args(argv)
@@ -105,29 +130,40 @@ def main(argv=None):
     data = ensure_data(args.work, args.ratings, args.books, args.users)
     cores = multiprocessing.cpu_count()
     load = os.getloadavg()[0]
-    duck_s, duck_kept = run_duckdb(data, os.path.join(args.work, "duckdb_out"), args.top_books,
-                                   args.min_user_ratings, cores)
     modes = {"preprocess, default (in-process)": [],
              f"preprocess, {cores} worker processes": ["--direct_running_mode=multi_processing",
                                                        f"--direct_num_workers={cores}"]}
     if args.quick:
         modes = dict(list(modes.items())[:1])
-    results = {}
-    for name, beam_args in modes.items():
-        results[name] = run_preprocess(data, os.path.join(args.work, "prep_out"), args.top_books,
-                                       args.min_user_ratings, beam_args)
-    rows = next(iter(results.values()))[1]["rows_read"]
+    runs = {name: [] for name in modes}
+    duck = []
+    for _ in range(args.repeats):
+        duck.append(run_duckdb(data, os.path.join(args.work, "duckdb_out"), args.top_books,
+                               args.min_user_ratings, cores))
+        for name, beam_args in modes.items():
+            runs[name].append(run_preprocess(data, os.path.join(args.work, "prep_out"), args.top_books,
+                                             args.min_user_ratings, beam_args))
+    duck_s = statistics.median(d[0] for d in duck)
+    duck_kept = duck[0][1]
+    rows = next(iter(runs.values()))[0][2]
     print()
     print(f"input: {rows:,} interactions ({args.books:,} books, {args.users:,} users), "
-          f"top_books={args.top_books}, {cores} cores, load average before: {load:.1f}")
-    print(f"{'system':<40}{'seconds':>9}{'interactions/s':>16}{'kept':>12}{'vs DuckDB':>11}")
-    for name, (seconds, manifest) in results.items():
-        print(f"{name:<40}{seconds:>9.1f}{rows / seconds:>16,.0f}{manifest['kept']:>12,}"
-              f"{seconds / duck_s:>10.1f}x")
-        if duck_kept != manifest["kept"]:
-            print(f"  note: kept counts differ from DuckDB ({manifest['kept']} vs {duck_kept})")
-    print(f"{'DuckDB (same selection -> Parquet)':<40}{duck_s:>9.1f}{rows / duck_s:>16,.0f}"
+          f"top_books={args.top_books}, {cores} cores, load average before: {load:.1f}, "
+          f"median of {args.repeats} runs")
+    print(f"{'system':<48}{'seconds':>9}{'interactions/s':>16}{'kept':>12}{'vs DuckDB':>11}")
+    for name, results in runs.items():
+        kept = results[0][3]
+        for label, column in (("job", 0), ("whole process", 1)):
+            seconds = statistics.median(r[column] for r in results)
+            print(f"{name + ', ' + label:<48}{seconds:>9.1f}{rows / seconds:>16,.0f}{kept:>12,}"
+                  f"{seconds / duck_s:>10.1f}x")
+        if duck_kept != kept:
+            print(f"  note: kept counts differ from DuckDB ({kept} vs {duck_kept})")
+    print(f"{'DuckDB (same selection -> Parquet)':<48}{duck_s:>9.1f}{rows / duck_s:>16,.0f}"
           f"{duck_kept:>12,}{1.0:>10.1f}x")
+    print("all runs (s): " + "; ".join(
+        f"{name}: " + ", ".join(f"{r[0]:.1f}/{r[1]:.1f}" for r in results) for name, results in runs.items())
+        + "; DuckDB: " + ", ".join(f"{d[0]:.1f}" for d in duck))
 
 
 if __name__ == "__main__":

@@ -238,8 +238,10 @@ def test_bad_rows_are_rejected_with_their_reason(run_a):
     by_row = {r["row"]: r["reason"] for r in records}
     for row, reason in BAD_ROWS.items():
         assert by_row.get(row) == reason, row
-    assert any(r["reason"] == "book_not_in_catalog" and json.loads(r["row"])["book_id"] == str(MISSING_GID)
-               for r in records)
+    missing = [json.loads(r["row"]) for r in records if r["reason"] == "book_not_in_catalog"]
+    assert [m["book_id"] for m in missing] == [str(MISSING_GID)]
+    assert len(missing[0]["user_id"]) == 32 and int(missing[0]["user_id"], 16) >= 0
+    assert missing[0]["rating"] in range(6)
     assert len(records) == manifest["rejected_total"] == len(BAD_ROWS) + 1
     assert manifest["filtered"]["duplicate"] == 1
 
@@ -281,6 +283,7 @@ def test_mostly_garbage_input_stops_with_one_clear_message(data_dir, tmp_path):
     with pytest.raises(SystemExit) as err:
         _run(["--input", str(src), "--output", str(out), "--direct_num_workers=1"])
     message = str(err.value)
+    assert message.startswith("preprocess: ") and message.count("preprocess") == 1
     assert "malformed" in message and "--max_reject_fraction" in message
     assert "\n" not in message.strip()
     assert not (out / "manifest.json").exists()
@@ -295,6 +298,20 @@ def test_missing_or_empty_inputs_fail_before_any_work(data_dir, tmp_path):
         _run(["--input", str(src), "--output", str(tmp_path / "o")])
     with pytest.raises(SystemExit):
         _run(["--input", str(src), "--output", str(tmp_path / "o"), "--min_rating", "7"])
+
+
+def test_a_truncated_gzip_input_stops_with_one_clear_message(data_dir, tmp_path):
+    src = tmp_path / "truncated_in"
+    _copy_layout(data_dir, src, (data_dir / "goodreads_interactions.csv").read_text().splitlines())
+    books = src / "goodreads_books.json.gz"
+    books.write_bytes(books.read_bytes()[:-100])
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as err:
+        _run(["--input", str(src), "--output", str(out)])
+    message = str(err.value)
+    assert message.startswith("preprocess: cannot decompress") and "goodreads_books.json.gz" in message
+    assert "truncated" in message and "\n" not in message.strip()
+    assert not (out / "manifest.json").exists()
 
 
 def _final_check_inputs(run_a, dst):

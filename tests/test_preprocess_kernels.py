@@ -257,6 +257,16 @@ def test_compressed_files_are_streamed_in_blocks_of_whole_lines(tmp_path):
     assert np.concatenate([p[0]["user"] for p in parsed]).tolist() == list(range(3000))
 
 
+def test_concatenated_gzip_members_are_all_read(tmp_path):
+    import gzip
+    lines = [f"{i},{i},1,{i % 6},0\n".encode() for i in range(5000)]
+    path = tmp_path / "x.csv.gz"
+    path.write_bytes(b"".join(gzip.compress(b"".join(lines[s:s + 1234])) for s in range(0, 5000, 1234)))
+    blocks = list(parsing.iter_blocks(str(path), 4000))
+    assert len(blocks) > 5 and all(b.endswith(b"\n") for b in blocks)
+    assert b"".join(blocks) == b"".join(lines)
+
+
 def test_large_blocks_parse_on_threads_like_one_thread():
     """Blocks above the threading threshold give the same rows and bad rows, in file order."""
     good = [f"{i},{i * 3},1,{i % 6},0" for i in range(400_000)]  # ~7 MB, parsed on threads
@@ -284,6 +294,17 @@ def test_catalogue_blocks_parse_on_threads_and_keep_a_line_longer_than_a_parse_b
     assert rejects == [] and rows == table.num_rows == 200_001
     assert table.column("book_id").to_pylist() == list(range(100_000)) + [7] + list(range(100_000, 200_000))
     assert len(table.column("title")[100_000].as_py()) == 5 << 20
+
+
+def test_first_data_line_skips_the_header_and_many_blank_lines(tmp_path):
+    import gzip
+    cases = {"a.csv.gz": (gzip.compress(b"a,b\n" + b"\n" * 100_000 + b"1,2\n"), b"1,2"),
+             "b.csv": (b"a,b\r\n  \n3,4", b"3,4"), "c.csv": (b"a,b\n", None),
+             "d.json.gz": (gzip.compress(b"\n \n"), None), "e.json": (b"", None)}
+    for name, (data, first) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        header = b"a,b" if ".csv" in name else None
+        assert parsing.first_data_line(str(tmp_path / name), header, probe=1024) == first, name
 
 
 def test_background_compression_writes_the_same_bytes():
