@@ -276,7 +276,9 @@ def _csv_fast(data, source):
             table = None
     if table is None:
         table = _read_interactions_table(data, False, on_invalid)
-    cols = {k: table.column(c).to_numpy() for k, c in _CSV_KEYS.items()}
+    # is_read / is_reviewed are only quoted in rejected rows: they stay Arrow columns.
+    cols = {k: table.column(c) if k in ("is_read", "is_reviewed") else table.column(c).to_numpy()
+            for k, c in _CSV_KEYS.items()}
     return cols, invalid, table.num_rows + len(invalid)
 
 

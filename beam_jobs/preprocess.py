@@ -237,11 +237,11 @@ def build_pipeline(p, args, paths, num_shards, transform_dir, tft_temp_dir):
                | "SelectTopBooks" >> beam.Map(steps.select_top_books, args.top_books))
     filtered = (partitions | "FilterBooksAndUsers" >> beam.ParDo(
         steps.FilterPartition(args.min_user_ratings), beam.pvalue.AsSingleton(top_ids)).with_outputs(
-            steps.COUNTS, main="rows"))
+            steps.COUNTS, steps.KEPT_BOOK_COUNTS, main="rows"))
     all_counts.append(filtered[steps.COUNTS])
 
     # Global order of the kept users and books: the index shared by examples, TFT, catalogue.
-    kept_books = (filtered.rows | "CountKeptBooks" >> beam.Map(steps.kept_book_counts)
+    kept_books = (filtered[steps.KEPT_BOOK_COUNTS]
                   | "SumKeptBookCounts" >> beam.CombineGlobally(steps.SumIdCounts()))
     kept_users = (filtered.rows | "KeptUsers" >> beam.Map(steps.kept_users)
                   | "CollectKeptUsers" >> beam.combiners.ToList())

@@ -87,16 +87,22 @@ class ParseInteractions(beam.DoFn):
     def __init__(self, input_format, min_rating):
         self._format = input_format
         self._min_rating = min_rating
-        self._maps_key = None
-        self._maps = None
+        self._catalog_of = self._catalog = None
+        self._flags_of = self._flags = None
+
+    def _in_catalog(self, catalog_ids, gid):
+        """Is each Goodreads id in the catalogue (one hash table per side input value)."""
+        if self._catalog_of is not catalog_ids:
+            self._catalog, self._catalog_of = selection.IdLookup(catalog_ids), catalog_ids
+        return self._catalog(gid) >= 0
 
     def _catalog_flags(self, book_map, catalog_ids):
         """Per csv book id: is the book in the catalogue (computed once per side input)."""
-        if self._maps_key is not book_map:
+        if self._flags_of is not book_map:
             gid = book_map["gid"]
-            self._maps = selection.lookup_ids(catalog_ids, gid) >= 0 if len(gid) else np.zeros(1, bool)
-            self._maps_key = book_map
-        return self._maps
+            self._flags = self._in_catalog(catalog_ids, gid) if len(gid) else np.zeros(1, bool)
+            self._flags_of = book_map
+        return self._flags
 
     def process(self, block, catalog_ids, user_map=None, book_map=None):
         source, first, data = block
@@ -111,7 +117,7 @@ class ParseInteractions(beam.DoFn):
                 return user_map["hi"][u], user_map["lo"][u], book_map["gid"][cols["book"][rows_]]
         else:
             cols, rejects, rows = parsing.parse_interactions_json(data, source)
-            in_catalog = selection.lookup_ids(catalog_ids, cols["gid"]) >= 0
+            in_catalog = self._in_catalog(catalog_ids, cols["gid"])
 
             def ids(rows_):
                 return cols["hi"][rows_], cols["lo"][rows_], cols["gid"][rows_]
@@ -302,15 +308,27 @@ def select_top_books(pair, top_k):
     return np.sort(top_ids)
 
 
+KEPT_BOOK_COUNTS = "kept_book_counts"
+
+
 class FilterPartition(beam.DoFn):
-    """Keeps rows of top books, then users with >= min_user_ratings of those rows."""
+    """Keeps rows of top books, then users with >= min_user_ratings of those rows.
+
+    Kept rows carry `book`, the position of their book in `top_ids` (which is
+    also `build_index`'s `book_sorted_ids`), so later steps never search for it.
+    Per partition, (book ids, kept counts) go to the KEPT_BOOK_COUNTS output.
+    """
 
     def __init__(self, min_user_ratings):
         self._min = min_user_ratings
+        self._lookup = self._lookup_of = None
 
     def process(self, partition, top_ids):
-        user, gid = partition["user"], partition["gid"]
-        top = selection.lookup_ids(top_ids, gid) >= 0
+        if self._lookup_of is not top_ids:  # one hash table per side input value
+            self._lookup, self._lookup_of = selection.IdLookup(top_ids), top_ids
+        user = partition["user"]
+        book = self._lookup(partition["gid"])
+        top = book >= 0
         per_user = np.bincount(user[top], minlength=len(partition["uniq_hi"]))
         keep_user = per_user >= self._min
         keep = top & keep_user[user]
@@ -319,15 +337,15 @@ class FilterPartition(beam.DoFn):
         kept_users = np.flatnonzero(keep_user & (per_user > 0))
         remap = np.full(len(partition["uniq_hi"]), -1, np.int64)
         remap[kept_users] = np.arange(len(kept_users))
-        yield {"part": partition["part"], "user": remap[user[keep]].astype(np.int32), "gid": gid[keep],
+        book = book[keep].astype(np.int32)
+        book_counts = np.bincount(book, minlength=len(top_ids))
+        present = np.flatnonzero(book_counts)
+        yield beam.pvalue.TaggedOutput(KEPT_BOOK_COUNTS, (np.asarray(top_ids, np.int64)[present],
+                                                          book_counts[present].astype(np.int64)))
+        yield {"part": partition["part"], "user": remap[user[keep]].astype(np.int32), "book": book,
                "rating": partition["rating"][keep],
                "uniq_hi": partition["uniq_hi"][kept_users], "uniq_lo": partition["uniq_lo"][kept_users],
                "user_counts": per_user[kept_users]}
-
-
-def kept_book_counts(partition):
-    """(book ids, kept interaction counts) of one filtered partition."""
-    return selection.count_values(partition["gid"])
 
 
 def kept_users(partition):
@@ -402,14 +420,12 @@ class WriteExamples(beam.DoFn):
         self._block_rows = block_rows
 
     def process(self, partition, index):
-        user, gid = partition["user"], partition["gid"]
+        user, book = partition["user"], partition["book"]  # book: position in book_sorted_ids
         upos = selection.lookup_u128(index["user_sorted_hi"], index["user_sorted_lo"],
                                      partition["uniq_hi"], partition["uniq_lo"])
         if (upos < 0).any():
             raise PreprocessError("internal error: a kept user is missing from the user index")
-        bpos = selection.lookup_ids(index["book_sorted_ids"], gid)
-        if (bpos < 0).any():
-            raise PreprocessError("internal error: a kept book is missing from the book index")
+        gid = index["book_sorted_ids"][book]
         # Users and books are dictionaries: their Example parts are serialised once here.
         encoder = tfrecords.ExampleEncoder(
             selection.u128_to_hex(partition["uniq_hi"], partition["uniq_lo"]), index["user_sorted_index"][upos],
@@ -425,7 +441,7 @@ class WriteExamples(beam.DoFn):
                 try:
                     for s in range(0, len(rows), self._block_rows):
                         r = rows[s:s + self._block_rows]
-                        writer.write_coded(encoder, user[r], bpos[r], partition["rating"][r])
+                        writer.write_coded(encoder, user[r], book[r], partition["rating"][r])
                 except BaseException:
                     writer.abort()
                     raise

@@ -207,10 +207,24 @@ def lookup_u128(table_hi, table_lo, query_hi, query_lo):
     return pos
 
 
+class IdLookup:
+    """Positions of int64 ids in a fixed sorted unique array (-1 where absent), by hash.
+
+    A pandas hash index answers ~3x faster than a binary search (searchsorted);
+    build one per table and reuse it for every block that queries that table.
+    """
+
+    def __init__(self, sorted_ids):
+        self.ids = np.asarray(sorted_ids, np.int64)
+        self._index = pd.Index(self.ids)
+
+    def __call__(self, query):
+        query = np.asarray(query)
+        if len(self.ids) == 0 or len(query) == 0:
+            return np.full(len(query), -1, np.int64)
+        return self._index.get_indexer(query.astype(np.int64, copy=False)).astype(np.int64, copy=False)
+
+
 def lookup_ids(sorted_ids, query):
     """Positions of int64 `query` values in a sorted unique array; -1 where absent."""
-    if len(sorted_ids) == 0:
-        return np.full(len(query), -1, np.int64)
-    pos = np.searchsorted(sorted_ids, query)
-    pos = np.minimum(pos, len(sorted_ids) - 1)
-    return np.where(sorted_ids[pos] == query, pos, -1).astype(np.int64)
+    return IdLookup(sorted_ids)(query)
