@@ -106,6 +106,19 @@ def user_partition(hi, lo, num_partitions):
     return (h % np.uint64(num_partitions)).astype(np.int64)
 
 
+def runs(*keys):
+    """Runs of equal consecutive rows (all `keys` equal): (start of each run, run lengths)."""
+    n = len(keys[0])
+    if n == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    change = np.zeros(n, bool)
+    change[0] = True
+    for key in keys:
+        change[1:] |= key[1:] != key[:-1]
+    starts = np.flatnonzero(change)
+    return starts, np.diff(np.r_[starts, n])
+
+
 def factorize_users(hi, lo):
     """Dense user codes ordered by id: (codes, uniq_hi, uniq_lo); exact for 128-bit ids."""
     if len(hi) == 0:

@@ -37,6 +37,40 @@ def test_duplicates_keep_the_highest_rating():
     assert dups == 2
 
 
+def test_user_runs_partition_and_dedup_do_not_depend_on_row_order():
+    """Run-length coded users give the same partitions whether or not rows are grouped by user."""
+    from beam_jobs import preprocess_steps as steps
+    rng = np.random.default_rng(3)
+    users = rng.integers(0, 2**63, (40, 2)).astype(np.uint64)
+    n = 3000
+    who = np.sort(rng.integers(0, 40, n))
+    gid = rng.integers(1, 60, n).astype(np.uint32)
+    rating = rng.integers(1, 6, n).astype(np.int8)
+
+    def partitions(order):
+        hi, lo = users[who[order], 0], users[who[order], 1]
+        starts, lengths = selection.runs(hi, lo)
+        block = steps.rated_block(hi[starts], lo[starts], lengths, gid[order], rating[order])
+        assert block["run_length"].sum() == n
+        grouped = {}
+        for part, sub in steps.PartitionByUser(4).process(block):
+            grouped.setdefault(part, []).append(sub)
+        return {part: steps.dedup_partition((part, subs)) for part, subs in grouped.items()}
+
+    by_user = partitions(np.arange(n))
+    shuffled = partitions(rng.permutation(n))
+    assert sorted(by_user) == sorted(shuffled) and len(by_user) > 1
+    for part, result in by_user.items():
+        for key in ("user_counts", "gid", "rating", "uniq_hi", "uniq_lo"):
+            assert np.array_equal(result[key], shuffled[part][key]), key
+        assert result["duplicates"] == shuffled[part]["duplicates"]
+    assert sum(len(r["gid"]) + r["duplicates"] for r in by_user.values()) == n
+    for result in by_user.values():  # sorted by user, then book, one row per pair
+        pairs = np.c_[steps.row_users(result["user_counts"]), result["gid"]]
+        assert len(np.unique(pairs, axis=0)) == len(pairs)
+        assert (np.diff(pairs[:, 0]) >= 0).all()
+
+
 def test_top_books_break_ties_by_smaller_id():
     ids, counts = np.array([30, 4, 100, 7]), np.array([5, 9, 5, 5])
     top, _ = selection.top_books(ids, counts, 3)
