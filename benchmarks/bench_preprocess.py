@@ -52,12 +52,15 @@ def child(argv):
     from beam_jobs import preprocess
     job_start = time.perf_counter()
     manifest = preprocess.run(argv)
+    import resource
     print(json.dumps({"job_s": time.perf_counter() - job_start,
+                      "peak_rss_mb": max(resource.getrusage(who).ru_maxrss / 1024  # this or a worker process
+                                         for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)),
                       "rows_read": manifest["rows_read"], "kept": manifest["kept"]}))
 
 
 def run_preprocess(data, out, top_books, min_user_ratings, beam_args=()):
-    """(job seconds, whole-process seconds, rows read, kept) of one preprocess run in a child process."""
+    """(job s, whole-process s, rows read, kept, peak RSS MB) of one preprocess run in a child process."""
     shutil.rmtree(out, ignore_errors=True)
     argv = ["--input", data, "--output", out, "--top_books", str(top_books),
             "--min_user_ratings", str(min_user_ratings), *beam_args]
@@ -68,7 +71,7 @@ def run_preprocess(data, out, top_books, min_user_ratings, beam_args=()):
     if done.returncode != 0:
         raise SystemExit(f"preprocess failed:\n{done.stderr[-3000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    return result["job_s"], wall, result["rows_read"], result["kept"]
+    return result["job_s"], wall, result["rows_read"], result["kept"], result["peak_rss_mb"]
 
 
 def run_duckdb(data, out, top_books, min_user_ratings, threads):
@@ -157,6 +160,7 @@ def main(argv=None):
             seconds = statistics.median(r[column] for r in results)
             print(f"{name + ', ' + label:<48}{seconds:>9.1f}{rows / seconds:>16,.0f}{kept:>12,}"
                   f"{seconds / duck_s:>10.1f}x")
+        print(f"  peak RSS (largest single process): {max(r[4] for r in results):,.0f} MB")
         if duck_kept != kept:
             print(f"  note: kept counts differ from DuckDB ({kept} vs {duck_kept})")
     print(f"{'DuckDB (same selection -> Parquet)':<48}{duck_s:>9.1f}{rows / duck_s:>16,.0f}"
