@@ -46,15 +46,22 @@ def ensure_data(work, ratings, books, users):
     return data
 
 
+def peak_rss_mb():
+    """This process's peak resident memory (VmHWM: unlike ru_maxrss, not inherited across fork+exec)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def child(argv):
     """Runs preprocess in this (fresh) process; prints its timings as JSON on the last line."""
     import pipeline_common  # noqa: F401  (legacy Keras before TensorFlow)
     from beam_jobs import preprocess
     job_start = time.perf_counter()
     manifest = preprocess.run(argv)
-    import resource
-    print(json.dumps({"job_s": time.perf_counter() - job_start,
-                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    print(json.dumps({"job_s": time.perf_counter() - job_start, "peak_rss_mb": peak_rss_mb(),
                       "rows_read": manifest["rows_read"], "kept": manifest["kept"]}))
 
 
