@@ -91,7 +91,7 @@ def read_range(path, start, end, step=1 << 20):
         return data + b"".join(tail)
 
 
-def _gzip_chunks(handle, read_size=1 << 20):
+def _gzip_chunks(handle, read_size):
     """Inflated chunks of a gzip stream (several concatenated members allowed), with ISA-L.
 
     ISA-L inflates ~1.4x faster than zlib, which matters for the single-stream
@@ -115,16 +115,22 @@ def _gzip_chunks(handle, read_size=1 << 20):
             inflate, in_member = isal_zlib.decompressobj(31), False
 
 
-def _raw_chunks(path, block_size):
-    """Decompressed chunks of a file (gzip inflated with ISA-L, other codecs by Beam)."""
+def _raw_chunks(path, read_size):
+    """Decompressed chunks of a file, each from at most read_size bytes of its input.
+
+    gzip is inflated with ISA-L (at most 1 MB of input at a time, so a chunk stays
+    a few MB), other codecs by Beam. Plain FileSystems.open would inflate 16 MB of
+    compressed input on the first read, even for a 64 KB probe.
+    """
     kind = CompressionTypes.detect_compression_type(path)
-    if kind == CompressionTypes.GZIP:
-        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
-            yield from _gzip_chunks(handle)
-        return
-    with FileSystems.open(path) as handle:
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
+        if kind == CompressionTypes.GZIP:
+            yield from _gzip_chunks(raw, min(read_size, 1 << 20))
+            return
+        handle = raw if kind == CompressionTypes.UNCOMPRESSED else CompressedFile(
+            raw, compression_type=kind, read_size=read_size)
         while True:
-            chunk = handle.read(block_size)
+            chunk = handle.read(read_size)
             if not chunk:
                 return
             yield chunk
@@ -154,33 +160,22 @@ def iter_blocks(path, block_size):
         yield data
 
 
-def _open_for_small_reads(path, read_size):
-    """Like FileSystems.open, but a compressed file is inflated `read_size` bytes at a time.
-
-    (FileSystems.open inflates 16 MB of compressed input on the first read.)
-    """
-    kind = CompressionTypes.detect_compression_type(path)
-    raw = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
-    if kind == CompressionTypes.UNCOMPRESSED:
-        return raw
-    return CompressedFile(raw, compression_type=kind, read_size=read_size)
-
-
 def first_data_line(path, header=None, probe=1 << 16):
     """The first non-blank line (after an optional header), or None for a file without one."""
-    with _open_for_small_reads(path, probe) as handle:
-        buffered, line_no = b"", 0
-        while True:
-            chunk = handle.read(probe)
-            parts = (buffered + chunk).split(b"\n")
-            buffered = parts.pop() if chunk else b""  # an unfinished line waits for more
-            for line in parts:
-                line, first = line.strip(), line_no == 0
-                line_no += 1
-                if line and not (first and header is not None and line == header):
-                    return line
-            if not chunk:
-                return None
+    chunks = _raw_chunks(path, probe)
+    buffered, line_no = b"", 0
+    while True:
+        chunk = next(chunks, b"")
+        parts = (buffered + chunk).split(b"\n")
+        buffered = parts.pop() if chunk else b""  # an unfinished line waits for more
+        for line in parts:
+            line, first = line.strip(), line_no == 0
+            line_no += 1
+            if line and not (first and header is not None and line == header):
+                chunks.close()
+                return line
+        if not chunk:
+            return None
 
 
 def _blank(data):
