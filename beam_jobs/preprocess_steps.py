@@ -90,6 +90,29 @@ def rated_block(run_hi, run_lo, run_length, gid, rating):
             "gid": gid.astype(np.uint32), "rating": rating.astype(np.int8)}
 
 
+class _PerSideInput:
+    """fn(value, *args), computed again only when the (side input) `value` object changes.
+
+    Beam hands a DoFn the same side-input object for every element, so a table
+    built from it (a hash index, per-id flags) is built once, not once per block.
+    """
+
+    _UNSET = object()
+
+    def __init__(self, fn):
+        self._fn, self._of, self._result = fn, self._UNSET, None
+
+    def __call__(self, value, *args):
+        if self._of is not value:
+            self._result, self._of = self._fn(value, *args), value
+        return self._result
+
+
+def _catalog_flags(book_map, catalog):
+    """Per csv book id: is the book in the catalogue (`catalog`: IdLookup of its ids)."""
+    return catalog(book_map["gid"]) >= 0 if len(book_map["gid"]) else np.zeros(1, bool)
+
+
 class ParseInteractions(beam.DoFn):
     """Block of interaction lines -> block of valid rows with rating >= min_rating.
 
@@ -99,55 +122,42 @@ class ParseInteractions(beam.DoFn):
     def __init__(self, input_format, min_rating):
         self._format = input_format
         self._min_rating = min_rating
-        self._catalog_of = self._catalog = None
-        self._flags_of = self._flags = None
-
-    def _in_catalog(self, catalog_ids, gid):
-        """Is each Goodreads id in the catalogue (one hash table per side input value)."""
-        if self._catalog_of is not catalog_ids:
-            self._catalog, self._catalog_of = selection.IdLookup(catalog_ids), catalog_ids
-        return self._catalog(gid) >= 0
-
-    def _catalog_flags(self, book_map, catalog_ids):
-        """Per csv book id: is the book in the catalogue (computed once per side input)."""
-        if self._flags_of is not book_map:
-            gid = book_map["gid"]
-            self._flags = self._in_catalog(catalog_ids, gid) if len(gid) else np.zeros(1, bool)
-            self._flags_of = book_map
-        return self._flags
+        self._catalog = _PerSideInput(selection.IdLookup)
+        self._catalog_flags = _PerSideInput(_catalog_flags)  # the catalogue is fixed with the map
 
     def process(self, block, catalog_ids, user_map=None, book_map=None):
         source, first, data = block
+        catalog = self._catalog(catalog_ids)
         if self._format == "csv":
             raw, rejects, rows = parsing.parse_interactions_csv(data, source, first)
             cols, more = parsing.resolve_csv_ids(raw, user_map, book_map, source)
             rejects += more
-            in_catalog = self._catalog_flags(book_map, catalog_ids)[cols["book"]]
+            in_catalog = self._catalog_flags(book_map, catalog)[cols["book"]]
 
-            def ids(rows_):  # Goodreads ids of some rows, gathered from the id maps
+            def user_ids(rows_):  # Goodreads ids of some rows, gathered from the id maps
                 u = cols["user"][rows_]
-                return user_map["hi"][u], user_map["lo"][u], book_map["gid"][cols["book"][rows_]]
+                return user_map["hi"][u], user_map["lo"][u]
 
-            def user_runs(rows_):  # (hi, lo, length) of runs of one user, ids gathered per run
-                starts, lengths = selection.runs(cols["user"][rows_])
-                u = cols["user"][rows_[starts]]
-                return user_map["hi"][u], user_map["lo"][u], lengths
+            def book_ids(rows_):
+                return book_map["gid"][cols["book"][rows_]]
+
+            def run_keys(rows_):  # csv user ids tell users apart as well, and compare cheaper
+                return (cols["user"][rows_],)
         else:
             cols, rejects, rows = parsing.parse_interactions_json(data, source)
-            in_catalog = self._in_catalog(catalog_ids, cols["gid"])
+            in_catalog = catalog(cols["gid"]) >= 0
 
-            def ids(rows_):
-                return cols["hi"][rows_], cols["lo"][rows_], cols["gid"][rows_]
+            def user_ids(rows_):
+                return cols["hi"][rows_], cols["lo"][rows_]
 
-            def user_runs(rows_):
-                hi, lo = cols["hi"][rows_], cols["lo"][rows_]
-                starts, lengths = selection.runs(hi, lo)
-                return hi[starts], lo[starts], lengths
+            def book_ids(rows_):
+                return cols["gid"][rows_]
+
+            run_keys = user_ids
         keep = cols["keep"]
         missing = np.flatnonzero(keep & ~in_catalog)
         if len(missing):
-            hi, lo, gid = ids(missing)
-            for u, b, r in zip(selection.u128_to_hex(hi, lo).tolist(), gid.tolist(),
+            for u, b, r in zip(selection.u128_to_hex(*user_ids(missing)).tolist(), book_ids(missing).tolist(),
                                cols["rating"][missing].tolist()):
                 rejects.append(("book_not_in_catalog", source,
                                 json.dumps({"user_id": u.decode(), "book_id": str(b), "rating": r})))
@@ -159,7 +169,8 @@ class ParseInteractions(beam.DoFn):
         yield from _rejects(rejects)
         yield _counts(**counts)
         if len(rated):
-            yield rated_block(*user_runs(rated), ids(rated)[2], cols["rating"][rated])
+            starts, lengths = selection.runs(*run_keys(rated))
+            yield rated_block(*user_ids(rated[starts]), lengths, book_ids(rated), cols["rating"][rated])
 
 
 class ParseCatalogFile(beam.DoFn):
@@ -356,13 +367,12 @@ class FilterPartition(beam.DoFn):
 
     def __init__(self, min_user_ratings):
         self._min = min_user_ratings
-        self._lookup = self._lookup_of = None
+        self._lookup = _PerSideInput(selection.IdLookup)
 
     def process(self, partition, top_ids):
-        if self._lookup_of is not top_ids:  # one hash table per side input value
-            self._lookup, self._lookup_of = selection.IdLookup(top_ids), top_ids
+        lookup = self._lookup(top_ids)
         user = row_users(partition["user_counts"])
-        book = self._lookup(partition["gid"])
+        book = lookup(partition["gid"])
         top = book >= 0
         per_user = np.bincount(user[top], minlength=len(partition["uniq_hi"]))
         keep_user = per_user >= self._min
@@ -373,7 +383,7 @@ class FilterPartition(beam.DoFn):
         book = book[keep].astype(np.int32)
         book_counts = np.bincount(book, minlength=len(top_ids))
         present = np.flatnonzero(book_counts)
-        yield beam.pvalue.TaggedOutput(KEPT_BOOK_COUNTS, (np.asarray(top_ids, np.int64)[present],
+        yield beam.pvalue.TaggedOutput(KEPT_BOOK_COUNTS, (lookup.ids[present],
                                                           book_counts[present].astype(np.int64)))
         yield {"part": partition["part"], "book": book,
                "rating": partition["rating"][keep],
