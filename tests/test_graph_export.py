@@ -12,9 +12,8 @@ from lxml import etree
 
 from graph_export import gexf_writer, json_writer, layout, neighbors, topk
 from tests import graph_fixtures
-from tests.shared_formats import SHARED_FORMATS
+from tests.reference_formats import GEXF_RNG
 
-GEXF_RNG = SHARED_FORMATS / "gexf" / "1.3" / "gexf.rng"
 N_BOOKS = 60
 
 

@@ -8,9 +8,7 @@ import pytest
 
 from beam_jobs import sample_data
 
-from tests.shared_formats import SHARED_FORMATS
-
-FORMATS = SHARED_FORMATS / "ucsd-goodreads"
+from tests.reference_formats import UCSD_SAMPLES as FORMATS
 
 
 @pytest.fixture(scope="module")
