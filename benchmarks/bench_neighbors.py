@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-from graph_export import neighbors, topk  # noqa: E402
+from graph_export import graph_files, neighbors, topk  # noqa: E402
 
 
 numpy_blas_threads = topk.set_numpy_blas_threads
@@ -88,9 +88,9 @@ def synthetic_graph(n_books, k, tmp):
 
 
 WRITERS = {
-    "graph.gexf": lambda tmp, nodes, edges: neighbors.write_gexf(
+    "graph.gexf": lambda tmp, nodes, edges: graph_files.write_gexf(
         os.path.join(tmp, "graph.gexf"), nodes, edges, "bench"),
-    "graph.json + graph.nodelink.json": lambda tmp, nodes, edges: neighbors.write_json_files(
+    "graph.json + graph.nodelink.json": lambda tmp, nodes, edges: graph_files.write_json_files(
         tmp, nodes, edges, {}),
 }
 

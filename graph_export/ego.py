@@ -25,15 +25,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from graph_export import layout
-from graph_export.gexf_writer import GexfWriter, token
+from graph_export import graph_files
+from graph_export.gexf_writer import token
 from graph_export.json_writer import write_graphology
 from pipeline_common.cli import positive_int
 from pipeline_common import fileio
-
-NODE_COLUMNS = ("book_id", "authors", "ratings_count", "average_rating", "genre",
-                "in_degree", "community")
-
 
 class TitleLookupError(ValueError):
     """A title or book id that does not pick exactly one book."""
@@ -178,56 +174,29 @@ def _node_rows(nodes, members):
 
 def write_outputs(prefix, nodes, layer, parent, edges, centre, formats):
     members = sorted(layer, key=lambda b: (layer[b], b))
-    rows = _node_rows(nodes, np.array(members, np.int64))
-    sub = nodes.take(pa.array(rows))
+    sub = nodes.take(pa.array(_node_rows(nodes, np.array(members, np.int64))))
     pos = radial_positions(layer, parent, centre)
-    names = [n for n in NODE_COLUMNS if n in sub.column_names]
-    cols = {n: sub.column(n).to_pylist() for n in names}
-    titles = sub.column("title").to_pylist()
-    communities = sub.column("community").to_numpy()
-    palette = layout.community_colours(nodes.column("community").to_numpy())
-    popularity = np.array([v or 0 for v in (cols.get("ratings_count") or cols["in_degree"])],
-                          np.float64)
-    sizes = layout.node_sizes(popularity)
-    records = []
-    for i, book in enumerate(members):
-        attrs = {n: cols[n][i] for n in names}
-        attrs["community"] = str(attrs["community"])
-        attrs["layer"] = layer[book]
-        records.append((str(book), token(titles[i] or book), attrs,
-                        tuple(int(c) for c in palette[communities[i]]),
-                        (round(pos[book][0] * 100, 3), round(pos[book][1] * 100, 3)),
-                        float(sizes[i])))
+    records = list(graph_files.node_records(
+        sub, positions=[(round(pos[b][0] * 100, 3), round(pos[b][1] * 100, 3))
+                        for b in members],
+        extra={"layer": [layer[b] for b in members]}))
     edge_rows = list(zip(edges.column("source").to_pylist(), edges.column("target").to_pylist(),
                          edges.column("rank").to_pylist(), edges.column("cosine").to_pylist()))
+    title = records[0][1]
     written = []
-    types = dict(book_id="string", authors="string", ratings_count="integer",
-                 average_rating="double", genre="string", in_degree="integer",
-                 community="string")
     if "gexf" in formats:
         path = prefix + ".gexf"
-        with fileio.atomic_write(path) as handle:
-            writer = GexfWriter(handle, [(n, types[n]) for n in names] + [("layer", "integer")],
-                                [("rank", "integer")], directed=True,
-                                description=f"ego graph of {token(titles[0])}")
-            writer.start_nodes()
-            for key, label, attrs, colour, position, size in records:
-                writer.node(key, label, attrs, colour, position, size)
-            writer.start_edges()
-            for i, (s, t, r, c) in enumerate(edge_rows):
-                writer.edge(i, s, t, weight=round(c, 6), attributes={"rank": r})
-            writer.close()
+        graph_files.write_gexf_records(
+            path, graph_files.node_types(sub, [("layer", "integer")]), records, edge_rows,
+            f"ego graph of {title}")
         written.append(path)
     if "json" in formats:
         path = prefix + ".json"
         with fileio.atomic_write(path) as handle:
             write_graphology(
-                handle,
-                ((key, dict(label=label, x=p[0], y=p[1], size=size,
-                            color="#%02x%02x%02x" % colour, **attrs))
-                 for key, label, attrs, colour, p, size in records),
+                handle, map(graph_files.json_node, records),
                 ((s, t, {"weight": round(c, 6), "rank": r}) for s, t, r, c in edge_rows),
-                {"name": f"ego graph of {token(titles[0])}"})
+                {"name": f"ego graph of {title}"})
         written.append(path)
     if "png" in formats:
         path = prefix + ".png"

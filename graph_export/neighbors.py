@@ -19,22 +19,23 @@ after the pipeline; see `graph_export.layout` for how they scale.
 """
 import argparse
 import logging
+import os
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import DirectOptions
 from apache_beam.utils import shared
 
-from graph_export import layout, topk
-from graph_export.gexf_writer import GexfWriter, token
-from graph_export.json_writer import EdgeBatch, write_graphology, write_nodelink
+from graph_export import graph_files, layout, topk
 from pipeline_common.cli import positive_int
 from pipeline_common import fileio
-from pipeline_common.beam_runner import make_options, make_pipeline
+from pipeline_common.beam_runner import is_local, make_options, make_pipeline
 from pipeline_common import config
 
 EMBEDDINGS_FILE = "book_embeddings.parquet"
@@ -43,6 +44,7 @@ FORMATS = ("gexf", "json")
 EDGE_SCHEMA = pa.schema([("source", pa.int64()), ("target", pa.int64()),
                          ("rank", pa.int32()), ("cosine", pa.float32())])
 EDGE_ROW_GROUP = 1_000_000
+MAX_GRAPH_NODES = 100_000
 
 
 class InputError(ValueError):
@@ -136,69 +138,99 @@ def _schema(path):
 class CandidateMatrix:
     """The unit-normalised valid rows and their book indices (a Shared object)."""
 
-    def __init__(self, path, tile, chunk):
+    def __init__(self, book_index, unit, tile, chunk):
+        self.book_index = book_index
+        self.index = topk.CandidateIndex(unit, tile=tile, chunk=chunk)
+
+    @classmethod
+    def load(cls, path, tile, chunk):
         table, matrix = load_embeddings(path, columns=[])
         book_index = table.column("book_index").to_numpy()
         del table
         unit, valid = topk.normalise_rows(matrix)
         del matrix
-        self.book_index = book_index[valid]
-        unit = unit[valid] if not valid.all() else unit
-        self.index = topk.CandidateIndex(unit, tile=tile, chunk=chunk)
+        return cls(book_index[valid], unit[valid] if not valid.all() else unit, tile, chunk)
 
 
-# ---------------------------------------------------------------- the Beam steps
+# The launcher's own CandidateMatrix, keyed by (path, tile, chunk): with the
+# local runner in one process (the default here) the DoFn finds the matrix the
+# launcher already read and normalised instead of reading the parquet again;
+# worker processes (multi_processing, Dataflow) do not see it and load their own.
+_LAUNCHER_MATRICES = {}
+
+
+def default_threads(options):
+    """Kernel threads per worker process: every core when the local runner runs
+    in one process (the default), else 1 (Dataflow and multi_processing start a
+    process per core)."""
+    if is_local(options) and options.view_as(DirectOptions).direct_num_workers == 1:
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+            else os.cpu_count() or 1
+    return 1
+
+
+# ---------------------------------------------------------------- the Beam step
 
 class TopKBlockFn(beam.DoFn):
-    """(start, stop) positions among the valid books -> that block's top-k edges.
+    """(start, stop) positions among the valid books -> `DIR/block-START.parquet`.
 
-    The matrix is loaded once per worker process and shared by its threads.
+    One step from block to file: the block's edges (80 MB of arrays for 8192
+    books at k=10) never pass through a Beam coder. Inside a block the kernel
+    blocks of `kernel_rows` books run on `threads` Python threads (numpy
+    releases the GIL in BLAS, max and partition) with OpenBLAS at 1 thread
+    each -- the configuration `benchmarks/bench_neighbors.py` times as "the
+    kernel". The matrix is loaded once per worker process (`Shared`).
     """
 
-    def __init__(self, path, k, tile, chunk, blas_threads=0,
-                 kernel_rows=topk.DEFAULT_BLOCK_ROWS):
-        self._path, self._k, self._tile, self._chunk = path, k, tile, chunk
-        self._kernel_rows = kernel_rows
+    def __init__(self, path, directory, k, tile, chunk, threads=1,
+                 kernel_rows=topk.DEFAULT_BLOCK_ROWS, blas_threads=1):
+        self._path, self._directory = path, directory
+        self._k, self._tile, self._chunk = k, tile, chunk
+        self._threads, self._kernel_rows = threads, kernel_rows
         self._blas_threads = blas_threads
         self._shared = shared.Shared()
+        self._pool = None
 
     def setup(self):
         if self._blas_threads:
             topk.set_numpy_blas_threads(self._blas_threads)
+        key = (self._path, self._tile, self._chunk)
         self._matrix = self._shared.acquire(
-            lambda: CandidateMatrix(self._path, self._tile, self._chunk),
-            tag=(self._path, self._tile, self._chunk))
+            lambda: _LAUNCHER_MATRICES.get(key) or CandidateMatrix.load(*key), tag=key)
+        if self._threads > 1:
+            self._pool = ThreadPoolExecutor(self._threads)
+
+    def teardown(self):
+        if self._pool is not None:
+            self._pool.shutdown()
 
     def process(self, block):
         start, stop = block
         m = self._matrix
-        parts = [topk.topk_block(m.index, np.arange(lo, min(stop, lo + self._kernel_rows)),
-                                 self._k)
-                 for lo in range(start, stop, self._kernel_rows)]
+
+        def kernel(lo):
+            return topk.topk_block(m.index, np.arange(lo, min(stop, lo + self._kernel_rows)),
+                                   self._k)
+
+        starts = range(start, stop, self._kernel_rows)
+        parts = list(self._pool.map(kernel, starts) if self._pool else map(kernel, starts))
         neighbours = np.concatenate([p[0] for p in parts])
         scores = np.concatenate([p[1] for p in parts])
         k_eff = neighbours.shape[1]
-        yield start, {
+        table = pa.table({
             "source": np.repeat(m.book_index[start:stop], k_eff),
             "target": m.book_index[neighbours.ravel()],
             "rank": np.tile(np.arange(1, k_eff + 1, dtype=np.int32), stop - start),
             "cosine": scores.ravel(),
-        }
-
-
-class WriteBlockFn(beam.DoFn):
-    """Writes one block's edges to `DIR/block-START.parquet` (atomically)."""
-
-    def __init__(self, directory):
-        self._directory = directory
-
-    def process(self, element):
-        start, columns = element
-        table = pa.table(columns, schema=EDGE_SCHEMA)
-        path = fileio.join(self._directory, f"block-{start:012d}.parquet")
+        }, schema=EDGE_SCHEMA)
+        path = block_path(self._directory, start)
         with fileio.atomic_write(path) as handle:
             pq.write_table(table, handle, compression="zstd")
         yield path
+
+
+def block_path(directory, start):
+    return fileio.join(directory, f"block-{start:012d}.parquet")
 
 
 def block_ranges(n, block_rows):
@@ -213,7 +245,7 @@ def assemble_edges(block_dir, blocks, out_path):
         with pq.ParquetWriter(handle, EDGE_SCHEMA, compression="zstd") as writer:
             pending = []
             for start, _ in blocks:
-                path = fileio.join(block_dir, f"block-{start:012d}.parquet")
+                path = block_path(block_dir, start)
                 if not fileio.exists(path):
                     raise RuntimeError(f"block file {path} is missing: the pipeline "
                                        "did not finish every block")
@@ -267,18 +299,25 @@ def read_catalog(path, book_index, book_ids=None):
     return columns
 
 
-def build_nodes(meta, matrix, valid, edges, catalog_columns, seed, louvain_max_nodes):
-    """nodes.parquet table: the valid books with catalogue columns, in-degree, layout."""
+def build_nodes(meta, unit, valid, edges, catalog_columns, seed, louvain_max_nodes, timings):
+    """nodes.parquet table: the valid books with catalogue columns, in-degree, layout.
+
+    `unit` holds the valid books' unit vectors; `timings` gets the seconds of
+    the community and layout steps.
+    """
     book_index = meta.column("book_index").to_numpy()[valid]
     n = len(book_index)
     src = np.searchsorted(book_index, edges.column("source").to_numpy())
     tgt = np.searchsorted(book_index, edges.column("target").to_numpy())
     weights = edges.column("cosine").to_numpy().astype(np.float64)
     in_degree = np.bincount(tgt, minlength=n).astype(np.int64)
+    started = time.time()
     communities = layout.detect_communities(n, src, tgt, weights, seed=seed,
                                             louvain_max_nodes=louvain_max_nodes)
-    unit, _ = topk.normalise_rows(matrix[valid])
+    timings["communities_seconds"] = round(time.time() - started, 3)
+    started = time.time()
     positions = layout.compute_positions(unit, communities, src, tgt, weights, seed=seed)
+    timings["layout_seconds"] = round(time.time() - started, 3)
     columns = {
         "book_index": book_index.astype(np.int64),
         "book_id": meta.column("book_id").filter(pa.array(valid)).cast(pa.string()),
@@ -297,78 +336,38 @@ def build_nodes(meta, matrix, valid, edges, catalog_columns, seed, louvain_max_n
     return pa.table(arrays)
 
 
-GEXF_NODE_TYPES = {"book_id": "string", "authors": "string", "ratings_count": "integer",
-                   "average_rating": "double", "genre": "string",
-                   "num_interactions": "long", "in_degree": "integer",
-                   "community": "string"}
+def write_graph_files(out, nodes, edges_path, args):
+    """graph.gexf / graph.json (cut to --max_graph_nodes) and the community pieces.
 
-
-def graph_records(nodes):
-    """Per-node (key, label, attributes, colour, position, size) for the writers."""
-    communities = nodes.column("community").to_numpy()
-    colours = layout.community_colours(communities)
-    names = [n for n in GEXF_NODE_TYPES if n in nodes.column_names]
-    popularity = (nodes.column("ratings_count").to_numpy(zero_copy_only=False)
-                  if "ratings_count" in nodes.column_names
-                  else nodes.column("in_degree").to_numpy())
-    popularity = np.array([0 if v is None else v for v in popularity], np.float64)
-    sizes = layout.node_sizes(popularity)
-    cols = {n: nodes.column(n).to_pylist() for n in names}
-    keys = nodes.column("book_index").to_pylist()
-    titles = nodes.column("title").to_pylist()
-    xs, ys = nodes.column("x").to_pylist(), nodes.column("y").to_pylist()
-    for i, key in enumerate(keys):
-        attrs = {n: cols[n][i] for n in names}
-        attrs["community"] = str(attrs["community"])
-        label = token(titles[i]) if titles[i] is not None else str(key)
-        yield (str(key), label, attrs,
-               tuple(int(c) for c in colours[communities[i]]), (xs[i], ys[i]), sizes[i])
-
-
-def _edge_batches(edges_path):
-    """(sources, targets, ranks, cosines) python lists, 100k edges at a time."""
-    with fileio.open_read(edges_path, compressed=False) as handle:
-        parquet = pq.ParquetFile(handle)
-        for batch in parquet.iter_batches(batch_size=100_000):
-            cosine = np.round(batch.column("cosine").to_numpy().astype(np.float64), 6)
-            yield (batch.column("source").to_pylist(), batch.column("target").to_pylist(),
-                   batch.column("rank").to_pylist(), cosine.tolist())
-
-
-def write_gexf(path, nodes, edges_path, description):
-    """Streams graph.gexf: nodes from the table, edges batch by batch."""
-    node_types = [(n, t) for n, t in GEXF_NODE_TYPES.items() if n in nodes.column_names]
-    with fileio.atomic_write(path) as handle:
-        writer = GexfWriter(handle, node_types, [("rank", "integer")], directed=True,
-                            description=description)
-        writer.start_nodes()
-        for key, label, attrs, colour, position, size in graph_records(nodes):
-            writer.node(key, label, attrs, colour, position, size)
-        writer.start_edges()
-        for sources, targets, ranks, cosines in _edge_batches(edges_path):
-            writer.edge_batch(writer.edges_written, sources, targets, cosines, {"rank": ranks})
-        writer.close()
-    return writer.edges_written
-
-
-def _json_nodes(nodes):
-    for key, label, attrs, colour, position, size in graph_records(nodes):
-        yield key, dict(label=label, x=position[0], y=position[1], size=size,
-                        color="#%02x%02x%02x" % colour, **attrs)
-
-
-def _json_edges(edges_path):
-    for sources, targets, ranks, cosines in _edge_batches(edges_path):
-        yield EdgeBatch(sources, targets, {"weight": cosines, "rank": ranks})
-
-
-def write_json_files(out_dir, nodes, edges_path, attributes):
-    with fileio.atomic_write(fileio.join(out_dir, "graph.json")) as handle:
-        counts = write_graphology(handle, _json_nodes(nodes), _json_edges(edges_path),
-                                  attributes)
-    with fileio.atomic_write(fileio.join(out_dir, "graph.nodelink.json")) as handle:
-        write_nodelink(handle, _json_nodes(nodes), _json_edges(edges_path), attributes)
-    return counts
+    Returns `(files, summary fields)`.
+    """
+    rows, by = graph_files.most_read(nodes, args.max_graph_nodes)
+    cut = graph_files.cut_text(len(rows), nodes.num_rows, by, args.max_graph_nodes)
+    description = (f"Goodreads books: each book -> its {args.k} nearest books by cosine "
+                   "of the model's book embeddings")
+    files, info = [], {"graph_file_nodes": len(rows), "graph_file_cut": cut,
+                       "max_graph_nodes": args.max_graph_nodes}
+    kept = nodes if len(rows) == nodes.num_rows else nodes.take(rows)
+    keep = (None if len(rows) == nodes.num_rows
+            else graph_files.membership(nodes.column("book_index").to_numpy(), rows))
+    if "gexf" in args.formats:
+        info["graph_file_edges"] = graph_files.write_gexf(
+            fileio.join(out, "graph.gexf"), kept, edges_path, f"{description}. This file: {cut}",
+            keep)
+        files.append("graph.gexf")
+    if "json" in args.formats:
+        _, info["graph_file_edges"] = graph_files.write_json_files(
+            out, kept, edges_path,
+            {"name": "Goodreads book neighbours", "description": description, "cut": cut,
+             "num_books": nodes.num_rows, "num_books_in_file": len(rows)}, keep)
+        files += ["graph.json", "graph.nodelink.json"]
+    if args.split_by == "community":
+        pieces = graph_files.write_community_pieces(
+            fileio.join(out, "communities"), nodes, edges_path, args.max_graph_nodes,
+            description)
+        info["community_files"] = pieces
+        files += [f"communities/{p['file']}" for p in pieces]
+    return files, info
 
 
 # ---------------------------------------------------------------- entry point
@@ -399,22 +398,42 @@ def build_parser():
     parser.add_argument("--k", type=positive_int, default=10, help="neighbours per book (10)")
     parser.add_argument("--formats", type=_formats, default=list(FORMATS),
                         help="graph files to write: gexf,json (default both) or none")
+    parser.add_argument("--max_graph_nodes", type=positive_int, default=MAX_GRAPH_NODES,
+                        help="books in graph.gexf / graph.json (and in each --split_by "
+                             "file): the most-read ones and the edges among them "
+                             f"(default {MAX_GRAPH_NODES:,}, what Gephi and sigma.js "
+                             "viewers open); edges/nodes.parquet always hold every book")
+    parser.add_argument("--split_by", choices=["community"],
+                        help="also write GRAPH/communities/part-NNNN.gexf: whole communities "
+                             "packed into files of at most --max_graph_nodes books")
     parser.add_argument("--block_rows", type=positive_int, default=8192,
                         help="query books per Beam work item (one edge file each)")
     parser.add_argument("--kernel_rows", type=positive_int, default=topk.DEFAULT_BLOCK_ROWS,
                         help="query books per matrix product (memory ~ kernel_rows x "
-                             "(tile + N/chunk) floats)")
+                             "(tile + N/chunk) floats per thread)")
     parser.add_argument("--tile", type=positive_int, default=topk.DEFAULT_TILE,
                         help="candidate rows per matrix product")
     parser.add_argument("--chunk", type=positive_int, default=topk.DEFAULT_CHUNK,
                         help="candidates summarised by one maximum")
-    parser.add_argument("--blas_threads", type=int, default=0,
-                        help="BLAS threads per worker process (0: leave as is). Beam "
-                             "runs one process per core, so 1 is best on Dataflow")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="kernel threads per worker process (0: every core when the "
+                             "local runner runs in one process, the default; else 1)")
+    parser.add_argument("--blas_threads", type=int, default=1,
+                        help="OpenBLAS threads per kernel thread (1; 0: leave as is)")
     parser.add_argument("--seed", type=int, default=0, help="community/layout seed")
     parser.add_argument("--louvain_max_nodes", type=int, default=layout.LOUVAIN_MAX_NODES,
                         help="above this many books use label propagation, not Louvain")
     return parser
+
+
+def local_defaults(pipeline_args):
+    """One local worker process unless --direct_num_workers is given: the kernel
+    threads share one matrix there, while N processes each load the matrix,
+    run BLAS threads that fight over the cores, and get the 13 blocks of 100k
+    books unevenly (7 vs 6)."""
+    if any(a.split("=", 1)[0] == "--direct_num_workers" for a in pipeline_args):
+        return list(pipeline_args)
+    return list(pipeline_args) + ["--direct_num_workers=1"]
 
 
 def run(argv=None):
@@ -427,7 +446,7 @@ def run(argv=None):
     emb_path = embeddings_path(args.embeddings)
     try:
         meta, matrix = load_embeddings(emb_path)
-        valid = topk.normalise_rows(matrix)[1]
+        unit, valid = topk.normalise_rows(matrix)
         catalog_columns = {}
         if args.catalog:
             catalog_columns = read_catalog(
@@ -451,19 +470,30 @@ def run(argv=None):
         logging.warning("%d of %d books have a zero or non-finite embedding and are left "
                         "out (see %s)", excluded.num_rows, len(valid),
                         fileio.join(out, "excluded.parquet"))
+    dim = int(matrix.shape[1]) if matrix.ndim == 2 else 0
+    del matrix
+    unit = unit[valid] if not valid.all() else unit
 
     num_valid = int(valid.sum())
     blocks = block_ranges(num_valid, args.block_rows)
     block_dir = fileio.join(out, f".blocks-{uuid.uuid4().hex[:8]}")
-    options = make_options(pipeline_args)
-    with make_pipeline(options) as pipeline:
-        _ = (pipeline
-             | "Blocks" >> beam.Create(blocks)
-             | "Spread" >> beam.Reshuffle()
-             | "TopK" >> beam.ParDo(TopKBlockFn(emb_path, args.k, args.tile, args.chunk,
-                                                   args.blas_threads, args.kernel_rows))
-             | "WriteBlocks" >> beam.ParDo(WriteBlockFn(block_dir)))
-    topk_seconds = time.time() - started
+    options = make_options(local_defaults(pipeline_args))
+    threads = args.threads or default_threads(options)
+    key = (emb_path, args.tile, args.chunk)
+    _LAUNCHER_MATRICES[key] = CandidateMatrix(
+        meta.column("book_index").to_numpy()[valid], unit, args.tile, args.chunk)
+    pipeline_started = time.time()
+    try:
+        with make_pipeline(options) as pipeline:
+            _ = (pipeline
+                 | "Blocks" >> beam.Create(blocks)
+                 | "Spread" >> beam.Reshuffle()
+                 | "TopK" >> beam.ParDo(TopKBlockFn(emb_path, block_dir, args.k, args.tile,
+                                                    args.chunk, threads, args.kernel_rows,
+                                                    args.blas_threads)))
+    finally:
+        del _LAUNCHER_MATRICES[key]
+    timings = {"topk_seconds": round(time.time() - pipeline_started, 3)}
 
     edges_path = fileio.join(out, "edges.parquet")
     num_edges = assemble_edges(block_dir, blocks, edges_path)
@@ -474,37 +504,30 @@ def run(argv=None):
         FileSystems.delete([block_dir])
 
     edges = read_parquet(edges_path)
-    nodes = build_nodes(meta, matrix, valid, edges, catalog_columns, args.seed,
-                        args.louvain_max_nodes)
-    del edges
+    nodes = build_nodes(meta, unit, valid, edges, catalog_columns, args.seed,
+                        args.louvain_max_nodes, timings)
+    del edges, unit
     with fileio.atomic_write(fileio.join(out, "nodes.parquet")) as handle:
         pq.write_table(nodes, handle, compression="zstd")
 
-    description = (f"Goodreads books: each book -> its {args.k} nearest books by cosine "
-                   "of the model's book embeddings")
-    files = ["edges.parquet", "nodes.parquet", "excluded.parquet"]
-    if "gexf" in args.formats:
-        write_gexf(fileio.join(out, "graph.gexf"), nodes, edges_path, description)
-        files.append("graph.gexf")
-    if "json" in args.formats:
-        write_json_files(out, nodes, edges_path,
-                         {"name": "Goodreads book neighbours", "description": description})
-        files += ["graph.json", "graph.nodelink.json"]
-
+    files_started = time.time()
+    files, graph_info = write_graph_files(out, nodes, edges_path, args)
+    timings["graph_files_seconds"] = round(time.time() - files_started, 3)
     summary = {
         "embeddings": emb_path, "catalog": args.catalog, "k": args.k,
         "num_books_in": int(len(valid)), "num_nodes": num_valid,
         "num_excluded": int(excluded.num_rows), "num_edges": int(num_edges),
-        "dim": int(matrix.shape[1]) if matrix.ndim == 2 else 0,
-        "num_blocks": len(blocks), "block_rows": args.block_rows,
-        "kernel_rows": args.kernel_rows,
+        "dim": dim, "num_blocks": len(blocks), "block_rows": args.block_rows,
+        "kernel_rows": args.kernel_rows, "threads": threads,
         "num_communities": int(nodes.column("community").to_numpy().max() + 1)
         if num_valid else 0,
-        "files": files, "topk_seconds": round(topk_seconds, 3),
+        "files": ["edges.parquet", "nodes.parquet", "excluded.parquet"] + files,
+        **graph_info, **timings,
         "total_seconds": round(time.time() - started, 3),
     }
     fileio.write_json(fileio.join(out, "summary.json"), summary)
-    logging.info("wrote %d nodes, %d edges to %s", num_valid, num_edges, out)
+    logging.info("wrote %d nodes, %d edges to %s (graph files: %s)", num_valid, num_edges,
+                 out, graph_info["graph_file_cut"])
     return summary
 
 

@@ -226,14 +226,3 @@ def set_numpy_blas_threads(count):
                 getattr(lib, name)(ctypes.c_int(int(count)))
                 return True
     return False
-
-
-def brute_force_topk(unit, k):
-    """Reference top-k for tests: full float64 score matrix (small N only)."""
-    unit = np.asarray(unit, np.float64)
-    n = len(unit)
-    scores = unit @ unit.T
-    np.fill_diagonal(scores, -np.inf)
-    idx = np.broadcast_to(np.arange(n), (n, n))
-    order = np.lexsort((idx, -scores), axis=-1)[:, :min(k, n - 1)]
-    return order, np.take_along_axis(scores, order, axis=1).astype(np.float32)

@@ -36,6 +36,17 @@ def reference_edges(vectors, k):
     return rows
 
 
+def brute_force_topk(unit, k):
+    """Reference top-k: the full float64 score matrix (small N only)."""
+    unit = np.asarray(unit, np.float64)
+    n = len(unit)
+    scores = unit @ unit.T
+    np.fill_diagonal(scores, -np.inf)
+    idx = np.broadcast_to(np.arange(n), (n, n))
+    order = np.lexsort((idx, -scores), axis=-1)[:, :min(k, n - 1)]
+    return order, np.take_along_axis(scores, order, axis=1).astype(np.float32)
+
+
 def validate_gexf(path):
     schema = etree.RelaxNG(etree.parse(str(GEXF_RNG)))
     doc = etree.parse(str(path))
@@ -73,7 +84,7 @@ def test_topk_block_equals_brute_force_with_ties(n, dim, tile, chunk):
     index = topk.CandidateIndex(unit, tile=tile, chunk=chunk)
     got_n, got_s = zip(*(topk.topk_block(index, np.arange(lo, min(n, lo + 37)), 10)
                          for lo in range(0, n, 37)))
-    want_n, want_s = topk.brute_force_topk(unit, 10)
+    want_n, want_s = brute_force_topk(unit, 10)
     np.testing.assert_array_equal(np.concatenate(got_n), want_n)
     np.testing.assert_allclose(np.concatenate(got_s), want_s, atol=1e-6)
 
@@ -325,3 +336,97 @@ def test_wrong_parquet_columns_give_a_clear_error(capsys, tmp_path):
     err = capsys.readouterr().err
     assert "missing column(s)" in err and "embedding" in err
     assert not os.path.exists(tmp_path / "o" / "summary.json")
+
+
+# ------------------------------------------------------------------ files sized for viewers
+
+def test_threads_and_blocks_give_the_float64_brute_force_on_a_sample(tmp_path):
+    rng = np.random.default_rng(5)
+    vectors = rng.normal(size=(3000, 16)).astype(np.float32)
+    vectors[100:110] = vectors[7]                        # exact ties across blocks
+    graph_fixtures.make_model_output(str(tmp_path / "m"), vectors=vectors)
+    runs = []
+    for name, extra in (("a", ["--threads", "3", "--kernel_rows", "37", "--block_rows", "700"]),
+                        ("b", ["--threads", "1", "--block_rows", "3000"])):
+        neighbors.run(["--embeddings", str(tmp_path / "m"), "--output", str(tmp_path / name),
+                       "--formats", "none", "--tile", "512"] + extra)
+        runs.append(pq.read_table(tmp_path / name / "edges.parquet"))
+    assert runs[0].equals(runs[1])
+    unit = vectors.astype(np.float64) / np.linalg.norm(vectors.astype(np.float64), axis=1,
+                                                        keepdims=True)
+    sample = np.r_[0:12, 100:110, rng.choice(3000, 150, replace=False)]
+    scores = unit[sample] @ unit.T
+    scores[np.arange(len(sample)), sample] = -np.inf
+    want = np.lexsort((np.broadcast_to(np.arange(3000), scores.shape), -scores), axis=1)[:, :10]
+    got = runs[0].column("target").to_numpy().reshape(3000, 10)[sample]
+    np.testing.assert_array_equal(got, want)
+    cosine = runs[0].column("cosine").to_numpy().reshape(3000, 10)[sample]
+    np.testing.assert_allclose(cosine, np.take_along_axis(scores, want, axis=1), atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def cut_graph(tmp_path_factory):
+    """The fixture graph with graph files cut to 20 books and split by community."""
+    root = tmp_path_factory.mktemp("cut")
+    graph_fixtures.make_model_output(str(root / "model"), n=N_BOOKS)
+    graph_fixtures.make_catalog(str(root / "prep"), n=N_BOOKS)
+    summary = neighbors.run([
+        "--embeddings", str(root / "model"), "--output", str(root / "graph"),
+        "--catalog", str(root / "prep"), "--max_graph_nodes", "20",
+        "--split_by", "community"])
+    return root / "graph", summary
+
+
+def test_graph_files_hold_the_most_read_books_and_state_the_cut(cut_graph):
+    out, summary = cut_graph
+    nodes = pq.read_table(out / "nodes.parquet")
+    edges = pq.read_table(out / "edges.parquet")
+    assert nodes.num_rows == N_BOOKS - 2 and edges.num_rows == (N_BOOKS - 2) * 10
+    reads = dict(zip(nodes.column("book_index").to_pylist(),
+                     nodes.column("num_interactions").to_pylist()))
+    want = sorted(sorted(reads, key=lambda b: (-reads[b], b))[:20])
+    want_edges = sum(1 for s, t in zip(edges.column("source").to_pylist(),
+                                       edges.column("target").to_pylist())
+                     if s in want and t in want)
+    validate_gexf(out / "graph.gexf")
+    graph = nx.read_gexf(out / "graph.gexf")
+    assert sorted(int(n) for n in graph.nodes) == want
+    assert graph.number_of_edges() == want_edges == summary["graph_file_edges"] > 0
+    cut = f"the 20 most-read of {N_BOOKS - 2} books (by num_interactions"
+    assert cut in etree.parse(str(out / "graph.gexf")).findtext(
+        "{http://gexf.net/1.3}meta/{http://gexf.net/1.3}description")
+    data = json.loads((out / "graph.json").read_text(encoding="utf-8"))
+    assert cut in data["attributes"]["cut"]
+    assert data["attributes"]["num_books_in_file"] == len(data["nodes"]) == 20
+    assert len(data["edges"]) == want_edges
+    stored = json.loads((out / "summary.json").read_text())
+    assert cut in stored["graph_file_cut"] and stored["graph_file_nodes"] == 20
+
+
+def test_split_by_community_gives_valid_pieces_of_whole_communities(cut_graph):
+    out, summary = cut_graph
+    nodes = pq.read_table(out / "nodes.parquet")
+    community = dict(zip(nodes.column("book_index").to_pylist(),
+                         nodes.column("community").to_pylist()))
+    edges = pq.read_table(out / "edges.parquet")
+    seen, edge_total = set(), 0
+    for piece in summary["community_files"]:
+        path = out / "communities" / piece["file"]
+        validate_gexf(path)
+        graph = nx.read_gexf(path)
+        books = {int(n) for n in graph.nodes}
+        assert len(books) == piece["num_nodes"] <= 20
+        assert not books & seen
+        seen |= books
+        inside = sum(1 for s, t in zip(edges.column("source").to_pylist(),
+                                       edges.column("target").to_pylist())
+                     if s in books and t in books)
+        assert graph.number_of_edges() == inside == piece["num_edges"]
+        edge_total += inside
+    # every community of at most 20 books is in exactly one piece, whole
+    sizes = np.bincount(list(community.values()))
+    small = {b for b, c in community.items() if sizes[c] <= 20}
+    assert small <= seen
+    for b in seen:
+        assert {x for x in community if community[x] == community[b]} <= seen or \
+            sizes[community[b]] > 20

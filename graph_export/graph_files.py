@@ -1,0 +1,235 @@
+"""Graph rows -> GEXF and JSON files, cut to a size their viewers open.
+
+The one place that turns `nodes.parquet` rows into GEXF/JSON node records
+(used by `neighbors` and `ego`), plus the two ways a big graph is made
+viewable:
+
+- the cut (`--max_graph_nodes`, default 100,000): `graph.gexf` / `graph.json`
+  hold the most-read books (by `num_interactions`, else `ratings_count`, else
+  in-degree; ties to the lower book_index) and the edges among them. Gephi
+  desktop struggles above ~100k nodes / ~1M edges, sigma.js viewers above
+  ~50-90k nodes; at 100k books and k=10 the files are ~160 MB (GEXF) and
+  ~95 MB (graphology JSON). The cut is written in the GEXF description, the
+  JSON graph attributes and summary.json;
+- per-community pieces (`--split_by community`): whole communities, largest
+  first, packed into files of at most `max_nodes` books with the edges inside
+  each file; a community bigger than that is cut to its most-read books.
+"""
+import contextlib
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from graph_export import layout
+from graph_export.gexf_writer import GexfWriter, token
+from graph_export.json_writer import EdgeBatch, write_graphology, write_nodelink
+from pipeline_common import fileio
+
+NODE_TYPES = {"book_id": "string", "authors": "string", "ratings_count": "integer",
+              "average_rating": "double", "genre": "string",
+              "num_interactions": "long", "in_degree": "integer",
+              "community": "string"}
+EDGE_TYPES = [("rank", "integer")]
+EDGE_BATCH = 100_000
+POPULARITY_COLUMNS = ("num_interactions", "ratings_count", "in_degree")
+
+
+def node_types(nodes, extra=()):
+    """GEXF `(name, type)` of the node attributes present in `nodes`, then `extra`."""
+    return [(n, t) for n, t in NODE_TYPES.items() if n in nodes.column_names] + list(extra)
+
+
+def popularity(nodes, columns=POPULARITY_COLUMNS):
+    """(column name, float64 values) of the first popularity column present (None -> 0)."""
+    name = next(c for c in columns if c in nodes.column_names)
+    values = nodes.column(name).to_numpy(zero_copy_only=False)
+    return name, np.array([0 if v is None or v != v else v for v in values], np.float64)
+
+
+def node_records(nodes, positions=None, extra=None):
+    """Per-node `(key, label, attributes, colour, position, size)` for the writers.
+
+    Colour = community (the same colour for a community in every file), size =
+    log of ratings_count (in-degree without a catalogue), position = the map's
+    x, y unless `positions` (`[n, 2]`) is given; `extra` adds attribute columns.
+    """
+    communities = nodes.column("community").to_numpy()
+    colours = layout.community_colours(communities)
+    names = [n for n, _ in node_types(nodes)]
+    sizes = layout.node_sizes(popularity(nodes, ("ratings_count", "in_degree"))[1])
+    cols = {n: nodes.column(n).to_pylist() for n in names}
+    cols.update(extra or {})
+    keys = nodes.column("book_index").to_pylist()
+    titles = nodes.column("title").to_pylist()
+    if positions is None:
+        positions = zip(nodes.column("x").to_pylist(), nodes.column("y").to_pylist())
+    for i, (key, position) in enumerate(zip(keys, positions)):
+        attrs = {n: values[i] for n, values in cols.items()}
+        attrs["community"] = str(attrs["community"])
+        label = token(titles[i]) if titles[i] is not None else str(key)
+        yield (str(key), label, attrs, tuple(int(c) for c in colours[communities[i]]),
+               tuple(position), float(sizes[i]))
+
+
+def json_node(record):
+    """A `node_records` record as graphology's `(key, attributes)`."""
+    key, label, attrs, colour, position, size = record
+    return key, dict(label=label, x=position[0], y=position[1], size=size,
+                     color="#%02x%02x%02x" % colour, **attrs)
+
+
+def write_gexf_records(path, types, records, edges, description):
+    """A GEXF file from node records and `(source, target, rank, cosine)` rows."""
+    with fileio.atomic_write(path) as handle:
+        writer = GexfWriter(handle, types, EDGE_TYPES, directed=True, description=description)
+        writer.start_nodes()
+        for key, label, attrs, colour, position, size in records:
+            writer.node(key, label, attrs, colour, position, size)
+        writer.start_edges()
+        for i, (s, t, r, c) in enumerate(edges):
+            writer.edge(i, s, t, weight=round(c, 6), attributes={"rank": r})
+        writer.close()
+
+
+# ---------------------------------------------------------------- which books go in a file
+
+def membership(book_index, rows=None):
+    """Bool lookup by book_index: True for the books at `rows` (None: all)."""
+    book_index = np.asarray(book_index)
+    lookup = np.zeros(int(book_index.max()) + 1 if len(book_index) else 0, bool)
+    lookup[book_index if rows is None else book_index[rows]] = True
+    return lookup
+
+
+def most_read(nodes, max_nodes):
+    """Row numbers (ascending) of the `max_nodes` most-read books, and the column used."""
+    name, pop = popularity(nodes)
+    if nodes.num_rows <= max_nodes:
+        return np.arange(nodes.num_rows), name
+    order = np.lexsort((nodes.column("book_index").to_numpy(), -pop))
+    return np.sort(order[:max_nodes]), name
+
+
+def cut_text(kept, total, by, max_nodes):
+    """The sentence stating a cut, for file descriptions and summary.json."""
+    if kept == total:
+        return f"all {total} books"
+    return (f"the {kept} most-read of {total} books (by {by}; --max_graph_nodes "
+            f"{max_nodes}) and the edges among them; edges.parquet and nodes.parquet "
+            "hold every book")
+
+
+def community_pieces(communities, pop, book_index, max_nodes):
+    """Piece number per node (-1: left out): whole communities, largest first,
+    packed into pieces of at most `max_nodes`; a larger community is a piece of
+    its own, cut to its `max_nodes` most-read books."""
+    communities = np.asarray(communities)
+    sizes = np.bincount(communities) if len(communities) else np.zeros(0, np.int64)
+    piece_of_community = np.empty(len(sizes), np.int64)
+    piece, filled = -1, max_nodes
+    for c, size in enumerate(sizes.tolist()):   # community ids are by size, 0 largest
+        if filled + min(size, max_nodes) > max_nodes:
+            piece, filled = piece + 1, 0
+        piece_of_community[c] = piece
+        filled += min(size, max_nodes)
+    pieces = piece_of_community[communities]
+    for c in np.flatnonzero(sizes > max_nodes):
+        members = np.flatnonzero(communities == c)
+        order = np.lexsort((book_index[members], -pop[members]))
+        pieces[members[order[max_nodes:]]] = -1
+    return pieces
+
+
+# ---------------------------------------------------------------- streaming writers
+
+def edge_batches(edges_path, keep=None):
+    """`(sources, targets, ranks, cosines)` numpy arrays, 100k edges at a time,
+    only edges with both ends in `keep` (a bool lookup by book_index) if given."""
+    with fileio.open_read(edges_path, compressed=False) as handle:
+        for batch in pq.ParquetFile(handle).iter_batches(batch_size=EDGE_BATCH):
+            columns = [batch.column(c).to_numpy() for c in ("source", "target", "rank",
+                                                           "cosine")]
+            if keep is not None:
+                inside = keep[columns[0]] & keep[columns[1]]
+                columns = [c[inside] for c in columns]
+            columns[3] = np.round(columns[3].astype(np.float64), 6)
+            yield columns
+
+
+def write_gexf(path, nodes, edges_path, description, keep=None):
+    """Streams a GEXF file: the rows of `nodes`, the edges among them batch by batch."""
+    with fileio.atomic_write(path) as handle:
+        writer = GexfWriter(handle, node_types(nodes), EDGE_TYPES, directed=True,
+                            description=description)
+        writer.start_nodes()
+        for key, label, attrs, colour, position, size in node_records(nodes):
+            writer.node(key, label, attrs, colour, position, size)
+        writer.start_edges()
+        for sources, targets, ranks, cosines in edge_batches(edges_path, keep):
+            writer.edge_batch(writer.edges_written, sources.tolist(), targets.tolist(),
+                              cosines.tolist(), {"rank": ranks.tolist()})
+        writer.close()
+    return writer.edges_written
+
+
+def _json_edges(edges_path, keep):
+    for sources, targets, ranks, cosines in edge_batches(edges_path, keep):
+        yield EdgeBatch(sources.tolist(), targets.tolist(),
+                        {"weight": cosines.tolist(), "rank": ranks.tolist()})
+
+
+def write_json_files(out_dir, nodes, edges_path, attributes, keep=None):
+    """graph.json (graphology) and graph.nodelink.json (d3); returns (nodes, edges)."""
+    with fileio.atomic_write(fileio.join(out_dir, "graph.json")) as handle:
+        counts = write_graphology(handle, map(json_node, node_records(nodes)),
+                                  _json_edges(edges_path, keep), attributes)
+    with fileio.atomic_write(fileio.join(out_dir, "graph.nodelink.json")) as handle:
+        write_nodelink(handle, map(json_node, node_records(nodes)),
+                       _json_edges(edges_path, keep), attributes)
+    return counts
+
+
+def write_community_pieces(directory, nodes, edges_path, max_nodes, description):
+    """`directory/part-NNNN.gexf`, one per piece (see `community_pieces`), written
+    side by side from one pass over the edges. Returns one dict per file."""
+    book_index = nodes.column("book_index").to_numpy()
+    communities = nodes.column("community").to_numpy()
+    pieces = community_pieces(communities, popularity(nodes)[1], book_index, max_nodes)
+    piece_lookup = np.full(int(book_index.max()) + 1 if len(book_index) else 0, -1, np.int64)
+    piece_lookup[book_index] = pieces
+    count = int(pieces.max()) + 1 if len(pieces) else 0
+    fileio.makedirs(directory)
+    files, writers = [], []
+    with contextlib.ExitStack() as stack:
+        for p in range(count):
+            rows = np.flatnonzero(pieces == p)
+            sub = nodes.take(rows)
+            first, last = int(communities[rows].min()), int(communities[rows].max())
+            which = f"community {first}" if first == last else f"communities {first}-{last}"
+            path = fileio.join(directory, f"part-{p:04d}.gexf")
+            handle = stack.enter_context(fileio.atomic_write(path))
+            writer = GexfWriter(handle, node_types(nodes), EDGE_TYPES, directed=True,
+                                description=f"{description}; this file: {which}, "
+                                            f"{len(rows)} books and the edges among them")
+            writer.start_nodes()
+            for key, label, attrs, colour, position, size in node_records(sub):
+                writer.node(key, label, attrs, colour, position, size)
+            writer.start_edges()
+            writers.append(writer)
+            files.append({"file": f"part-{p:04d}.gexf", "communities": [first, last],
+                          "num_nodes": len(rows)})
+        for sources, targets, ranks, cosines in edge_batches(edges_path):
+            sp, tp = piece_lookup[sources], piece_lookup[targets]
+            inside = (sp == tp) & (sp >= 0)
+            order = np.argsort(sp[inside], kind="stable")
+            cols = [c[inside][order] for c in (sources, targets, ranks, cosines)]
+            bounds = np.searchsorted(sp[inside][order], np.arange(count + 1))
+            for p in np.flatnonzero(np.diff(bounds)):
+                lo, hi = bounds[p], bounds[p + 1]
+                writers[p].edge_batch(writers[p].edges_written, cols[0][lo:hi].tolist(),
+                                      cols[1][lo:hi].tolist(), cols[3][lo:hi].tolist(),
+                                      {"rank": cols[2][lo:hi].tolist()})
+        for writer, info in zip(writers, files):
+            writer.close()
+            info["num_edges"] = writer.edges_written
+    return files
