@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from beam_jobs import sample_data
+from beam_jobs import sample_data, sample_names
 
 from tests.reference_formats import UCSD_SAMPLES as FORMATS
 
@@ -146,3 +146,65 @@ def test_bad_arguments_give_a_clear_error(capsys):
     with pytest.raises(SystemExit):
         sample_data.run(["--output", "x", "--ratings", "1000000", "--books", "10", "--users", "5"])
     assert "too many" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def big_catalogue():
+    """The catalogue plan of 150k books: three times what the old retry-for-unused-title
+    generator could name without falling back to "Title, Book 37" suffixes."""
+    world = sample_data.World(150_000, 10, seed=1)
+    return world, sample_data.Catalogue(np.random.default_rng(1), world)
+
+
+def test_titles_stay_distinct_and_readable_at_scale(big_catalogue):
+    world, plan = big_catalogue
+    titles = plan.titles(np.arange(150_000)).to_pylist()
+    assert len(set(titles)) == len(titles)
+    assert len({t.lower() for t in titles}) == len(titles), "distinct ignoring case (ego --title)"
+    names = sample_names.Titles()
+    for genre in range(len(sample_names.GENRES)):
+        base = set(names.base.to_pylist()[names.offsets[genre]:][:names.sizes[genre]])
+        in_genre = [t for t, g in zip(titles, world.book_genre) if g == genre]
+        parts = [t.split(": ") for t in in_genre]
+        # every title is a one-part title of its genre, or two different ones joined by ": "
+        assert all(len(p) in (1, 2) and set(p) <= base and len(set(p)) == len(p) for p in parts)
+        single = sum(len(p) == 1 for p in parts)
+        # plain titles are all used before any two-part one
+        assert single == min(len(in_genre), len(base))
+
+
+def test_series_are_runs_of_one_topic_with_distinct_names(big_catalogue):
+    world, plan = big_catalogue
+    members = np.flatnonzero(plan.book_series >= 0)
+    assert 0.05 < len(members) / 150_000 < 0.12, "~8% of books are in a series"
+    series = plan.book_series[members]
+    for s in np.unique(series)[:500]:
+        books = members[series == s]
+        assert len(set(world.book_topic[books])) == 1
+        assert sorted(plan.book_volume[books]) == list(range(1, len(books) + 1))
+    names = plan.series_names(np.unique(series)).to_pylist()
+    assert len(set(names)) == len(names) and all(n.split()[-1] in sample_names._SERIES_KINDS
+                                                 for n in names)
+
+
+def test_author_names_are_distinct_readable_and_cover_every_tier():
+    rng = np.random.default_rng(0)
+    names = sample_names.draw_author_names(rng, 200_000).to_pylist()
+    assert len(set(names)) == len(names)
+    pattern = r"[A-Z][a-z]+ ([A-Z]\. ){0,2}[A-Z][a-z]+(-[A-Z][a-z]+)?"
+    assert pd.Series(names).str.fullmatch(pattern).all()
+    # Decoding is one-to-one over the whole space, tier boundaries included.
+    index = np.unique(np.concatenate([rng.integers(0, sample_names.MAX_AUTHORS, 100_000),
+                                      np.cumsum(sample_names._AUTHOR_TIERS)[:-1] + [[-1], [0]],
+                                      [0, sample_names.MAX_AUTHORS - 1]], axis=None))
+    decoded = sample_names.author_names(index).to_pylist()
+    assert len(set(decoded)) == len(index)
+    assert pd.Series(decoded).str.fullmatch(pattern).all()
+
+
+def test_draw_distinct_uses_plain_tiers_first_and_refuses_too_many():
+    rng = np.random.default_rng(0)
+    picks = sample_names.draw_distinct(rng, 150, [100, 1000])
+    assert len(set(picks.tolist())) == 150 and (picks < 100).sum() == 100 and picks.max() < 1100
+    with pytest.raises(ValueError, match="distinct names"):
+        sample_names.draw_distinct(rng, 1101, [100, 1000])
