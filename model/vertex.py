@@ -16,7 +16,9 @@ import json
 import sys
 
 import pipeline_common  # noqa: F401  (legacy Keras before TensorFlow loads)
+from model import options
 from pipeline_common import config
+from pipeline_common.logs import configure_logging
 
 
 def build_parser():
@@ -75,10 +77,9 @@ def job_spec(args, train_argv):
 
 def parse(argv):
     """(vertex args, model.train argv) with every check done; errors exit with one line."""
-    from model import train
     parser = build_parser()
     args, rest = config.parse_known_args(parser, argv)
-    train_args, _ = train.parse_args(rest)  # rejects unknown or invalid training flags
+    train_args, _ = options.parse_args(rest)  # rejects unknown or invalid training flags
     for flag in ("data", "output"):
         if not getattr(train_args, flag).startswith("gs://"):
             parser.error(f"--{flag} must be a gs:// path for a Vertex AI job "
@@ -96,6 +97,7 @@ def parse(argv):
 
 def submit(args, job):
     """Creates the CustomJob with the Vertex AI API; returns its resource name."""
+    # Imported here only: the client takes ~7 s to import and --dry_run never needs it.
     from google.cloud import aiplatform_v1
     client = aiplatform_v1.JobServiceClient(
         client_options={"api_endpoint": f"{args.region}-aiplatform.googleapis.com"})
@@ -119,6 +121,5 @@ def run(argv=None):
 
 
 if __name__ == "__main__":
-    from pipeline_common.logs import configure_logging
     configure_logging()
     run()

@@ -11,7 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 import pipeline_common  # noqa: F401  (legacy Keras before TensorFlow loads)
-from model import evaluate, train, vertex
+import tensorflow as tf
+from model import evaluate, options, towers, train, vertex
 from tests import model_fixtures
 
 TINY = ["--epochs", "3", "--batch_size", "64", "--embedding_dim", "16", "--verbose", "0",
@@ -159,7 +160,6 @@ def test_rerun_resumes_and_matches_an_uninterrupted_fresh_process(prep, tmp_path
 
 
 def test_nan_loss_stops_without_export(prep, tmp_path, monkeypatch):
-    from model import towers
     data, _ = prep
     original = towers.TwoTowerModel.compute_loss
     monkeypatch.setattr(towers.TwoTowerModel, "compute_loss",
@@ -221,9 +221,6 @@ def test_bad_flags_are_argparse_errors(prep, tmp_path, capsys):
 
 
 def test_history_dropout_masks_depend_only_on_seed_and_step():
-    import tensorflow as tf
-
-    from model import towers
     history = np.arange(1, 41, dtype=np.int32).reshape(4, 10)
     users = tf.constant([0, 1, 2, 3], tf.int64)
     not_in_history = tf.constant([100, 100, 100, 100], tf.int64)
@@ -251,7 +248,7 @@ def test_history_dropout_masks_depend_only_on_seed_and_step():
 def test_config_file_and_command_line_override(tmp_path):
     config = tmp_path / "run.yaml"
     config.write_text("epochs: 9\nbatch_size: 32\nhidden_layers: 64,32\ndata: /x\noutput: /y\n")
-    args, _ = train.parse_args(["--config", str(config), "--epochs", "2"])
+    args, _ = options.parse_args(["--config", str(config), "--epochs", "2"])
     assert (args.epochs, args.batch_size, args.hidden_layers, args.data) == (2, 32, (64, 32), "/x")
 
 
