@@ -1,4 +1,4 @@
-"""Ranking metrics over the whole catalogue, and the baselines the model must beat.
+"""Ranking metrics over the whole catalogue, and the evaluator every recommender shares.
 
 One evaluator scores every recommender the same way, on the same split:
 
@@ -9,37 +9,94 @@ One evaluator scores every recommender the same way, on the same split:
   ranking: (relevant books in the top K) / (relevant books), averaged over users,
   where a user's relevant books are their eval books that are not training books.
 
-Baselines: ``popularity`` (most-read training books first) and ``item_cosine``
-(classic item-item collaborative filtering: binary co-occurrence cosine, each book
-keeping its strongest neighbours, a user's score for a book the sum of the
-similarities to the user's training books). Both break ties by popularity so that
-their rankings are deterministic.
+The same six metrics are also given per group of users by their number of
+distinct training books (`GROUPS`: 1-2, 3-10, 11+; the rare eval user with no
+training book counts in 1-2). Ranking is exact over the whole catalogue; what is
+bounded is the number of eval users (`EvalSplit(max_eval_users=...)`).
+The baselines (popularity, item_cosine, ease) live in model/baselines.py.
 """
+import hashlib
 import time
 
 import numpy as np
 
+from model.baselines import BASELINES, Ease, ItemCosine, Popularity  # noqa: F401 (as before)
+from pipeline_common import fileio
+
+# Line i of this file (in a preprocess output) is the user id of user_index i.
+USER_VOCABULARY = "transform_output/transform_fn/assets/user_id_vocab"
+
 KS = (10, 50, 100)
 METRIC_NAMES = tuple(f"hit@{k}" for k in KS) + tuple(f"recall@{k}" for k in KS)
+# (label, most training books) of each user group, in order.
+GROUPS = (("1-2", 2), ("3-10", 10), ("11+", np.inf))
+
+
+def _splitmix64(values):
+    """A fixed 64-bit mix of integers (the splitmix64 finaliser): a stable hash of an index."""
+    x = values.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def user_hash(users, user_ids=None):
+    """uint64 hash per user: of the user id when `user_ids` (indexed by user) is given, else
+    of the user index. Hashing the id makes the chosen users independent of the vocabulary
+    order, so two preprocess runs over the same users evaluate the same people."""
+    if user_ids is None:
+        return _splitmix64(np.asarray(users))
+    return np.array([int.from_bytes(hashlib.blake2b(
+        user_ids[u] if isinstance(user_ids[u], bytes) else str(user_ids[u]).encode(),
+        digest_size=8).digest(), "little") for u in users], np.uint64)
+
+
+def read_user_ids(data):
+    """The user id of each user_index in preprocess output `data` (bytes), None when absent."""
+    path = fileio.join(data, USER_VOCABULARY)
+    if not fileio.exists(path):
+        return None
+    return fileio.read_bytes(path).splitlines()
 
 
 class EvalSplit:
-    """Train and eval interactions grouped by user, ready for batched scoring."""
+    """Train and eval interactions grouped by user, ready for batched scoring.
 
-    def __init__(self, train, evals, num_users, num_books):
+    Metrics cover at most `max_eval_users` eval users (0: all): those with the smallest
+    `user_hash`, so the choice is stable and does not depend on the data's order.
+    The training rows of every user are kept (baselines fit on all of them).
+    Training pairs are kept once per (user, book).
+    """
+
+    def __init__(self, train, evals, num_users, num_books, max_eval_users=0, user_ids=None):
         self.num_users, self.num_books = num_users, num_books
-        order = np.lexsort((train.book, train.user))
-        self.train_user, self.train_book = train.user[order], train.book[order]
+        pairs = np.unique(train.user.astype(np.int64) * num_books + train.book)
+        self.train_user = (pairs // num_books).astype(np.int32)
+        self.train_book = (pairs % num_books).astype(np.int32)
         self.train_ptr = np.searchsorted(self.train_user, np.arange(num_users + 1))
         order = np.lexsort((evals.book, evals.user))
         self.eval_user, self.eval_book = evals.user[order], evals.book[order]
         self.eval_ptr = np.searchsorted(self.eval_user, np.arange(num_users + 1))
-        self.users = np.unique(self.eval_user).astype(np.int32)
         self.counts = np.bincount(train.book, minlength=num_books)
+        users = np.unique(self.eval_user).astype(np.int32)
+        self.eval_users_total = len(users)
+        self.chosen_by = "all eval users"
+        if 0 < max_eval_users < len(users):
+            hashes = user_hash(users, user_ids)
+            chosen = np.lexsort((users, hashes))[:max_eval_users]
+            users = np.sort(users[chosen])
+            self.chosen_by = ("smallest blake2b-64 hash of the user id" if user_ids is not None
+                              else "smallest splitmix64 hash of the user index")
+        self.users = users
+        self.num_eval_interactions = int(
+            (self.eval_ptr[users + 1] - self.eval_ptr[users]).sum())
+        self.train_books_per_user = np.diff(self.train_ptr)
 
-    @property
-    def num_eval_interactions(self):
-        return int(len(self.eval_user))
+    def describe(self):
+        """What metrics.json says about the evaluated users."""
+        return {"eval_users": int(len(self.users)), "eval_users_total": self.eval_users_total,
+                "eval_users_chosen_by": self.chosen_by}
 
     def train_items(self, user):
         return self.train_book[self.train_ptr[user]:self.train_ptr[user + 1]]
@@ -54,20 +111,22 @@ class EvalSplit:
         return rows, books[index]
 
 
-def evaluate_scores(score_fn, split, ks=KS, max_cells=20_000_000):
+def evaluate_scores(score_fn, split, ks=KS, max_cells=20_000_000, groups=False):
     """Computes hit@K and recall@K for `score_fn(users) -> [len(users), num_books]` scores.
 
     Users are scored in batches of about `max_cells` scores, so memory stays bounded
-    for large catalogues.
+    for large catalogues. With `groups`, the result also has "groups": {label: the same
+    metrics plus "users" and "eval_interactions"} for each of `GROUPS`.
     """
-    num_books = split.num_books
+    num_books, num_users = split.num_books, len(split.users)
     batch_users = max(1, min(256, max_cells // num_books))
     chunk_rows = max(1, max_cells // num_books)
     kmax = min(max(ks), num_books)
-    hits = {k: 0 for k in ks}
-    recall_sum = {k: 0.0 for k in ks}
-    recall_users = 0
-    for start in range(0, len(split.users), batch_users):
+    # Per evaluated user: eval interactions, hits and recall at each K.
+    hits = {k: np.zeros(num_users) for k in ks}
+    recall = {k: np.zeros(num_users) for k in ks}
+    has_relevant = np.zeros(num_users, bool)
+    for start in range(0, num_users, batch_users):
         users = split.users[start:start + batch_users]
         scores = np.array(score_fn(users), dtype=np.float64 if _is64(score_fn) else np.float32)
         e_rows, e_books = split.pairs(users, "eval")
@@ -78,7 +137,8 @@ def evaluate_scores(score_fn, split, ks=KS, max_cells=20_000_000):
             positive = scores[r, b]
             rank = (scores[r] > positive[:, None]).sum(axis=1)
             for k in ks:
-                hits[k] += int((rank < k).sum())
+                hits[k][start:start + len(users)] += np.bincount(
+                    r, weights=rank < k, minlength=len(users))
         # recall@K: training books removed from the ranking and from the relevant set.
         relevant = np.zeros(scores.shape, dtype=bool)
         relevant[e_rows, e_books] = True
@@ -91,12 +151,29 @@ def evaluate_scores(score_fn, split, ks=KS, max_cells=20_000_000):
         found = np.take_along_axis(relevant, top, axis=1)
         num_relevant = relevant.sum(axis=1)
         has = num_relevant > 0
-        recall_users += int(has.sum())
+        has_relevant[start:start + len(users)] = has
         for k in ks:
-            recall_sum[k] += float((found[has, :k].sum(axis=1) / num_relevant[has]).sum())
-    total = max(split.num_eval_interactions, 1)
-    result = {f"hit@{k}": hits[k] / total for k in ks}
-    result.update({f"recall@{k}": recall_sum[k] / max(recall_users, 1) for k in ks})
+            recall[k][start:start + len(users)][has] = (
+                found[has, :k].sum(axis=1) / num_relevant[has])
+    eval_counts = split.eval_ptr[split.users + 1] - split.eval_ptr[split.users]
+
+    def summary(mask):
+        total = max(int(eval_counts[mask].sum()), 1)
+        result = {f"hit@{k}": float(hits[k][mask].sum()) / total for k in ks}
+        users_with_relevant = max(int(has_relevant[mask].sum()), 1)
+        result.update({f"recall@{k}": float(recall[k][mask].sum()) / users_with_relevant
+                       for k in ks})
+        return result
+
+    result = summary(np.ones(num_users, bool))
+    if groups:
+        train_books = split.train_books_per_user[split.users]
+        result["groups"], lower = {}, 0
+        for label, most in GROUPS:
+            mask = (train_books > lower) & (train_books <= most) if lower else train_books <= most
+            result["groups"][label] = dict(summary(mask), users=int(mask.sum()),
+                                           eval_interactions=int(eval_counts[mask].sum()))
+            lower = most
     return result
 
 
@@ -104,124 +181,76 @@ def _is64(score_fn):
     return getattr(score_fn, "float64", False)
 
 
-def popularity_rank_scores(counts):
-    """Float scores ordering books by training count desc, then book_index asc."""
-    order = np.lexsort((np.arange(len(counts)), -counts))
-    scores = np.empty(len(counts), np.float64)
-    scores[order] = np.arange(len(counts), 0, -1, dtype=np.float64)
-    return scores
+def run_baselines(split, names=("popularity", "item_cosine", "ease"), ease_max_books=20000):
+    """Fits and evaluates each baseline; returns ({name: metrics}, {name: fit seconds}).
 
-
-class Popularity:
-    """Recommends the most-read training books to everyone."""
-
-    name = "popularity"
-    float64 = True
-
-    def fit(self, split):
-        self.scores = popularity_rank_scores(split.counts)
-        return self
-
-    def __call__(self, users):
-        return np.broadcast_to(self.scores, (len(users), len(self.scores)))
-
-
-class ItemCosine:
-    """Item-item cosine similarity on binary co-occurrence (a classic item-kNN).
-
-    sim(i, j) = |users of i and j| / sqrt(|users of i| |users of j|); each book keeps
-    its `neighbours` most similar books; a user's score for a book is the sum of its
-    similarities to the user's training books. Co-occurrences are counted in plain
-    numpy from each user's book pairs, a block of books at a time, so time is
-    O(sum over users of books^2) and memory O(block rows x num_books).
+    Metrics carry per-group figures under "groups" (metrics_json() lays them out for
+    metrics.json). EASE is a dense books x books model: with more than `ease_max_books`
+    books it is skipped, and its entry is {"skipped": reason} (no fit seconds).
     """
-
-    name = "item_cosine"
-    float64 = True
-
-    def __init__(self, neighbours=100, max_pairs_per_block=8_000_000, max_block_cells=30_000_000):
-        self.neighbours = neighbours
-        self.max_pairs, self.max_cells = max_pairs_per_block, max_block_cells
-
-    def fit(self, split):
-        num_users, num_books = split.num_users, split.num_books
-        pairs = np.unique(split.train_user.astype(np.int64) * num_books + split.train_book)
-        users, books = pairs // num_books, pairs % num_books  # sorted by user, then book
-        user_ptr = np.searchsorted(users, np.arange(num_users + 1))
-        user_len = np.diff(user_ptr)
-        degree = np.bincount(books, minlength=num_books).astype(np.float64)
-        by_book = np.argsort(books, kind="stable")
-        book_sorted, user_of = books[by_book], users[by_book]
-        book_ptr = np.searchsorted(book_sorted, np.arange(num_books + 1))
-        work = np.bincount(books, weights=user_len[users], minlength=num_books)
-        k = min(self.neighbours, max(num_books - 1, 1))
-        self.nbr_index = np.zeros((num_books, k), np.int32)
-        self.nbr_sim = np.zeros((num_books, k), np.float32)
-        norm = np.sqrt(np.maximum(degree, 1.0))
-        start = 0
-        while start < num_books:
-            stop, pairs_in_block = start + 1, work[start]
-            while (stop < num_books and pairs_in_block + work[stop] <= self.max_pairs
-                   and (stop + 1 - start) * num_books <= self.max_cells):
-                pairs_in_block += work[stop]
-                stop += 1
-            first, last = book_ptr[start], book_ptr[stop]
-            row_user, row_book = user_of[first:last], book_sorted[first:last] - start
-            lengths = user_len[row_user]
-            rows = np.repeat(row_book, lengths)
-            # positions of every book of each row's user in the user-sorted pair list
-            offsets = np.repeat(user_ptr[row_user] - (np.cumsum(lengths) - lengths), lengths)
-            cols = books[offsets + np.arange(len(offsets))]
-            co = np.bincount(rows * num_books + cols, minlength=(stop - start) * num_books)
-            co = co.reshape(stop - start, num_books) / norm[None, :] / norm[start:stop, None]
-            co[np.arange(stop - start), np.arange(start, stop)] = 0.0
-            top = np.argpartition(-co, k - 1, axis=1)[:, :k] if k < num_books else \
-                np.tile(np.arange(num_books), (stop - start, 1))
-            values = np.take_along_axis(co, top, axis=1)
-            order = np.argsort(-values, axis=1, kind="stable")
-            self.nbr_index[start:stop] = np.take_along_axis(top, order, axis=1)[:, :k]
-            self.nbr_sim[start:stop] = np.take_along_axis(values, order, axis=1)[:, :k]
-            start = stop
-        self.split = split
-        self.tiebreak = popularity_rank_scores(split.counts) * 1e-12
-        return self
-
-    def __call__(self, users):
-        num_books = self.split.num_books
-        flat, weights = [], []
-        for row, user in enumerate(users):
-            items = np.unique(self.split.train_items(user))
-            flat.append((row * num_books + self.nbr_index[items]).ravel())
-            weights.append(self.nbr_sim[items].ravel())
-        flat = np.concatenate(flat) if flat else np.zeros(0, np.int64)
-        weights = np.concatenate(weights) if weights else np.zeros(0, np.float32)
-        scores = np.bincount(flat, weights=weights, minlength=len(users) * num_books)
-        return scores.reshape(len(users), num_books) + self.tiebreak[None, :]
-
-
-BASELINES = {"popularity": Popularity, "item_cosine": ItemCosine}
-
-
-def run_baselines(split, names=("popularity", "item_cosine")):
-    """Fits and evaluates each baseline; returns ({name: metrics}, {name: fit seconds})."""
     metrics, fit_seconds = {}, {}
     for name in names:
+        if name == "ease" and split.num_books > ease_max_books:
+            metrics[name] = {"skipped": f"{split.num_books} books > --ease_max_books "
+                                        f"{ease_max_books} (a dense {split.num_books}² model)"}
+            continue
         start = time.perf_counter()
         recommender = BASELINES[name]().fit(split)
         fit_seconds[name] = time.perf_counter() - start
-        metrics[name] = evaluate_scores(recommender, split)
+        metrics[name] = evaluate_scores(recommender, split, groups=True)
     return metrics, fit_seconds
 
 
+def scored(baselines):
+    """The baselines that have metrics (skipped ones left out)."""
+    return {name: values for name, values in baselines.items() if "skipped" not in values}
+
+
+def metrics_json(model_metrics, baselines, split):
+    """The content of metrics.json (docs/artifacts.md) from evaluate_scores(groups=True) results.
+
+    "model" and each of "baselines" hold the six overall metrics; "groups" holds, per
+    recommender, the metrics of each user group; "skipped_baselines" says why a
+    baseline has no figures (only when one was skipped).
+    """
+    everyone = dict(scored(baselines), model=model_metrics)
+    metrics = {
+        "model": {m: model_metrics[m] for m in METRIC_NAMES},
+        "baselines": {name: {m: values[m] for m in METRIC_NAMES}
+                      for name, values in scored(baselines).items()},
+        "groups": {name: values["groups"] for name, values in everyone.items()},
+        "eval_interactions": split.num_eval_interactions, **split.describe()}
+    skipped = {name: values["skipped"] for name, values in baselines.items()
+               if "skipped" in values}
+    if skipped:
+        metrics["skipped_baselines"] = skipped
+    return metrics
+
+
 def format_table(metrics):
-    """Text table: one row per recommender, one column per metric."""
+    """Text table of metrics_json(): one row per recommender, then one per (group, recommender)."""
     rows = [("model", metrics["model"])] + list(metrics["baselines"].items())
-    width = max(len(name) for name, _ in rows) + 2
+    width = max(len(name) for name, _ in rows) + 8
     lines = ["".ljust(width) + "".join(m.rjust(11) for m in METRIC_NAMES)]
+    skipped = dict(metrics.get("skipped_baselines", {}))
     for name, values in rows:
+        if "skipped" in values:  # run_baselines() output not laid out by metrics_json()
+            skipped[name] = values["skipped"]
+            continue
         lines.append(name.ljust(width) + "".join(f"{values[m]:11.4f}" for m in METRIC_NAMES))
+    for name, reason in skipped.items():
+        lines.append(name.ljust(width) + f"  skipped: {reason}")
+    for label, _ in GROUPS:
+        for name, _ in rows:
+            group = metrics.get("groups", {}).get(name, {}).get(label)
+            if group:
+                lines.append(f"{label:>5} {name}".ljust(width)
+                             + "".join(f"{group[m]:11.4f}" for m in METRIC_NAMES)
+                             + f"  ({group['users']} users)")
     lines.append(f"eval interactions: {metrics['eval_interactions']}, "
-                 f"eval users: {metrics['eval_users']}")
+                 f"eval users: {metrics['eval_users']}"
+                 + (f" of {metrics['eval_users_total']} ({metrics['eval_users_chosen_by']})"
+                    if "eval_users_total" in metrics else ""))
     return "\n".join(lines)
 
 
@@ -235,7 +264,8 @@ def plot_history(history, baselines, path_png_writer):
 
     fig, axes = plt.subplots(2, 3, figsize=(13, 7), sharex=True)
     epochs = [h["epoch"] for h in history]
-    colours = {"popularity": "tab:grey", "item_cosine": "tab:orange"}
+    colours = {"popularity": "tab:grey", "item_cosine": "tab:orange", "ease": "tab:green"}
+    baselines = scored(baselines)
     for ax, metric in zip(axes.ravel(), METRIC_NAMES):
         ax.plot(epochs, [h[metric] for h in history], marker="o", label="model")
         for name, values in baselines.items():

@@ -1,0 +1,117 @@
+"""Benchmark: the bounded evaluator and the baselines on a large preprocess output.
+
+    .venv/bin/python benchmarks/bench_evaluate.py --data PREP [--eval_users 20000]
+        [--ease_books 3000,20000] [--skip item_cosine]
+
+Reads PREP's train and eval splits (as model.train does), builds the evaluation split
+over at most --eval_users users, then fits and scores each baseline with
+model.evaluate's exact full-catalogue ranking. EASE is fitted on the --ease_books
+most-read books (the rest of the interactions dropped). One table: per step, books,
+seconds, seconds relative to scoring popularity (the cheapest recommender: the
+evaluator's own cost) and the step's peak RSS (VmHWM, reset before each step).
+"""
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import pipeline_common  # noqa: E402,F401  (legacy Keras before TensorFlow loads)
+import numpy as np  # noqa: E402
+
+from model import baselines, data, evaluate  # noqa: E402
+
+
+def _peak_mb():
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _reset_peak():
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+    except OSError:
+        pass
+
+
+class Steps:
+    """Times each step and keeps its peak memory."""
+
+    def __init__(self):
+        self.rows = []
+
+    def run(self, name, books, function):
+        _reset_peak()
+        start = time.perf_counter()
+        result = function()
+        self.rows.append((name, books, time.perf_counter() - start, _peak_mb()))
+        print(f"  {name}: {self.rows[-1][2]:.1f} s", flush=True)
+        return result
+
+    def table(self, reference):
+        base = dict((name, seconds) for name, _, seconds, _ in self.rows)[reference]
+        lines = [f"{'step':34}{'books':>9}{'seconds':>10}{'x ' + reference:>22}{'peak MB':>10}"]
+        for name, books, seconds, peak in self.rows:
+            lines.append(f"{name:34}{books:>9}{seconds:>10.1f}{seconds / base:>22.2f}{peak:>10.0f}")
+        return "\n".join(lines)
+
+
+def top_books_split(train, evals, counts, num_users, books, max_eval_users, user_ids):
+    """The interactions with the `books` most-read books, re-indexed 0..books-1."""
+    top = np.lexsort((np.arange(len(counts)), -counts))[:books]
+    new = np.full(len(counts), -1, np.int32)
+    new[top] = np.arange(len(top))
+    kept = [data.Interactions(s.user[new[s.book] >= 0], new[s.book[new[s.book] >= 0]],
+                              s.rating[new[s.book] >= 0]) for s in (train, evals)]
+    return evaluate.EvalSplit(kept[0], kept[1], num_users, len(top), max_eval_users, user_ids)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", required=True, help="a beam_jobs.preprocess output")
+    parser.add_argument("--eval_users", type=int, default=20000)
+    parser.add_argument("--ease_books", default="3000,20000",
+                        help="comma-separated catalogue sizes to fit EASE on ('' for none)")
+    parser.add_argument("--skip", default="", help="comma-separated steps to skip: item_cosine")
+    args = parser.parse_args(argv)
+    steps = Steps()
+    manifest = data.check_data_dir(args.data)
+    num_users, num_books = manifest["num_users"], manifest["num_books"]
+    train, evals = steps.run("read train + eval splits", num_books, lambda: (
+        data.read_split(args.data, "train", manifest), data.read_split(args.data, "eval", manifest)))
+    user_ids = steps.run("read user ids", num_books, lambda: evaluate.read_user_ids(args.data))
+    split = steps.run("EvalSplit (user sample)", num_books, lambda: evaluate.EvalSplit(
+        train, evals, num_users, num_books, args.eval_users, user_ids))
+    print(f"{len(train.user)} train / {len(evals.user)} eval interactions, {num_users} users, "
+          f"{num_books} books; {split.describe()}", flush=True)
+    popularity = steps.run("popularity fit", num_books,
+                           lambda: baselines.Popularity().fit(split))
+    steps.run("popularity scored", num_books,
+              lambda: evaluate.evaluate_scores(popularity, split, groups=True))
+    if "item_cosine" not in args.skip:
+        cosine = steps.run("item_cosine fit", num_books, lambda: baselines.ItemCosine().fit(split))
+        metrics = steps.run("item_cosine scored", num_books,
+                            lambda: evaluate.evaluate_scores(cosine, split, groups=True))
+        print("  item_cosine:", {k: round(v, 4) for k, v in metrics.items() if k != "groups"})
+        del cosine
+    for books in [int(b) for b in args.ease_books.split(",") if b]:
+        sub = top_books_split(train, evals, split.counts, num_users, min(books, num_books),
+                              args.eval_users, user_ids)
+        model = steps.run("ease fit (incl. choosing l2)", sub.num_books,
+                          lambda: baselines.Ease().fit(sub))
+        print(f"  ease l2 {model.l2}, holdout recall@20 by l2: "
+              f"{ {k: round(v, 4) for k, v in model.holdout_recall.items()} }")
+        steps.run("ease scored", sub.num_books,
+                  lambda: evaluate.evaluate_scores(model, sub, groups=True))
+        del model
+    print()
+    print(steps.table("popularity scored"))
+
+
+if __name__ == "__main__":
+    main()
