@@ -8,7 +8,7 @@ that pyarrow refuses (a bad row inside) is cut into smaller pieces until the
 bad rows are isolated; only those small pieces are parsed line by line, so
 bad rows cost time in proportion to their number.
 
-Every function returns rejected rows as (reason, source, text) triples.
+Every function returns rejected rows as `rejects.Reject`s, their reason a `RejectReason`.
 """
 import json
 import re
@@ -23,26 +23,13 @@ from apache_beam.io.filesystems import FileSystems
 from isal import isal_zlib
 
 from beam_jobs import selection
+from beam_jobs.rejects import Reject, RejectReason, first_failures
 
 INTERACTION_COLUMNS = ["user_id", "book_id", "is_read", "rating", "is_reviewed"]
 CSV_HEADER = b"user_id,book_id,is_read,rating,is_reviewed"
 GENRES = ("children", "comics, graphic", "fantasy, paranormal", "fiction",
           "history, historical fiction, biography", "mystery, thriller, crime",
           "non-fiction", "poetry", "romance", "young-adult")
-
-# Reasons a row is rejected (documented in the README and the manifest).
-REJECT_REASONS = (
-    "wrong_column_count",   # CSV line without exactly 5 fields
-    "not_an_integer",       # CSV field that is not an integer
-    "bad_json",             # JSON line that does not parse or has wrongly typed fields
-    "missing_field",        # JSON line without user_id, book_id or rating
-    "bad_user_id",          # user id that is not 32 hex digits
-    "bad_book_id",          # book id that is not a decimal integer < 2**32
-    "rating_out_of_range",  # rating outside 0..5
-    "user_not_in_map",      # CSV user id absent from user_id_map.csv
-    "book_not_in_map",      # CSV book id absent from book_id_map.csv
-    "book_not_in_catalog",  # book absent from goodreads_books.json(.gz)
-)
 
 _CSV_KEYS = {"user": "user_id", "book": "book_id", "is_read": "is_read", "rating": "rating",
              "is_reviewed": "is_reviewed"}
@@ -255,7 +242,7 @@ def _csv_fast(data, source):
     invalid = []
 
     def on_invalid(row):
-        invalid.append(("wrong_column_count", source, row.text))
+        invalid.append(Reject(RejectReason.WRONG_COLUMN_COUNT, source, row.text))
         return "skip"
 
     if _blank(data):
@@ -287,10 +274,10 @@ def _csv_slow(data, source):
         fields = line.split(b",")
         text = line.decode("utf-8", "replace")
         if len(fields) != len(INTERACTION_COLUMNS):
-            rejects.append(("wrong_column_count", source, text))
+            rejects.append(Reject(RejectReason.WRONG_COLUMN_COUNT, source, text))
             continue
         if not all(_INT_RE.fullmatch(f) for f in fields):
-            rejects.append(("not_an_integer", source, text))
+            rejects.append(Reject(RejectReason.NOT_AN_INTEGER, source, text))
             continue
         values.append([int(f) for f in fields])
     matrix = np.array(values, np.int64).reshape(-1, len(INTERACTION_COLUMNS))
@@ -357,21 +344,18 @@ def resolve_csv_ids(cols, user_map, book_map, source):
     book_map gid) for the rows they keep only, which is about half of them.
     """
     user, book, rating = cols["user"], cols["book"], cols["rating"]
-    n = len(user)
-    reason = np.zeros(n, np.int8)  # 0 = fine
-    reason[(rating < 0) | (rating > 5)] = 1
     in_user = (user >= 0) & (user < len(user_map["ok"]))
     u = np.where(in_user, user, 0)
     in_user &= user_map["ok"][u] if len(user_map["ok"]) else False
-    reason[(reason == 0) & ~in_user] = 2
     in_book = (book >= 0) & (book < len(book_map["gid"]))
     b = np.where(in_book, book, 0)
     in_book &= book_map["gid"][b] >= 0 if len(book_map["gid"]) else False
-    reason[(reason == 0) & ~in_book] = 3
-    names = {1: "rating_out_of_range", 2: "user_not_in_map", 3: "book_not_in_map"}
-    rejects = [(names[int(reason[i])], source, f"{user[i]},{book[i]},{cols['is_read'][i]},{rating[i]},{cols['is_reviewed'][i]}")
-               for i in np.flatnonzero(reason)]
-    return {"user": u, "book": b, "rating": rating, "keep": reason == 0}, rejects
+    keep, failed = first_failures([(RejectReason.RATING_OUT_OF_RANGE, (rating < 0) | (rating > 5)),
+                                   (RejectReason.USER_NOT_IN_MAP, ~in_user),
+                                   (RejectReason.BOOK_NOT_IN_MAP, ~in_book)])
+    rejects = [Reject(reason, source, f"{user[i]},{book[i]},{cols['is_read'][i]},{rating[i]},{cols['is_reviewed'][i]}")
+               for i, reason in failed]
+    return {"user": u, "book": b, "rating": rating, "keep": keep}, rejects
 
 
 # --------------------------------------------------------------------------- JSON
@@ -393,7 +377,7 @@ def _json_table(data, schema):
         parse_options=pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"))
 
 
-def parse_json_block(data, schema, source, reason="bad_json"):
+def parse_json_block(data, schema, source, reason=RejectReason.BAD_JSON):
     """JSON-lines block -> (pa.Table with `schema` columns, rejects, rows_read)."""
 
     def fast(d):
@@ -410,7 +394,7 @@ def parse_json_block(data, schema, source, reason="bad_json"):
                 json.loads(raw)
                 tables.append(_json_table(raw + b"\n", schema))
             except (ValueError, pa.ArrowInvalid, pa.ArrowTypeError):
-                rejects.append((reason, source, raw.decode("utf-8", "replace").rstrip("\r")))
+                rejects.append(Reject(reason, source, raw.decode("utf-8", "replace").rstrip("\r")))
         return (pa.concat_tables(tables) if tables else pa.Table.from_batches([], schema=schema),
                 rejects, rows)
 
@@ -423,7 +407,6 @@ def parse_json_block(data, schema, source, reason="bad_json"):
 def parse_interactions_json(data, source):
     """goodreads_interactions_dedup.json block -> (columns, keep mask, rejects, rows_read)."""
     table, rejects, rows = parse_json_block(data, _DEDUP_SCHEMA, source)
-    n = table.num_rows
     user_col = table.column("user_id").combine_chunks()
     book_col = table.column("book_id").combine_chunks()
     rating_col = table.column("rating").combine_chunks()
@@ -432,17 +415,14 @@ def parse_interactions_json(data, source):
     gid, gid_ok = _int_column(book_col)
     gid_ok &= (gid >= 0) & (gid <= selection.MAX_BOOK_ID)
     rating = pc.fill_null(rating_col, -1).to_numpy().astype(np.int64)
-    reason = np.zeros(n, np.int8)
-    reason[missing] = 1
-    reason[(reason == 0) & ~user_ok] = 2
-    reason[(reason == 0) & ~gid_ok] = 3
-    reason[(reason == 0) & ((rating < 0) | (rating > 5))] = 4
-    names = {1: "missing_field", 2: "bad_user_id", 3: "bad_book_id", 4: "rating_out_of_range"}
-    for i in np.flatnonzero(reason):
-        rejects.append((names[int(reason[i])], source, json.dumps(
+    keep, failed = first_failures([(RejectReason.MISSING_FIELD, missing), (RejectReason.BAD_USER_ID, ~user_ok),
+                                   (RejectReason.BAD_BOOK_ID, ~gid_ok),
+                                   (RejectReason.RATING_OUT_OF_RANGE, (rating < 0) | (rating > 5))])
+    for i, reason in failed:
+        rejects.append(Reject(reason, source, json.dumps(
             {"user_id": user_col[i].as_py(), "book_id": book_col[i].as_py(),
              "rating": rating_col[i].as_py()})))
-    cols = {"hi": hi, "lo": lo, "gid": gid, "rating": rating, "keep": reason == 0}
+    cols = {"hi": hi, "lo": lo, "gid": gid, "rating": rating, "keep": keep}
     return cols, rejects, rows
 
 
@@ -459,11 +439,11 @@ GENRES_SCHEMA = pa.schema([("book_id", pa.string()),
 
 def parse_books(data, source):
     """goodreads_books.json block -> (slim pa.Table, rejects, rows_read)."""
-    table, rejects, rows = parse_json_block(data, BOOKS_SCHEMA, source, reason="bad_catalog_row")
+    table, rejects, rows = parse_json_block(data, BOOKS_SCHEMA, source, reason=RejectReason.BAD_CATALOG_ROW)
     gid, ok = _int_column(table.column("book_id"))
     ok &= (gid >= 0) & (gid <= selection.MAX_BOOK_ID)
     for i in np.flatnonzero(~ok):
-        rejects.append(("bad_catalog_row", source, json.dumps({"book_id": table.column("book_id")[i].as_py()})))
+        rejects.append(Reject(RejectReason.BAD_CATALOG_ROW, source, json.dumps({"book_id": table.column("book_id")[i].as_py()})))
     table = table.filter(pa.array(ok))
     gid = gid[ok]
     ratings_count, rc_ok = _int_column(table.column("ratings_count"))
@@ -487,13 +467,13 @@ def parse_books(data, source):
 
 def parse_authors(data, source):
     """goodreads_book_authors.json block -> (author_id, name) table, rejects, rows_read."""
-    table, rejects, rows = parse_json_block(data, AUTHORS_SCHEMA, source, reason="bad_catalog_row")
+    table, rejects, rows = parse_json_block(data, AUTHORS_SCHEMA, source, reason=RejectReason.BAD_CATALOG_ROW)
     return table.filter(pc.is_valid(table.column("author_id"))), rejects, rows
 
 
 def parse_genres(data, source):
     """Genres block -> (table book_id int64, genre string or null, rejects, rows_read)."""
-    table, rejects, rows = parse_json_block(data, GENRES_SCHEMA, source, reason="bad_catalog_row")
+    table, rejects, rows = parse_json_block(data, GENRES_SCHEMA, source, reason=RejectReason.BAD_CATALOG_ROW)
     gid, ok = _int_column(table.column("book_id"))
     genres = table.column("genres").combine_chunks()
     counts = np.stack([pc.fill_null(pc.struct_field(genres, g), 0).to_numpy(zero_copy_only=False)

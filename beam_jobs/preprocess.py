@@ -24,31 +24,29 @@ import os
 import shutil
 import tempfile
 import uuid
+import zlib
 
-import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import DirectOptions, GoogleCloudOptions, TestOptions
 
-from pipeline_common import beam_runner, fileio
-from pipeline_common import config
-from beam_jobs import parsing
-from beam_jobs import preprocess_steps as steps
+from pipeline_common import artifacts, beam_runner, config, fileio
+from beam_jobs import counting, errors, parsing
+from beam_jobs.stages import (
+    BuildIndex, BuildVocabularies, CatalogBookIds, Deduplicate, DropBelowMinRating, DropSparseUsers,
+    ReadBlocksOfFile, ReadCatalogFile, ReadIdMaps, RejectMalformed, SelectTopBooks, StopIfMostlyMalformed,
+    WriteCatalog, WriteCounts, WriteExamples, WriteRejects)
 
-MANIFEST = "manifest.json"
-STATS = ".preprocess_stats.json"
-TRANSFORM_DIR = "transform_output"
-CATALOG = "book_catalog.parquet"
+STATS = ".preprocess_stats.json"  # the job's summed counts, read by the driver, then removed
 
 INPUT_FILES = {
-    "interactions_csv": "goodreads_interactions.csv",
-    "user_map": "user_id_map.csv",
-    "book_map": "book_id_map.csv",
-    "interactions_json": "goodreads_interactions_dedup.json",
-    "books": "goodreads_books.json",
-    "authors": "goodreads_book_authors.json",
-    "genres": "goodreads_book_genres_initial.json",
+    "interactions_csv": artifacts.INTERACTIONS_CSV,
+    "user_map": artifacts.USER_ID_MAP,
+    "book_map": artifacts.BOOK_ID_MAP,
+    "interactions_json": artifacts.INTERACTIONS_DEDUP_JSON,
+    "books": artifacts.BOOKS_JSON,
+    "authors": artifacts.AUTHORS_JSON,
+    "genres": artifacts.GENRES_JSON,
 }
-FILTER_RULES = ("below_min_rating", "duplicate", "not_top_book", "user_below_min_ratings")
 
 
 def parse_args(argv):
@@ -126,13 +124,6 @@ def plan_inputs(args):
     return paths
 
 
-def read_tasks(path, block_size):
-    """Work items for one file: byte ranges when uncompressed, else the whole file."""
-    if parsing.is_compressed(path):
-        return [(path, None, None)]
-    return [(path, s, e) for s, e in parsing.split_ranges(fileio.size(path), block_size)]
-
-
 def auto_num_shards(paths, args):
     key = "interactions_csv" if args.input_format == "csv" else "interactions_json"
     size = fileio.size(paths[key]) * (5 if parsing.is_compressed(paths[key]) else 1)
@@ -156,163 +147,49 @@ def _remove(path):
 
 def prepare_output(output):
     """Removes a previous run's outputs, manifest first, so nothing stale looks complete."""
-    _remove(fileio.join(output, MANIFEST))
-    for pattern in ("train-*.tfrecord.gz", "eval-*.tfrecord.gz"):
-        stale = fileio.glob(fileio.join(output, pattern))
+    _remove(fileio.join(output, artifacts.MANIFEST))
+    for split in artifacts.SPLITS:
+        stale = fileio.glob(fileio.join(output, artifacts.shard_pattern(split)))
         if stale:
             FileSystems.delete(stale)
-    for name in (CATALOG, STATS, TRANSFORM_DIR, "rejected"):
+    for name in (artifacts.CATALOG, STATS, artifacts.TRANSFORM_DIR, artifacts.REJECTED_DIR):
         _remove(fileio.join(output, name))
     if "://" not in output:
         os.makedirs(output, exist_ok=True)
 
 
-def _read_file(p, label, path, block_size, reshuffle=True):
-    """PCollection of line blocks of one file, spread over workers.
-
-    Read tasks are always spread. The blocks of a compressed file (read as one
-    stream) are spread too when `reshuffle`; the catalogue files skip that: their
-    blocks are parsed where they are read (on all of that worker's cores) and
-    only the slim parsed tables move, not the raw JSON.
-    """
-    blocks = (p | f"List{label}" >> beam.Create(read_tasks(path, block_size))
-              | f"Spread{label}Tasks" >> beam.Reshuffle()
-              | f"Read{label}" >> beam.ParDo(steps.ReadBlocks(block_size)))
-    if reshuffle and parsing.is_compressed(path):
-        blocks = blocks | f"Spread{label}Blocks" >> beam.Reshuffle()
-    return blocks
-
-
 def build_pipeline(p, args, paths, num_shards, transform_dir, tft_temp_dir):
-    """Adds the whole job to pipeline `p`."""
-    import tensorflow_transform.beam as tft_beam
-    from beam_jobs import vocab_transform
-
+    """Adds the whole job to pipeline `p`: the README's selection steps, in order, then the writers."""
     block_size = args.block_size_mb << 20
     out = args.output
-    all_counts, all_rejects = [], []
-
-    # Catalogue: the set of known book ids is needed to validate interactions.
-    books = (_read_file(p, "Books", paths["books"], block_size, reshuffle=False)
-             | "ParseBooks" >> beam.ParDo(steps.ParseCatalogFile("books")).with_outputs(
-                 steps.REJECTS, steps.COUNTS, main="tables"))
-    all_counts.append(books[steps.COUNTS])
-    all_rejects.append(books[steps.REJECTS])
-    catalog_ids = (books.tables | "CatalogIds" >> beam.Map(steps.catalog_ids_of)
-                   | "UnionCatalogIds" >> beam.CombineGlobally(steps.SortedUnion()))
-
-    # Interactions: blocks -> valid, rated rows.
-    side = {"catalog_ids": beam.pvalue.AsSingleton(catalog_ids)}
+    # The catalogue's book ids are needed to validate interactions.
+    books = p | "ReadBooks" >> ReadCatalogFile("books", paths["books"], block_size)
+    catalog_ids = books.rows | "CatalogBookIds" >> CatalogBookIds()
     if args.input_format == "csv":
-        user_map = (p | "UserMapPath" >> beam.Create([paths["user_map"]])
-                    | "ReadUserMap" >> beam.Map(parsing.read_user_map))
-        book_map = (p | "BookMapPath" >> beam.Create([paths["book_map"]])
-                    | "ReadBookMap" >> beam.Map(parsing.read_book_map))
-        side.update(user_map=beam.pvalue.AsSingleton(user_map),
-                    book_map=beam.pvalue.AsSingleton(book_map))
+        id_maps = p | "ReadIdMaps" >> ReadIdMaps(paths["user_map"], paths["book_map"])
         source = paths["interactions_csv"]
     else:
-        source = paths["interactions_json"]
-    parsed = (_read_file(p, "Interactions", source, block_size)
-              | "ParseInteractions" >> beam.ParDo(
-                  steps.ParseInteractions(args.input_format, args.min_rating), **side).with_outputs(
-                      steps.REJECTS, steps.COUNTS, main="rows"))
-    all_counts.append(parsed[steps.COUNTS])
-    all_rejects.append(parsed[steps.REJECTS])
+        id_maps, source = None, paths["interactions_json"]
 
-    # Too many bad rows: stop here, before the heavy steps, with one clear message.
-    samples = parsed[steps.REJECTS] | "RejectSamples" >> beam.combiners.Top.Smallest(3)
-    read_ok = ((parsed[steps.COUNTS], books[steps.COUNTS]) | "FlattenReadCounts" >> beam.Flatten()
-               | "SumReadCounts" >> beam.CombineGlobally(steps.SumCounts())
-               | "CheckRejects" >> beam.Map(steps.check_rejects, args.max_reject_fraction,
-                                            beam.pvalue.AsSingleton(samples)))
+    valid = (p | "ReadInteractionBlocks" >> ReadBlocksOfFile(source, block_size)
+             | "RejectMalformed" >> RejectMalformed(args.input_format, catalog_ids, id_maps))
+    reject_check = ((valid.counts, books.counts, valid.rejects)
+                    | "StopIfMostlyMalformed" >> StopIfMostlyMalformed(args.max_reject_fraction))
+    rated = valid.rows | "DropBelowMinRating" >> DropBelowMinRating(args.min_rating, id_maps)
+    deduped = rated.rows | "Deduplicate" >> Deduplicate(num_shards, reject_check)
+    top, top_ids = deduped.rows | "SelectTopBooks" >> SelectTopBooks(args.top_books)
+    kept = top.rows | "DropSparseUsers" >> DropSparseUsers(args.min_user_ratings)
 
-    # Per-user partitions: de-duplicate, count books, pick the top books.
-    partitions = (parsed.rows
-                  | "PartitionByUser" >> beam.ParDo(steps.PartitionByUser(num_shards))
-                  | "GroupByPartition" >> beam.GroupByKey()
-                  | "Deduplicate" >> beam.Map(steps.dedup_partition, beam.pvalue.AsSingleton(read_ok)))
-    all_counts.append(partitions | "DuplicateCounts" >> beam.Map(steps.duplicate_counts))
-    top_ids = (partitions | "CountBooks" >> beam.Map(steps.book_counts_of)
-               | "SumBookCounts" >> beam.CombineGlobally(steps.SumIdCounts())
-               | "SelectTopBooks" >> beam.Map(steps.select_top_books, args.top_books))
-    filtered = (partitions | "FilterBooksAndUsers" >> beam.ParDo(
-        steps.FilterPartition(args.min_user_ratings), beam.pvalue.AsSingleton(top_ids)).with_outputs(
-            steps.COUNTS, steps.KEPT_BOOK_COUNTS, main="rows"))
-    all_counts.append(filtered[steps.COUNTS])
+    index = kept.rows | "BuildIndex" >> BuildIndex(top_ids)
+    _ = index.rows | "BuildVocabularies" >> BuildVocabularies(transform_dir, tft_temp_dir)
+    examples = kept.rows | "WriteExamples" >> WriteExamples(
+        out, num_shards, args.seed, args.eval_fraction, args.compression_level, index.rows)
+    catalog = index.rows | "WriteCatalog" >> WriteCatalog(
+        out, books.rows, top_ids, paths["authors"], paths.get("genres"), block_size)
 
-    # Global order of the kept users and books: the index shared by examples, TFT, catalogue.
-    kept_books = (filtered[steps.KEPT_BOOK_COUNTS]
-                  | "SumKeptBookCounts" >> beam.CombineGlobally(steps.SumIdCounts()))
-    kept_users = (filtered.rows | "KeptUsers" >> beam.Map(steps.kept_users)
-                  | "CollectKeptUsers" >> beam.combiners.ToList())
-    index = (kept_users | "BuildIndex" >> beam.Map(
-        steps.build_index, beam.pvalue.AsSingleton(kept_books), beam.pvalue.AsSingleton(top_ids)))
-    all_counts.append(index | "IndexCounts" >> beam.Map(steps.index_counts))
-
-    # Examples: one train and one eval shard per partition.
-    written = (filtered.rows | "WriteExamples" >> beam.ParDo(
-        steps.WriteExamples(out, num_shards, args.seed, args.eval_fraction, args.compression_level),
-        beam.pvalue.AsSingleton(index)).with_outputs(steps.COUNTS, main="parts"))
-    all_counts.append(written[steps.COUNTS])
-    all_counts.append(written.parts | "CollectWritten" >> beam.combiners.ToList()
-                      | "WriteEmptyShards" >> beam.Map(
-                          steps.write_empty_shards, out, num_shards, args.compression_level))
-
-    # tf.Transform: vocabularies in index order and the transform graph.
-    with tft_beam.Context(temp_dir=tft_temp_dir, force_tf_compat_v1=False):
-        analysis = index | "AnalysisInput" >> beam.FlatMap(steps.analysis_batches)
-        transform_fn = ((analysis, vocab_transform.analysis_adapter_config())
-                        | "AnalyzeVocabularies" >> tft_beam.AnalyzeDataset(vocab_transform.preprocessing_fn))
-        _ = transform_fn | "WriteTransformFn" >> tft_beam.WriteTransformFn(transform_dir)
-
-    # Book catalogue for the kept books.
-    kept_catalog = (books.tables | "FilterCatalog" >> beam.FlatMap(
-        steps.filter_catalog, beam.pvalue.AsSingleton(top_ids))
-                    | "CollectCatalog" >> beam.combiners.ToList())
-    needed = kept_catalog | "NeededAuthors" >> beam.Map(steps.needed_author_ids)
-    authors = (_read_file(p, "Authors", paths["authors"], block_size, reshuffle=False)
-               | "ParseAuthors" >> beam.ParDo(steps.ParseCatalogFile("authors")).with_outputs(
-                   steps.REJECTS, steps.COUNTS, main="tables"))
-    all_counts.append(authors[steps.COUNTS])
-    all_rejects.append(authors[steps.REJECTS])
-    author_list = (authors.tables | "FilterAuthors" >> beam.FlatMap(
-        steps.filter_authors, beam.pvalue.AsSingleton(needed))
-                   | "CollectAuthors" >> beam.combiners.ToList())
-    if "genres" in paths:
-        genres = (_read_file(p, "Genres", paths["genres"], block_size, reshuffle=False)
-                  | "ParseGenres" >> beam.ParDo(steps.ParseCatalogFile("genres")).with_outputs(
-                      steps.REJECTS, steps.COUNTS, main="tables"))
-        all_counts.append(genres[steps.COUNTS])
-        all_rejects.append(genres[steps.REJECTS])
-        genre_tables = genres.tables
-    else:
-        genre_tables = p | "NoGenres" >> beam.Create([])
-    genre_list = (genre_tables | "FilterGenres" >> beam.FlatMap(
-        steps.filter_genres, beam.pvalue.AsSingleton(top_ids))
-                  | "CollectGenres" >> beam.combiners.ToList())
-    all_counts.append(index | "WriteCatalog" >> beam.Map(
-        steps.write_catalog, beam.pvalue.AsSingleton(kept_catalog), beam.pvalue.AsSingleton(author_list),
-        beam.pvalue.AsSingleton(genre_list), fileio.join(out, CATALOG)))
-
-    # Rejected rows with their reason, and all counts for the manifest.
-    _ = (tuple(all_rejects) | "FlattenRejects" >> beam.Flatten()
-         | "FormatRejects" >> beam.Map(steps.reject_record)
-         | "WriteRejects" >> beam.io.WriteToText(fileio.join(out, "rejected", "rejected"),
-                                                 file_name_suffix=".jsonl"))
-    _ = (tuple(all_counts) | "FlattenCounts" >> beam.Flatten()
-         | "SumCounts" >> beam.CombineGlobally(steps.SumCounts())
-         | "WriteCounts" >> beam.Map(steps.write_stats, fileio.join(out, STATS)))
-
-
-def _failure_message(err):
-    text = str(err)
-    start = text.find(steps.FAIL_MARK)
-    if start < 0:
-        return None
-    start += len(steps.FAIL_MARK)
-    end = text.find(" :END", start)
-    return text[start:end if end > 0 else None].strip()
+    stages = (books, valid, rated, deduped, top, kept, index, examples, catalog)
+    _ = tuple(s.rejects for s in stages if s.rejects is not None) | "WriteRejects" >> WriteRejects(out)
+    _ = tuple(s.counts for s in stages) | "WriteCounts" >> WriteCounts(fileio.join(out, STATS))
 
 
 class OutputCheckError(RuntimeError):
@@ -321,13 +198,13 @@ class OutputCheckError(RuntimeError):
 
 def reconcile(counts):
     """Checks rows read = kept + filtered + rejected and kept = train + eval."""
-    rejected = {k.split("/", 1)[1]: v for k, v in counts.items() if k.startswith("rejected/")}
-    filtered = {rule: counts.get("filtered/" + rule, 0) for rule in FILTER_RULES}
+    rejected = counting.rejected_by_reason(counts)
+    filtered = {rule: counts.get(counting.FILTERED + rule, 0) for rule in counting.FILTER_RULES}
     kept = counts.get("train_examples", 0) + counts.get("eval_examples", 0)
     total = kept + sum(filtered.values()) + sum(rejected.values())
-    if total != counts.get("rows_read", 0):
+    if total != counts.get(counting.ROWS_READ, 0):
         raise OutputCheckError(
-            f"rows read ({counts.get('rows_read', 0)}) != kept ({kept}) + filtered "
+            f"rows read ({counts.get(counting.ROWS_READ, 0)}) != kept ({kept}) + filtered "
             f"({sum(filtered.values())}) + rejected ({sum(rejected.values())})")
     return kept, filtered, rejected
 
@@ -344,21 +221,18 @@ def copy_tree(src_dir, dest):
 
 def verify_vocabularies(output, counts):
     """The vocabularies must list the index: books as in book_catalog.parquet, users by checksum."""
-    import io
-    import zlib
-    import pyarrow.parquet as pq
-    assets = fileio.join(output, TRANSFORM_DIR, "transform_fn", "assets")
-    books = fileio.read_bytes(fileio.join(assets, "book_id_vocab")).decode().splitlines()
-    catalog = pq.read_table(io.BytesIO(fileio.read_bytes(fileio.join(output, CATALOG))))
+    assets = fileio.join(output, artifacts.TRANSFORM_DIR, "transform_fn", "assets")
+    books = fileio.read_bytes(fileio.join(assets, artifacts.BOOK_VOCAB)).decode().splitlines()
+    catalog = artifacts.read_parquet(fileio.join(output, artifacts.CATALOG), columns=["book_id"])
     if books != catalog.column("book_id").to_pylist():
         raise OutputCheckError(f"book_id_vocab ({len(books)} entries) differs from "
                                f"book_catalog.parquet ({catalog.num_rows} books in book_index order)")
-    users = fileio.read_bytes(fileio.join(assets, "user_id_vocab"))
+    users = fileio.read_bytes(fileio.join(assets, artifacts.USER_VOCAB))
     num_users = users.count(b"\n")
     if len(books) != counts["num_books"] or num_users != counts["num_users"]:
         raise OutputCheckError(f"the vocabularies have {num_users} users / {len(books)} books, the "
                                f"index {counts['num_users']} users / {counts['num_books']} books")
-    expected_crc = counts.get(steps.USER_VOCAB_CRC)
+    expected_crc = counts.get(counting.USER_VOCAB_CRC)
     if expected_crc is not None and zlib.crc32(users) != expected_crc:
         raise OutputCheckError("user_id_vocab lists the right number of users but not the index's "
                                "users in user_index order")
@@ -410,10 +284,10 @@ def run(argv=None):
         prepare_output(args.output)
     staging = tempfile.mkdtemp(prefix="preprocess-") if (local or dry_run) else None
     if local:
-        transform_dir = os.path.join(staging, TRANSFORM_DIR)
+        transform_dir = os.path.join(staging, artifacts.TRANSFORM_DIR)
         tft_temp = os.path.join(staging, "tft_tmp")
     else:
-        transform_dir = fileio.join(args.output, TRANSFORM_DIR)
+        transform_dir = fileio.join(args.output, artifacts.TRANSFORM_DIR)
         temp_root = options.view_as(GoogleCloudOptions).temp_location or fileio.join(args.output, ".tmp")
         tft_temp = fileio.join(temp_root, "tft-" + uuid.uuid4().hex[:8])
         if dry_run:  # tf.Transform creates its temp dir while the job is built: keep that offline
@@ -429,13 +303,13 @@ def run(argv=None):
                 return {"dry_run": True, "result": result}
             result.wait_until_finish()
         except Exception as err:  # pylint: disable=broad-except
-            message = _failure_message(err)
+            message = errors.failure_message(err)
             if message:
                 raise SystemExit(f"preprocess: {message}") from None
             raise
         counts = fileio.read_json(fileio.join(args.output, STATS))
         if local:
-            copy_tree(transform_dir, fileio.join(args.output, TRANSFORM_DIR))
+            copy_tree(transform_dir, fileio.join(args.output, artifacts.TRANSFORM_DIR))
         kept, filtered, rejected = check_outputs(args.output, counts)
     finally:
         if staging:
@@ -456,16 +330,15 @@ def run(argv=None):
         "num_books": counts["num_books"],
         "catalog": {k.split("/", 1)[1] if "/" in k else k: v for k, v in counts.items()
                     if k.startswith("catalog")},
-        "feature_spec": {"user_id": "bytes", "book_id": "bytes", "user_index": "int64",
-                         "book_index": "int64", "rating": "int64"},
-        "files": {"train": f"train-*-of-{num_shards:05d}.tfrecord.gz",
-                  "eval": f"eval-*-of-{num_shards:05d}.tfrecord.gz", "catalog": CATALOG,
-                  "transform_output": TRANSFORM_DIR, "rejected": "rejected/rejected-*.jsonl"},
+        "feature_spec": dict(artifacts.EXAMPLE_FEATURES),
+        "files": {**{split: artifacts.shard_pattern(split, num_shards) for split in artifacts.SPLITS},
+                  "catalog": artifacts.CATALOG, "transform_output": artifacts.TRANSFORM_DIR,
+                  "rejected": f"{artifacts.REJECTED_DIR}/{artifacts.REJECTED_PREFIX}-*{artifacts.REJECTED_SUFFIX}"},
         "book_index_order": "kept interactions descending, then Goodreads book id ascending",
         "user_index_order": "kept interactions descending, then hex user id ascending",
     }
     _remove(fileio.join(args.output, STATS))
-    fileio.write_json(fileio.join(args.output, MANIFEST), manifest)
+    fileio.write_json(fileio.join(args.output, artifacts.MANIFEST), manifest)
     logging.info("preprocess: %d rows read, %d kept (%d train, %d eval), %d books, %d users -> %s",
                  manifest["rows_read"], kept, manifest["train_examples"], manifest["eval_examples"],
                  manifest["num_books"], manifest["num_users"], args.output)

@@ -11,8 +11,9 @@ of numpy gathers for the CRC and one pyarrow `take` that concatenates the
 row's pieces (frame head, book part, user part, rating part, CRC) in input
 order. No Python call is made per record.
 
-Inside each Example the features are serialised in the order of
-`FEATURE_ORDER` (protobuf readers accept map entries in any order). The rating
+Inside each Example the features are serialised in the order book_id,
+book_index, user_id, user_index, rating (protobuf readers accept map entries in
+any order). The rating
 is last and the user part just before it, so the CRC contribution of a part is
 the part's own CRC "shifted" by the few bytes that follow it (CRC is linear over
 GF(2)); these shifted CRCs are per distinct value and per distinct shift, cached.
@@ -36,10 +37,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from isal import isal_zlib
 
-# Feature names, and the order of the entries inside each serialised Example.
-BYTES_FEATURES = ("user_id", "book_id")
-INT_FEATURES = ("user_index", "book_index", "rating")
-FEATURE_ORDER = ("book_id", "book_index", "user_id", "user_index", "rating")
 MAX_ID_BYTES = 100  # keeps every length inside an entry a one-byte varint
 
 # gzip level 1..9 -> ISA-L level (ISA-L 0 is faster still but ~25% bigger).
@@ -347,22 +344,6 @@ class ExampleEncoder:
         return _concat_rows(parts, index, int(features_len.sum()) + 20 * n)[0]
 
 
-def framed_records_coded(user_id, user_index, user_code, book_id, book_index, book_code, rating):
-    """`ExampleEncoder(user_id, user_index, book_id, book_index).framed(...)` as bytes."""
-    return bytes(ExampleEncoder(user_id, user_index, book_id, book_index).framed(user_code, book_code, rating))
-
-
-def framed_records(user_id, book_id, user_index, book_index, rating):
-    """TFRecord bytes (framing + serialised Examples, not yet gzipped) for a block of rows.
-
-    Row-wise columns, each row its own dictionary entry: for tests and small
-    inputs; large ones should use `ExampleEncoder` with real dictionaries.
-    """
-    n = len(user_index)
-    codes = np.arange(n)
-    return framed_records_coded(user_id, user_index, codes, book_id, book_index, codes, rating)
-
-
 class GzipTFRecordWriter:
     """Streams blocks of examples into a deterministic gzip stream (ISA-L, mtime 0).
 
@@ -396,10 +377,6 @@ class GzipTFRecordWriter:
             return
         self._wait()
         self._pending = self._pool.submit(self._compress_and_write, data)
-
-    def write_block(self, user_id, book_id, user_index, book_index, rating):
-        """Appends rows given column by column (see `framed_records`)."""
-        self._submit(framed_records(user_id, book_id, user_index, book_index, rating), len(user_index))
 
     def write_coded(self, encoder, user_code, book_code, rating):
         """Appends rows given as dictionary codes of an `ExampleEncoder`."""

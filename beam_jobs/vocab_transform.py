@@ -10,7 +10,7 @@ weighted-frequency vocabulary analyzer over its input and `tft.apply_vocabulary`
 maps ids with the result. Line i of `book_id_vocab` is the book with
 `book_index` i, and line i of `user_id_vocab` the user with `user_index` i,
 because the input gives entry i of the index the weight n - i (see
-`preprocess_steps.analysis_batches`). The weight features exist only while
+`analysis_batches`). The weight features exist only while
 analysing; serving needs just the two id features.
 
 Why not `tft.vocabulary`: it produces the same files, but its Beam
@@ -31,11 +31,10 @@ import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import schema_utils
 from tfx_bsl.tfxio import tensor_adapter, tensor_representation_util
 
-from pipeline_common import fileio
+from beam_jobs import selection
+from pipeline_common import artifacts, fileio
 
-USER_VOCAB = "user_id_vocab"
-BOOK_VOCAB = "book_id_vocab"
-VOCABULARIES = (USER_VOCAB, BOOK_VOCAB)
+VOCABULARIES = (artifacts.USER_VOCAB, artifacts.BOOK_VOCAB)
 
 ANALYSIS_FEATURE_SPEC = {
     "user_id": tf.io.FixedLenFeature([], tf.string),
@@ -43,16 +42,6 @@ ANALYSIS_FEATURE_SPEC = {
     "user_rank_weight": tf.io.FixedLenFeature([], tf.int64),
     "book_rank_weight": tf.io.FixedLenFeature([], tf.int64),
 }
-
-# What the written examples contain (documented in the README).
-EXAMPLE_FEATURE_SPEC = {
-    "user_id": tf.io.FixedLenFeature([], tf.string),
-    "book_id": tf.io.FixedLenFeature([], tf.string),
-    "user_index": tf.io.FixedLenFeature([], tf.int64),
-    "book_index": tf.io.FixedLenFeature([], tf.int64),
-    "rating": tf.io.FixedLenFeature([], tf.int64),
-}
-
 
 def weight_totals(tokens, weights):
     """(unique tokens as 'S' bytes, summed float64 weights), sorted by token."""
@@ -138,7 +127,7 @@ def preprocessing_fn(inputs):
         output_asset_default_values=[name.encode() for name in VOCABULARIES],
         name="weighted_vocabularies")
     outputs = {}
-    for feature, name, path in (("user", USER_VOCAB, paths[0]), ("book", BOOK_VOCAB, paths[1])):
+    for feature, name, path in zip(("user", "book"), VOCABULARIES, paths):
         tft.annotators.annotate_asset(name, name)  # TFTransformOutput.vocabulary_file_by_name
         outputs[f"{feature}_index"] = tft.apply_vocabulary(inputs[f"{feature}_id"], path, default_value=-1)
     return outputs
@@ -152,3 +141,29 @@ def analysis_adapter_config():
         ("user_rank_weight", pa.list_(pa.int64())), ("book_rank_weight", pa.list_(pa.int64()))])
     return tensor_adapter.TensorAdapterConfig(
         arrow_schema, tensor_representation_util.InferTensorRepresentationsFromSchema(schema))
+
+
+def analysis_batches(index, batch_rows=100_000):
+    """The `SelectionIndex` as tf.Transform input (RecordBatches of ANALYSIS_FEATURE_SPEC): one row per user/book, weight = rank from the end.
+
+    The vocabulary analyzer orders by total weight (descending). Giving entry i
+    the weight n - i makes its order exactly the index order built here; shorter
+    columns are padded by repeating entries with weight 0, which changes no total.
+    """
+    users = selection.u128_to_hex(index.user_hi, index.user_lo)
+    books = index.book_ids.astype("S20")
+    n_users, n_books = len(users), len(books)
+    n = max(n_users, n_books)
+    one_per_row = None
+    for s in range(0, n, batch_rows):
+        rows = np.arange(s, min(s + batch_rows, n))
+        if one_per_row is None or len(one_per_row) != len(rows) + 1:
+            one_per_row = pa.array(np.arange(len(rows) + 1, dtype=np.int32))
+        cols = {
+            "user_id": pa.array(users[rows % n_users], type=pa.binary()),
+            "book_id": pa.array(books[rows % n_books], type=pa.binary()),
+            "user_rank_weight": pa.array(np.where(rows < n_users, n_users - rows, 0)),
+            "book_rank_weight": pa.array(np.where(rows < n_books, n_books - rows, 0)),
+        }
+        yield pa.RecordBatch.from_arrays(
+            [pa.ListArray.from_arrays(one_per_row, values) for values in cols.values()], names=list(cols))

@@ -78,3 +78,32 @@ def test_local_runs_use_the_offline_fn_api_runner():
         beam_runner.make_options(["--direct_running_mode=multi_threading"])
     dataflow = beam_runner.make_options(["--runner=DataflowRunner"])
     assert not beam_runner.is_local(dataflow)
+
+
+def test_every_artifact_name_is_documented_in_docs_artifacts_md():
+    from pipeline_common import artifacts
+    doc = open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                            "docs", "artifacts.md")).read()
+    names = [v for k, v in vars(artifacts).items() if k.isupper() and isinstance(v, str)]
+    assert len(names) > 20
+    for name in names:
+        assert f"`{name}" in doc or f"{name}`" in doc or f"/{name}" in doc, name
+    for feature, kind in artifacts.EXAMPLE_FEATURES.items():
+        assert f"`{feature}` {kind}" in doc, feature
+    assert artifacts.shard_file("train", 3, 16) == "train-00003-of-00016.tfrecord.gz"
+    assert artifacts.shard_pattern("eval", 16) == "eval-*-of-00016.tfrecord.gz"
+    assert sorted(artifacts.example_feature_spec(["rating", "user_id"])) == ["rating", "user_id"]
+
+
+def test_read_parquet_reads_columns_through_filesystems(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from pipeline_common import artifacts
+    path = str(tmp_path / "t.parquet")
+    pq.write_table(pa.table({"a": [1, 2], "b": ["x", "y"]}), path)
+    assert artifacts.read_parquet(path).to_pydict() == {"a": [1, 2], "b": ["x", "y"]}
+    assert artifacts.read_parquet(path, columns=["b"]).column_names == ["b"]
+    assert artifacts.read_parquet(path, filters=[("a", ">", 1)]).to_pydict() == {"a": [2], "b": ["y"]}
+    (tmp_path / "bad.parquet").write_bytes(b"not parquet")
+    with pytest.raises(pa.ArrowInvalid):
+        artifacts.read_parquet(str(tmp_path / "bad.parquet"))

@@ -12,7 +12,6 @@ module-scoped runs is shared by all tests:
 * a DataflowRunner job built offline (dry run) that would stage setup.py.
 """
 import glob
-import io
 import json
 import os
 import shutil
@@ -21,12 +20,11 @@ import zlib
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 import tensorflow as tf
 
 from beam_jobs import preprocess, sample_data
-from beam_jobs.vocab_transform import EXAMPLE_FEATURE_SPEC
+from pipeline_common import artifacts
 from tests.gcs_emulator import gcs_emulator  # noqa: F401  (pytest fixture)
 
 TOP_BOOKS = 40
@@ -136,11 +134,11 @@ def reference(data_dir):
 
 
 def read_examples(out, split):
-    files = sorted(glob.glob(os.path.join(out, f"{split}-*-of-*.tfrecord.gz")))
+    files = sorted(glob.glob(os.path.join(out, artifacts.shard_pattern(split))))
     assert files, f"no {split} shards in {out}"
     dataset = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(4096).map(
-        lambda x: tf.io.parse_example(x, EXAMPLE_FEATURE_SPEC))
-    cols = {k: [] for k in EXAMPLE_FEATURE_SPEC}
+        lambda x: tf.io.parse_example(x, artifacts.example_feature_spec()))
+    cols = {k: [] for k in artifacts.EXAMPLE_FEATURES}
     for batch in dataset:
         for key in cols:
             cols[key].append(batch[key].numpy())
@@ -151,14 +149,14 @@ def read_examples(out, split):
 
 
 def read_catalog(out):
-    return pq.read_table(os.path.join(out, "book_catalog.parquet")).to_pandas()
+    return artifacts.read_parquet(os.path.join(out, artifacts.CATALOG)).to_pandas()
 
 
 # ----------------------------------------------------------------------------- run A
 
 def test_manifest_counts_reconcile_and_match_pandas(run_a, reference):
     out, manifest = run_a
-    assert manifest == json.load(open(os.path.join(out, "manifest.json")))
+    assert manifest == json.load(open(os.path.join(out, artifacts.MANIFEST)))
     assert manifest["rows_read"] == reference["rows_read"]
     assert manifest["rows_read"] == (manifest["kept"] + sum(manifest["filtered"].values())
                                      + sum(manifest["rejected"].values()))
@@ -217,9 +215,9 @@ def test_catalog_has_titles_authors_and_genres(run_a, data_dir):
 def test_vocabularies_and_transform_map_raw_ids_like_the_examples(run_a):
     import tensorflow_transform as tft
     out, manifest = run_a
-    tft_out = tft.TFTransformOutput(os.path.join(out, "transform_output"))
-    books = open(tft_out.vocabulary_file_by_name("book_id_vocab")).read().split()
-    users = open(tft_out.vocabulary_file_by_name("user_id_vocab")).read().split()
+    tft_out = tft.TFTransformOutput(os.path.join(out, artifacts.TRANSFORM_DIR))
+    books = open(tft_out.vocabulary_file_by_name(artifacts.BOOK_VOCAB)).read().split()
+    users = open(tft_out.vocabulary_file_by_name(artifacts.USER_VOCAB)).read().split()
     assert books == list(read_catalog(out).book_id)
     assert len(users) == manifest["num_users"]
     examples = read_examples(out, "train").head(200)
@@ -233,7 +231,7 @@ def test_vocabularies_and_transform_map_raw_ids_like_the_examples(run_a):
 
 def test_bad_rows_are_rejected_with_their_reason(run_a):
     out, manifest = run_a
-    records = [json.loads(line) for path in glob.glob(os.path.join(out, "rejected", "*.jsonl"))
+    records = [json.loads(line) for path in glob.glob(os.path.join(out, artifacts.REJECTED_DIR, "*" + artifacts.REJECTED_SUFFIX))
                for line in open(path)]
     by_row = {r["row"]: r["reason"] for r in records}
     for row, reason in BAD_ROWS.items():
@@ -286,7 +284,7 @@ def test_mostly_garbage_input_stops_with_one_clear_message(data_dir, tmp_path):
     assert message.startswith("preprocess: ") and message.count("preprocess") == 1
     assert "malformed" in message and "--max_reject_fraction" in message
     assert "\n" not in message.strip()
-    assert not (out / "manifest.json").exists()
+    assert not (out / artifacts.MANIFEST).exists()
 
 
 def test_missing_or_empty_inputs_fail_before_any_work(data_dir, tmp_path):
@@ -311,15 +309,15 @@ def test_a_truncated_gzip_input_stops_with_one_clear_message(data_dir, tmp_path)
     message = str(err.value)
     assert message.startswith("preprocess: cannot decompress") and "goodreads_books.json.gz" in message
     assert "truncated" in message and "\n" not in message.strip()
-    assert not (out / "manifest.json").exists()
+    assert not (out / artifacts.MANIFEST).exists()
 
 
 def _final_check_inputs(run_a, dst):
     """A copy of run A's vocabularies and catalogue, and the counts the driver checks them with."""
     out, manifest = run_a
-    shutil.copytree(os.path.join(out, "transform_output"), dst / "transform_output")
-    shutil.copy(os.path.join(out, "book_catalog.parquet"), dst)
-    vocab = dst / "transform_output" / "transform_fn" / "assets" / "user_id_vocab"
+    shutil.copytree(os.path.join(out, artifacts.TRANSFORM_DIR), dst / artifacts.TRANSFORM_DIR)
+    shutil.copy(os.path.join(out, artifacts.CATALOG), dst)
+    vocab = dst / artifacts.TRANSFORM_DIR / "transform_fn" / "assets" / artifacts.USER_VOCAB
     counts = {"rows_read": manifest["rows_read"], "train_examples": manifest["train_examples"],
               "eval_examples": manifest["eval_examples"], "num_users": manifest["num_users"],
               "num_books": manifest["num_books"],
@@ -362,7 +360,7 @@ def test_gcs_input_and_output_against_the_emulator(data_dir, run_a, gcs_emulator
     assert f"{out}/manifest.json" in listed and f"{out}/book_catalog.parquet" in listed
     assert f"{out}/transform_output/transform_fn/assets/book_id_vocab" in listed
     assert sum(p.endswith(".tfrecord.gz") for p in listed) == 2 * SHARDS
-    catalog = pq.read_table(io.BytesIO(fileio.read_bytes(f"{out}/book_catalog.parquet")))
+    catalog = artifacts.read_parquet(f"{out}/{artifacts.CATALOG}")
     assert catalog.num_rows == TOP_BOOKS
 
 
@@ -380,7 +378,12 @@ def test_dataflow_job_builds_offline_and_stages_setup_py(data_dir, tmp_path):
     job = result["result"].job
     assert job.proto.type.name == "JOB_TYPE_BATCH"
     step_names = {t.unique_name for t in job.proto_pipeline.components.transforms.values()}
-    assert {"ParseInteractions", "Deduplicate", "WriteExamples", "WriteTransformFn"} <= step_names
+    # The README's stages are the top-level boxes of the Dataflow job graph.
+    top_level = {name for name in step_names if "/" not in name}
+    assert {"ReadBooks", "ReadInteractionBlocks", "RejectMalformed", "StopIfMostlyMalformed",
+            "DropBelowMinRating", "Deduplicate", "SelectTopBooks", "DropSparseUsers", "BuildIndex",
+            "BuildVocabularies", "WriteExamples", "WriteCatalog", "WriteRejects", "WriteCounts"} <= top_level
+    assert {"Deduplicate/CollapseDuplicates", "BuildVocabularies/WriteTransformFn"} <= step_names
     options = job.options  # the job's own options: what DataflowRunner would stage from
     assert options.view_as(SetupOptions).setup_file == os.path.join(root, "setup.py")
     staged = {}
@@ -392,6 +395,7 @@ def test_dataflow_job_builds_offline_and_stages_setup_py(data_dir, tmp_path):
     with tarfile.open(staged["workflow.tar.gz"]) as tar:
         members = tar.getnames()
     assert any(m.endswith("beam_jobs/preprocess.py") for m in members)
+    assert any(m.endswith("beam_jobs/stages.py") for m in members)
     assert any(m.endswith("pipeline_common/beam_runner.py") for m in members)
 
 

@@ -6,7 +6,30 @@ import pyarrow as pa
 import pytest
 import tensorflow as tf
 
-from beam_jobs import parsing, selection, tfrecords
+from beam_jobs import parsing, partitions, selection, tfrecords
+from beam_jobs.blocks import RatedBlock, row_users
+from pipeline_common import artifacts
+
+# The order of the entries inside each serialised Example (tfrecords' module docstring).
+FEATURE_ORDER = ("book_id", "book_index", "user_id", "user_index", "rating")
+
+
+def framed_records_coded(user_id, user_index, user_code, book_id, book_index, book_code, rating):
+    """`ExampleEncoder(user_id, user_index, book_id, book_index).framed(...)` as bytes."""
+    return bytes(tfrecords.ExampleEncoder(user_id, user_index, book_id, book_index).framed(user_code, book_code, rating))
+
+
+def framed_records(user_id, book_id, user_index, book_index, rating):
+    """Framed TFRecord bytes of rows given column by column (each row its own dictionary entry)."""
+    codes = np.arange(len(user_index))
+    return framed_records_coded(user_id, user_index, codes, book_id, book_index, codes, rating)
+
+
+def write_rows(writer, user_id, book_id, user_index, book_index, rating):
+    """Appends rows given column by column to a GzipTFRecordWriter."""
+    codes = np.arange(len(user_index))
+    encoder = tfrecords.ExampleEncoder(user_id, user_index, book_id, book_index)
+    writer.write_coded(encoder, codes, codes, rating)
 
 
 def test_hex_ids_round_trip_and_bad_ids_are_flagged():
@@ -39,7 +62,6 @@ def test_duplicates_keep_the_highest_rating():
 
 def test_user_runs_partition_and_dedup_do_not_depend_on_row_order():
     """Run-length coded users give the same partitions whether or not rows are grouped by user."""
-    from beam_jobs import preprocess_steps as steps
     rng = np.random.default_rng(3)
     users = rng.integers(0, 2**63, (40, 2)).astype(np.uint64)
     n = 3000
@@ -47,26 +69,31 @@ def test_user_runs_partition_and_dedup_do_not_depend_on_row_order():
     gid = rng.integers(1, 60, n).astype(np.uint32)
     rating = rng.integers(1, 6, n).astype(np.int8)
 
-    def partitions(order):
+    def deduplicated(order):
         hi, lo = users[who[order], 0], users[who[order], 1]
         starts, lengths = selection.runs(hi, lo)
-        block = steps.rated_block(hi[starts], lo[starts], lengths, gid[order], rating[order])
-        assert block["run_length"].sum() == n
+        block = RatedBlock(hi[starts], lo[starts], np.asarray(lengths, np.int32), gid[order], rating[order])
+        assert block.run_length.sum() == n
         grouped = {}
-        for part, sub in steps.PartitionByUser(4).process(block):
+        for part, sub in partitions.PartitionByUser(4).process(block):
             grouped.setdefault(part, []).append(sub)
-        return {part: steps.dedup_partition((part, subs)) for part, subs in grouped.items()}
+        out = {}
+        for part, subs in grouped.items():
+            counts, result = list(partitions.DeduplicatePartition().process((part, subs)))
+            out[part] = result, counts.value["filtered/duplicate"]
+        return out
 
-    by_user = partitions(np.arange(n))
-    shuffled = partitions(rng.permutation(n))
+    by_user = deduplicated(np.arange(n))
+    shuffled = deduplicated(rng.permutation(n))
     assert sorted(by_user) == sorted(shuffled) and len(by_user) > 1
-    for part, result in by_user.items():
+    for part, (result, dups) in by_user.items():
+        other, other_dups = shuffled[part]
         for key in ("user_counts", "gid", "rating", "uniq_hi", "uniq_lo"):
-            assert np.array_equal(result[key], shuffled[part][key]), key
-        assert result["duplicates"] == shuffled[part]["duplicates"]
-    assert sum(len(r["gid"]) + r["duplicates"] for r in by_user.values()) == n
-    for result in by_user.values():  # sorted by user, then book, one row per pair
-        pairs = np.c_[steps.row_users(result["user_counts"]), result["gid"]]
+            assert np.array_equal(getattr(result, key), getattr(other, key)), key
+        assert result.part == other.part == part and dups == other_dups
+    assert sum(len(r.gid) + dups for r, dups in by_user.values()) == n
+    for result, _ in by_user.values():  # sorted by user, then book, one row per pair
+        pairs = np.c_[row_users(result.user_counts), result.gid]
         assert len(np.unique(pairs, axis=0)) == len(pairs)
         assert (np.diff(pairs[:, 0]) >= 0).all()
 
@@ -116,7 +143,7 @@ def _rows(records):
         example = tf.train.Example.FromString(raw)
         assert example.ByteSize() == len(raw)  # no unknown or duplicate fields
         f = example.features.feature
-        assert sorted(f) == sorted(tfrecords.BYTES_FEATURES + tfrecords.INT_FEATURES)
+        assert sorted(f) == sorted(artifacts.EXAMPLE_FEATURES)
         assert all(len(v.bytes_list.value) + len(v.int64_list.value) == 1 for v in f.values())
         rows.append((f["user_id"].bytes_list.value[0], f["book_id"].bytes_list.value[0],
                      f["user_index"].int64_list.value[0], f["book_index"].int64_list.value[0],
@@ -132,22 +159,19 @@ def test_examples_are_valid_tfrecords_of_tf_examples(tmp_path):
     user = np.array([b"0123456789abcdef0123456789abcdef"] * 3 + [b"ffffffffffffffffffffffffffffffff"])
     book = np.array([b"1", b"123456789", b"4294967295", b"42"])
     ui, bi, rating = np.array([0, 127, 128, 300000]), np.array([0, 1, 2999, 5]), np.array([1, 5, 3, 2])
-    data = tfrecords.framed_records(user, book, ui, bi, rating)
+    data = framed_records(user, book, ui, bi, rating)
     assert _rows(_records(data)) == _expected(user, book, ui, bi, rating)  # input order
     for record in _records(data):  # entries in the documented order
-        keys = [record.index(b"\n" + bytes([len(k)]) + k.encode()) for k in tfrecords.FEATURE_ORDER]
+        keys = [record.index(b"\n" + bytes([len(k)]) + k.encode()) for k in FEATURE_ORDER]
         assert keys == sorted(keys)
     path = str(tmp_path / "k.tfrecord.gz")
     with open(path, "wb") as handle:
         writer = tfrecords.GzipTFRecordWriter(handle, 1)
-        writer.write_block(user, book, ui, bi, rating)
+        write_rows(writer, user, book, ui, bi, rating)
         writer.close()
     got = []
     for raw in tf.data.TFRecordDataset(path, compression_type="GZIP"):  # checks the CRCs too
-        ex = tf.io.parse_single_example(raw, {
-            "user_id": tf.io.FixedLenFeature([], tf.string), "book_id": tf.io.FixedLenFeature([], tf.string),
-            "user_index": tf.io.FixedLenFeature([], tf.int64), "book_index": tf.io.FixedLenFeature([], tf.int64),
-            "rating": tf.io.FixedLenFeature([], tf.int64)})
+        ex = tf.io.parse_single_example(raw, artifacts.example_feature_spec())
         got.append(tuple(ex[k].numpy() for k in ("user_id", "book_id", "user_index", "book_index", "rating")))
     assert got == _expected(user, book, ui, bi, rating)
 
@@ -168,11 +192,11 @@ def _coded_case(rng, n, users, books):
 def test_coded_records_equal_the_rows_they_code_in_order():
     rng = np.random.default_rng(1)
     hex_ids, uidx, ucode, bids, bidx, bcode, rating = _coded_case(rng, 3000, 400, 50)
-    data = tfrecords.framed_records_coded(hex_ids, uidx, ucode, bids, bidx, bcode, rating)
+    data = framed_records_coded(hex_ids, uidx, ucode, bids, bidx, bcode, rating)
     expected = _expected(hex_ids[ucode], bids[bcode], uidx[ucode], bidx[bcode], rating)
     assert _rows(_records(data)) == expected
     # Row-wise and coded input give the same bytes; so does any split into blocks.
-    assert data == tfrecords.framed_records(hex_ids[ucode], bids[bcode], uidx[ucode], bidx[bcode], rating)
+    assert data == framed_records(hex_ids[ucode], bids[bcode], uidx[ucode], bidx[bcode], rating)
     encoder = tfrecords.ExampleEncoder(hex_ids, uidx, bids, bidx)
     for step in (1, 7, 1000, 2999):
         assert b"".join(encoder.framed(ucode[s:s + step], bcode[s:s + step], rating[s:s + step])
@@ -187,33 +211,33 @@ def test_ids_of_any_length_big_varints_and_odd_ratings():
     ui, bi = np.resize(big, 101), np.resize(big[::-1], 101)
     for rating in (np.resize(np.array([1, 5, 0, 3]), 101),               # small range
                    np.resize(np.array([1, 2**40, -7, 300, 5]), 101)):     # distinct values, varints of 1..10
-        data = tfrecords.framed_records(user, book, ui, bi, rating)
+        data = framed_records(user, book, ui, bi, rating)
         assert _rows(_records(data)) == _expected(user, book, ui, bi, rating)
     too_long = np.array([b"x" * 101])
     with pytest.raises(ValueError, match="longer than 100"):
-        tfrecords.framed_records(too_long, np.array([b"1"]), [0], [0], [1])
+        framed_records(too_long, np.array([b"1"]), [0], [0], [1])
     with pytest.raises(ValueError, match="outside the dictionary"):
-        tfrecords.framed_records_coded(user[:2], ui[:2], [2], book[:2], bi[:2], [0], [1])
+        framed_records_coded(user[:2], ui[:2], [2], book[:2], bi[:2], [0], [1])
 
 
 def test_empty_input_and_one_row(tmp_path):
     one = (np.array([b"ab"]), np.array([b"7"]), np.array([3]), np.array([4]), np.array([5]))
-    assert tfrecords.framed_records(*one)
-    assert _rows(_records(tfrecords.framed_records(*one))) == _expected(*one)
+    assert framed_records(*one)
+    assert _rows(_records(framed_records(*one))) == _expected(*one)
     empty = (np.array([], dtype="S32"), np.array([], dtype="S20"), np.array([], np.int64),
              np.array([], np.int64), np.array([], np.int64))
-    assert tfrecords.framed_records(*empty) == b""
+    assert framed_records(*empty) == b""
     encoder = tfrecords.ExampleEncoder(*empty[:4])  # an empty dictionary is fine too
     assert bytes(encoder.framed(empty[2], empty[3], empty[4])) == b""
     for rows, name in ((empty, "empty"), (one, "one")):
         path = str(tmp_path / f"{name}.tfrecord.gz")
         with open(path, "wb") as handle:
             writer = tfrecords.GzipTFRecordWriter(handle, 1, background=True)
-            writer.write_block(*rows)
+            write_rows(writer, *rows)
             writer.close()
         assert writer.count == len(rows[0])
         assert [r.numpy() for r in tf.data.TFRecordDataset(path, compression_type="GZIP")] == \
-            _records(tfrecords.framed_records(*rows))
+            _records(framed_records(*rows))
 
 
 def test_many_users_through_the_gzip_writer_read_by_tensorflow(tmp_path):
@@ -226,9 +250,7 @@ def test_many_users_through_the_gzip_writer_read_by_tensorflow(tmp_path):
         for s in range(0, len(ucode), 30_000):
             writer.write_coded(encoder, ucode[s:s + 30_000], bcode[s:s + 30_000], rating[s:s + 30_000])
         writer.close()
-    spec = {"user_id": tf.io.FixedLenFeature([], tf.string), "book_id": tf.io.FixedLenFeature([], tf.string),
-            "user_index": tf.io.FixedLenFeature([], tf.int64), "book_index": tf.io.FixedLenFeature([], tf.int64),
-            "rating": tf.io.FixedLenFeature([], tf.int64)}
+    spec = artifacts.example_feature_spec()
     got = {k: [] for k in spec}
     for batch in tf.data.TFRecordDataset(path, compression_type="GZIP").batch(50_000):  # checks CRCs
         parsed = tf.io.parse_example(batch, spec)
@@ -246,11 +268,11 @@ def test_every_compression_level_writes_standard_gzip():
     import io
     rows = (np.array([b"u1", b"u22"]), np.array([b"1", b"22"]), np.array([1, 2]), np.array([3, 4]),
             np.array([5, 1]))
-    raw = tfrecords.framed_records(*rows)
+    raw = framed_records(*rows)
     for level in range(1, 10):
         sink = io.BytesIO()
         writer = tfrecords.GzipTFRecordWriter(sink, level)
-        writer.write_block(*rows)
+        write_rows(writer, *rows)
         writer.close()
         assert sink.getvalue()[4:8] == b"\0\0\0\0"  # mtime 0
         assert zlib.decompress(sink.getvalue(), 31) == raw
@@ -354,12 +376,12 @@ def test_background_compression_writes_the_same_bytes():
         sink = io.BytesIO()
         writer = tfrecords.GzipTFRecordWriter(sink, 1, background=background)
         for s in range(0, n, 700):
-            writer.write_block(user[s:s + 700], book[s:s + 700], ui[s:s + 700], bi[s:s + 700],
+            write_rows(writer, user[s:s + 700], book[s:s + 700], ui[s:s + 700], bi[s:s + 700],
                                rating[s:s + 700])
         writer.close()
         assert writer.count == n
         outputs.append(sink.getvalue())
     assert outputs[0] == outputs[1]
     assert zlib.decompress(outputs[1], 31) == b"".join(
-        tfrecords.framed_records(user[s:s + 700], book[s:s + 700], ui[s:s + 700], bi[s:s + 700],
+        framed_records(user[s:s + 700], book[s:s + 700], ui[s:s + 700], bi[s:s + 700],
                                  rating[s:s + 700]) for s in range(0, n, 700))

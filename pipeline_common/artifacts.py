@@ -1,0 +1,90 @@
+"""The artifact contract of docs/artifacts.md: every file name the stages exchange, and the
+example feature spec. Each stage and test imports names from here instead of re-typing them.
+
+Also the one parquet reader (through FileSystems, so gs:// paths work).
+"""
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline_common import fileio
+
+# 0. Input, UCSD Goodreads Book Graph layout (each file plain or .gz).
+INTERACTIONS_CSV = "goodreads_interactions.csv"
+USER_ID_MAP = "user_id_map.csv"
+BOOK_ID_MAP = "book_id_map.csv"
+INTERACTIONS_DEDUP_JSON = "goodreads_interactions_dedup.json"
+BOOKS_JSON = "goodreads_books.json"
+AUTHORS_JSON = "goodreads_book_authors.json"
+GENRES_JSON = "goodreads_book_genres_initial.json"
+
+# 1. beam_jobs.preprocess --output PREP
+SPLITS = ("train", "eval")
+CATALOG = "book_catalog.parquet"
+TRANSFORM_DIR = "transform_output"
+USER_VOCAB = "user_id_vocab"  # vocabulary files by name, in transform_fn/assets
+BOOK_VOCAB = "book_id_vocab"
+REJECTED_DIR = "rejected"
+REJECTED_PREFIX = "rejected"  # rejected/rejected-SSSSS-of-NNNNN.jsonl
+REJECTED_SUFFIX = ".jsonl"
+MANIFEST = "manifest.json"
+
+# 2. model.train --data PREP --output MODEL
+BOOK_EMBEDDINGS = "book_embeddings.parquet"
+BOOK_EMBEDDINGS_NPY = "book_embeddings.npy"
+SAVED_MODEL_DIR = "saved_model"
+METRICS_JSON = "metrics.json"
+METRICS_PNG = "metrics.png"
+PROJECTOR_DIR = "projector"
+
+# 3. graph_export.neighbors --output GRAPH
+EDGES = "edges.parquet"
+NODES = "nodes.parquet"
+EXCLUDED = "excluded.parquet"
+GRAPH_SUMMARY = "summary.json"
+GRAPH_GEXF = "graph.gexf"
+GRAPH_JSON = "graph.json"
+GRAPH_NODELINK = "graph.nodelink.json"
+
+# The features of every example in the train/eval shards: name -> "bytes" or "int64".
+EXAMPLE_FEATURES = {
+    "user_id": "bytes",     # 32-hex Goodreads user id
+    "book_id": "bytes",     # Goodreads book id, decimal
+    "user_index": "int64",  # 0 .. num_users-1
+    "book_index": "int64",  # 0 .. num_books-1
+    "rating": "int64",      # 1 .. 5 (>= --min_rating)
+}
+
+
+def shard_file(split, shard, num_shards):
+    """Name of one example shard, e.g. train-00003-of-00016.tfrecord.gz."""
+    return f"{split}-{shard:05d}-of-{num_shards:05d}.tfrecord.gz"
+
+
+def shard_pattern(split, num_shards=None):
+    """Glob of a split's shards (of any count when num_shards is None)."""
+    return f"{split}-*-of-{'*' if num_shards is None else f'{num_shards:05d}'}.tfrecord.gz"
+
+
+def example_feature_spec(names=None):
+    """EXAMPLE_FEATURES (or those in `names`) as a `tf.io.parse_example` feature spec.
+
+    TensorFlow is imported here, not at the top, so that readers of the file
+    names (the graph writers, the Beam workers' light steps) do not load it.
+    """
+    import tensorflow as tf
+    dtypes = {"bytes": tf.string, "int64": tf.int64}
+    return {name: tf.io.FixedLenFeature([], dtypes[kind]) for name, kind in EXAMPLE_FEATURES.items()
+            if names is None or name in names}
+
+
+def read_parquet(path, columns=None, filters=None):
+    """A parquet file (local or gs://) as a pyarrow Table, read through FileSystems.
+
+    `columns` and `filters` are pyarrow's: only those columns, and with
+    filters only the row groups and rows that match, are read.
+
+    Raises the pyarrow or FileSystems error as is; callers turn it into their
+    one-line message.
+    """
+    with fileio.open_read(path, compressed=False) as handle:
+        return pq.read_table(pa.PythonFile(handle, mode="r"), columns=columns, filters=filters)
