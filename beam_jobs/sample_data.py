@@ -21,10 +21,13 @@ FileSystems under a temporary name and renamed when complete.
     python -m beam_jobs.sample_data --output /tmp/goodreads --ratings 1000000
 """
 import argparse
+import collections
 import contextlib
 import io
-import json
+import itertools
 import logging
+import multiprocessing
+import os
 import sys
 import time
 
@@ -66,9 +69,14 @@ def parse_args(argv):
                         help="also write goodreads_interactions_dedup.json.gz")
     parser.add_argument("--chunk_users", type=int, default=20_000,
                         help="users generated per chunk (memory knob)")
+    parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
+                        help="processes generating interaction chunks (default: cores, at most "
+                             "4); the output does not depend on it")
     args = parser.parse_args(argv)
     if args.users is None:
         args.users = max(1, args.ratings // 50)
+    if args.workers < 1 or args.chunk_users < 1:
+        parser.error("--workers and --chunk_users must be >= 1")
     if args.ratings < 1 or args.books < 10 or args.users < 1:
         parser.error("--ratings and --users must be >= 1 and --books >= 10")
     if args.books > MAX_BOOKS:
@@ -234,6 +242,13 @@ def hex_ids(rng, count):
     return [f"{a:016x}{b:016x}" for a, b in raw]
 
 
+_FORKED_WRITER = None  # the SampleWriter whose chunks forked workers make
+
+
+def _chunk_rows_in_worker(first):
+    return _FORKED_WRITER.chunk_rows(first)
+
+
 class SampleWriter:
     """Writes the files of one data set; each appears only when complete."""
 
@@ -246,6 +261,8 @@ class SampleWriter:
         self.goodreads_book_id = rng.choice(36_000_000, args.books, replace=False) + 1
         self.work_id = rng.choice(90_000_000, args.books, replace=False) + 1
         self.user_hex = hex_ids(rng, args.users)
+        self.counts = user_activity(np.random.default_rng([args.seed, 3]), args.users,
+                                    args.ratings, max(1, args.books // 4))
         self.book_rated = np.zeros(args.books, dtype=np.int64)
         self.book_rating_sum = np.zeros(args.books, dtype=np.int64)
         self.book_reviews = np.zeros(args.books, dtype=np.int64)
@@ -260,14 +277,44 @@ class SampleWriter:
         self.write_books_and_authors()
         return elapsed
 
-    def chunks(self):
-        """Yields (users, books, ratings) per chunk of users, deterministic."""
+    def chunk_rows(self, first):
+        """CSV (and dedup JSON) bytes of users first..first+chunk_users-1, and the per-row
+        book, rating and review columns the catalogue totals need. Depends only on the
+        seed and `first`, so chunks can be made in any process, in any order."""
         args = self.args
-        rng = np.random.default_rng([args.seed, 3])
-        counts = user_activity(rng, args.users, args.ratings, max(1, args.books // 4))
-        for first in range(0, args.users, args.chunk_users):
-            chunk_rng = np.random.default_rng([args.seed, 4, first])
-            yield generate_chunk(self.world, chunk_rng, first, counts[first:first + args.chunk_users])
+        users, books, ratings = generate_chunk(
+            self.world, np.random.default_rng([args.seed, 4, first]), first,
+            self.counts[first:first + args.chunk_users])
+        rng = np.random.default_rng([args.seed, 5, int(users[0])])
+        is_read = np.where(ratings > 0, 1, (rng.random(len(users)) < 0.1).astype(np.int64))
+        is_reviewed = ((ratings > 0) & (rng.random(len(users)) < 0.07)).astype(np.int64)
+        table = pa.table({"user_id": users, "book_id": books, "is_read": is_read,
+                          "rating": ratings, "is_reviewed": is_reviewed})
+        buf = io.BytesIO()
+        pacsv.write_csv(table, buf, pacsv.WriteOptions(include_header=False))
+        dedup = (self.dedup_json_lines(rng, users, books, is_read, ratings)
+                 if args.dedup_json else None)
+        return (buf.getvalue(), dedup, books.astype(np.int32), ratings.astype(np.int8),
+                is_reviewed.astype(np.int8))
+
+    def chunks_in_order(self):
+        """chunk_rows of every chunk, in user order; made by --workers forked processes
+        (at most workers + 1 chunks in flight, so memory stays bounded)."""
+        firsts = iter(range(0, self.args.users, self.args.chunk_users))
+        if self.args.workers <= 1:
+            yield from map(self.chunk_rows, firsts)
+            return
+        global _FORKED_WRITER
+        _FORKED_WRITER = self
+        with multiprocessing.get_context("fork").Pool(self.args.workers) as pool:
+            pending = collections.deque(pool.apply_async(_chunk_rows_in_worker, (first,))
+                                        for first in itertools.islice(firsts, self.args.workers + 1))
+            while pending:
+                result = pending.popleft().get()
+                following = next(firsts, None)
+                if following is not None:
+                    pending.append(pool.apply_async(_chunk_rows_in_worker, (following,)))
+                yield result
 
     def write_interactions(self):
         args = self.args
@@ -278,22 +325,16 @@ class SampleWriter:
                 (fileio.atomic_write(json_path, compressed=True) if args.dedup_json
                  else contextlib.nullcontext()) as js:
             csv_out.write(b"user_id,book_id,is_read,rating,is_reviewed\n")
-            for users, books, ratings in self.chunks():
-                rng = np.random.default_rng([args.seed, 5, int(users[0])])
-                is_read = np.where(ratings > 0, 1, (rng.random(len(users)) < 0.1).astype(np.int64))
-                is_reviewed = ((ratings > 0) & (rng.random(len(users)) < 0.07)).astype(np.int64)
-                table = pa.table({"user_id": users, "book_id": books, "is_read": is_read,
-                                  "rating": ratings, "is_reviewed": is_reviewed})
-                buf = io.BytesIO()
-                pacsv.write_csv(table, buf, pacsv.WriteOptions(include_header=False))
-                csv_out.write(buf.getvalue())
+            for csv_bytes, dedup, books, ratings, is_reviewed in self.chunks_in_order():
+                csv_out.write(csv_bytes)
                 if js is not None:
-                    js.write(self.dedup_json_lines(rng, users, books, is_read, ratings))
+                    js.write(dedup)
                 rated = ratings > 0
                 self.book_rated += np.bincount(books[rated], minlength=args.books)
-                self.book_rating_sum += np.bincount(books[rated], ratings[rated], minlength=args.books).astype(np.int64)
+                self.book_rating_sum += np.bincount(books[rated], ratings[rated],
+                                                    minlength=args.books).astype(np.int64)
                 self.book_reviews += np.bincount(books, is_reviewed, minlength=args.books).astype(np.int64)
-                written += len(users)
+                written += len(books)
                 if time.time() - last_log > 2 or written == args.ratings:
                     last_log = time.time()
                     rate = written / max(last_log - t0, 1e-9)

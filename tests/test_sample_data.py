@@ -130,12 +130,14 @@ def test_titles_and_authors_are_readable_and_distinct(data_dir):
     assert all(a["author_id"] in author_ids for b in books for a in b["authors"])
 
 
-def test_same_seed_same_bytes_other_seed_other_data(tmp_path):
+def test_same_seed_same_bytes_any_workers_other_seed_other_data(tmp_path):
     args = ["--ratings", "3000", "--books", "200", "--users", "100", "--chunk_users", "30"]
-    sample_data.run(["--output", str(tmp_path / "a"), "--seed", "11"] + args)
-    sample_data.run(["--output", str(tmp_path / "b"), "--seed", "11"] + args)
+    sample_data.run(["--output", str(tmp_path / "a"), "--seed", "11", "--workers", "1"] + args)
+    # chunks made by forked worker processes: the same bytes
+    sample_data.run(["--output", str(tmp_path / "b"), "--seed", "11", "--workers", "3"] + args)
     sample_data.run(["--output", str(tmp_path / "c"), "--seed", "12"] + args)
-    for name in ("goodreads_interactions.csv", "goodreads_books.json.gz", "user_id_map.csv"):
+    for name in ("goodreads_interactions.csv", "goodreads_books.json.gz", "user_id_map.csv",
+                 "goodreads_book_authors.json.gz", "goodreads_book_genres_initial.json.gz"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
         assert (tmp_path / "a" / name).read_bytes() != (tmp_path / "c" / name).read_bytes()
     assert len(pd.read_csv(tmp_path / "a" / "goodreads_interactions.csv")) == 3000
