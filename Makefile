@@ -8,7 +8,7 @@ DEMO_RATINGS ?= 1000000
 DEMO_BOOKS   ?= 20000
 DEMO_USERS   ?= 20000
 
-.PHONY: install demo test sample screenshot clean-demo
+.PHONY: install demo test sample screenshot clean-demo scale
 
 install: $(STAMP)
 
@@ -53,6 +53,12 @@ screenshot:
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
+
+# The whole chain on 100M generated interactions (876k users, 1M books), stage by stage:
+# time, throughput and peak memory (benchmarks/bench_scale.py; ~2 GB of data and the
+# outputs under /tmp/bench_scale, reused on the next run). Options: SCALE_ARGS="--help".
+scale: $(STAMP)
+	$(PY) benchmarks/bench_scale.py $(SCALE_ARGS)
 
 clean-demo:
 	rm -rf $(DEMO)
