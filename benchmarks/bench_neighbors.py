@@ -1,7 +1,16 @@
-"""Benchmark: exact all-pairs top-k (graph_export.topk) vs FAISS IndexFlatIP, plus writers.
+"""Benchmark: the neighbours CLI vs its kernel vs FAISS IndexFlatIP, plus writers.
 
     .venv/bin/python benchmarks/bench_neighbors.py [--books 100000] [--dim 64] [--k 10]
         [--threads 2] [--block_rows 512] [--tile 4096] [--chunk 32] [--write_books 100000]
+        [--cli] [--cli_profile]
+
+`--cli` also times the whole command a user runs, `python -m graph_export.neighbors`
+(a subprocess: interpreter start, imports, reading the parquet, the Beam job,
+communities, layout and every file) on the same vectors, and prints its phases
+from summary.json; `--cli_profile` adds the same command with the pre-issue-11
+worker set-up (`--direct_num_workers=2 --direct_running_mode=multi_processing
+--threads 1 --blas_threads 0`: two worker processes, each loading the matrix,
+with OpenBLAS at its default thread count) to show what that set-up cost.
 
 Prints one table: pairwise scores per second (books^2 / seconds) for the block
 kernel and for FAISS's exact inner-product search (k+1 results, the book itself
@@ -15,7 +24,9 @@ always uses its own OpenMP threads (all cores).
 """
 import argparse
 import os
+import json
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -64,6 +75,37 @@ def run_faiss(unit, k):
     # drop the query itself (ties may put it in any position)
     rows = [[j for j in row if j != i][:k] for i, row in enumerate(found)]
     return seconds, cpu, np.array(rows), faiss.omp_get_max_threads()
+
+
+def run_cli(unit, k, tmp, extra=()):
+    """Wall seconds of the neighbours command on `unit` and its summary.json."""
+    model = os.path.join(tmp, "model")
+    if not os.path.exists(os.path.join(model, neighbors.EMBEDDINGS_FILE)):
+        os.makedirs(model, exist_ok=True)
+        pq.write_table(pa.table({
+            "book_index": np.arange(len(unit), dtype=np.int64),
+            "book_id": pa.array([str(i) for i in range(len(unit))]),
+            "title": pa.array([f"Book {i}" for i in range(len(unit))]),
+            "embedding": pa.FixedSizeListArray.from_arrays(unit.ravel(), unit.shape[1])}),
+            os.path.join(model, neighbors.EMBEDDINGS_FILE))
+    out = os.path.join(tmp, "graph")
+    command = [sys.executable, "-m", "graph_export.neighbors", "--embeddings", model,
+               "--output", out, "--k", str(k), *extra]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run(command, check=True, cwd=os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    with open(os.path.join(out, "summary.json")) as handle:
+        summary = json.load(handle)
+    sizes = {name: os.path.getsize(os.path.join(out, name)) for name in summary["files"]}
+    return seconds, cpu, summary, sizes
+
+
+CLI_PROFILE_ARGS = ["--direct_num_workers=2", "--direct_running_mode=multi_processing",
+                    "--threads", "1", "--blas_threads", "0"]
 
 
 def synthetic_graph(n_books, k, tmp):
@@ -116,6 +158,105 @@ def bench_writers(n_books, k, tmp):
     return results
 
 
+PHASES = ("topk_seconds", "communities_seconds", "layout_seconds", "graph_files_seconds",
+          "total_seconds")
+
+
+def print_cli(cli_runs, kernel, faiss):
+    """The whole command against the kernel and FAISS of the same run.
+
+    `kernel`, `faiss`: (best wall seconds, best cpu seconds) or None. CPU
+    seconds (all the command's processes) are the load-robust comparison on
+    this shared machine; wall seconds are what a user waits.
+    """
+    print("\nWhole command `python -m graph_export.neighbors` (wall and CPU time of the "
+          "process; phases from its summary.json, best run)")
+    print(f"{'command':38s} {'wall s':>7s} {'cpu s':>7s} "
+          + " ".join(f"{p[:-8][:11]:>11s}" for p in PHASES)
+          + f" {'topk/kernel':>11s} {'faiss/cmd wall':>14s} {'faiss/cmd cpu':>13s}"
+          "  all runs (s)")
+    for name, runs in cli_runs.items():
+        seconds, cpu, summary, sizes = min(runs, key=lambda r: r[0])
+        vs_faiss = (f"{faiss[0] / seconds:14.2f} {faiss[1] / cpu:13.2f}" if faiss
+                    else f"{'-':>14s} {'-':>13s}")
+        print(f"{name:38s} {seconds:7.1f} {cpu:7.1f} "
+              + " ".join(f"{summary.get(p, 0):11.1f}" for p in PHASES)
+              + f" {summary['topk_seconds'] / kernel[0]:11.2f} {vs_faiss}  "
+              + " ".join(f"{r[0]:.1f}" for r in runs))
+        per_block = summary["topk_seconds"] / summary["num_blocks"]
+        print(f"{'':38s} top-k per block of {summary['block_rows']} books: {per_block:.2f} s "
+              f"on {summary['threads']} thread(s)")
+    seconds, cpu, summary, sizes = min(next(iter(cli_runs.values())), key=lambda r: r[0])
+    print("files: " + ", ".join(f"{n} {b / 1e6:.1f} MB" for n, b in sizes.items())
+          + f"; graph files: {summary['graph_file_cut']}")
+
+
+def synthetic_knn(n_books, k, dim, seed=3):
+    """Clustered unit vectors and a kNN-shaped edge table without the N^2 search:
+    books in clusters of 20..5000 (log-uniform sizes), each book's k targets
+    drawn inside its cluster with descending cosines. Same shape and sizes as
+    the real job's output (n x k edges, sorted by source, rank)."""
+    rng = np.random.default_rng(seed)
+    sizes = []
+    while sum(sizes) < n_books:
+        sizes.append(int(np.exp(rng.uniform(np.log(20), np.log(5000)))))
+    sizes[-1] -= sum(sizes) - n_books
+    cluster = np.repeat(np.arange(len(sizes)), sizes)
+    starts = np.r_[0, np.cumsum(sizes)][:-1]
+    vectors = rng.normal(size=(len(sizes), dim)).astype(np.float32)[cluster]
+    vectors += 0.5 * rng.normal(size=vectors.shape).astype(np.float32)
+    size_of = np.asarray(sizes)[cluster]
+    offsets = rng.integers(1, np.maximum(size_of, 2)[:, None], (n_books, k))
+    own = np.arange(n_books) - starts[cluster]
+    targets = starts[cluster][:, None] + (own[:, None] + offsets) % size_of[:, None]
+    cosine = np.sort(rng.uniform(0.3, 0.95, (n_books, k)).astype(np.float32), axis=1)[:, ::-1]
+    edges = pa.table({"source": np.repeat(np.arange(n_books, dtype=np.int64), k),
+                      "target": targets.ravel().astype(np.int64),
+                      "rank": np.tile(np.arange(1, k + 1, dtype=np.int32), n_books),
+                      "cosine": cosine.ravel()}, schema=neighbors.EDGE_SCHEMA)
+    return vectors, edges
+
+
+def peak_memory_mb():
+    """VmHWM of this process (ru_maxrss would include forked children)."""
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def bench_graph_steps(n_books, k, dim, tmp, split):
+    """The job's graph-level steps exactly as the CLI runs them after the Beam
+    step: communities, layout, nodes.parquet, graph files cut to 100k books."""
+    vectors, edges = synthetic_knn(n_books, k, dim)
+    unit, valid = topk.normalise_rows(vectors)
+    del vectors
+    meta = pa.table({"book_index": np.arange(n_books, dtype=np.int64),
+                     "book_id": pa.array(np.arange(n_books).astype(str)),
+                     "title": pa.array(np.char.add("Book ", np.arange(n_books).astype(str)))})
+    edges_path = os.path.join(tmp, "edges.parquet")
+    pq.write_table(edges, edges_path, row_group_size=neighbors.EDGE_ROW_GROUP,
+                   compression="zstd")
+    before = peak_memory_mb()
+    timings = {}
+    start = time.perf_counter()
+    nodes = neighbors.build_nodes(meta, unit, valid, edges, {}, 0,
+                                  neighbors.layout.LOUVAIN_MAX_NODES, timings)
+    del edges, unit
+    pq.write_table(nodes, os.path.join(tmp, "nodes.parquet"), compression="zstd")
+    files_start = time.perf_counter()
+    args = argparse.Namespace(k=k, max_graph_nodes=neighbors.MAX_GRAPH_NODES,
+                              formats=list(neighbors.FORMATS),
+                              split_by="community" if split else None)
+    files, info = neighbors.write_graph_files(tmp, nodes, edges_path, args)
+    timings["graph_files_seconds"] = time.perf_counter() - files_start
+    timings["total_seconds"] = time.perf_counter() - start
+    sizes = {f: os.path.getsize(os.path.join(tmp, f)) for f in files}
+    return timings, int(nodes.column("community").to_numpy().max()) + 1, sizes, info, \
+        before, peak_memory_mb()
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--books", type=int, default=100_000)
@@ -128,16 +269,51 @@ def main(argv=None):
     parser.add_argument("--write_books", type=int, default=100_000,
                         help="books in the synthetic graph for the writer rates (0: skip)")
     parser.add_argument("--skip_faiss", action="store_true")
+    parser.add_argument("--cli", action="store_true",
+                        help="also time `python -m graph_export.neighbors` on the same vectors")
+    parser.add_argument("--cli_profile", action="store_true",
+                        help="also time the command with two worker processes (the old set-up)")
     parser.add_argument("--repeats", type=int, default=1,
                         help="alternate kernel and FAISS runs this many times and keep "
                              "each one's best time (the machine is shared: load varies)")
+    parser.add_argument("--graph_books", type=int, default=0,
+                        help="time the graph-level steps alone on a synthetic kNN graph of "
+                             "this many books (e.g. 2360000); with --books 0 the peak "
+                             "memory printed is theirs")
+    parser.add_argument("--graph_split", action="store_true",
+                        help="with --graph_books: also write the --split_by community files")
     args = parser.parse_args(argv)
+    if args.graph_books:
+        numpy_blas_threads(1)    # as the CLI's default --blas_threads 1
+        with tempfile.TemporaryDirectory() as tmp:
+            timings, num_c, sizes, info, before, peak = bench_graph_steps(
+                args.graph_books, args.k, args.dim, tmp, args.graph_split)
+        print(f"\nGraph-level steps on a synthetic kNN graph: {args.graph_books} books, "
+              f"{args.graph_books * args.k} edges, {num_c} communities")
+        print(" ".join(f"{p[:-8]} {timings[p]:.1f} s" for p in PHASES[1:]))
+        print("files: " + ", ".join(f"{n} {b / 1e6:.1f} MB" for n, b in sizes.items()
+                                    if not n.startswith("communities/"))
+              + (f", {len(info['community_files'])} community files "
+                 f"{sum(b for n, b in sizes.items() if n.startswith('communities/')) / 1e6:.0f}"
+                 " MB" if "community_files" in info else ""))
+        print(f"peak resident memory (VmHWM): {peak:.0f} MB "
+              f"({before:.0f} MB after generating the input)")
+    if not args.books:
+        return
 
     rng = np.random.default_rng(0)
     unit, _ = topk.normalise_rows(rng.normal(size=(args.books, args.dim)).astype(np.float32))
     pairs = float(args.books) ** 2
     kernel_times, faiss_times, kernel_cpu, faiss_cpu = [], [], [], []
+    cli_runs = {"CLI (defaults)": []}
+    if args.cli_profile:
+        cli_runs["CLI, 2 worker processes (old set-up)"] = []
+    cli_tmp = tempfile.TemporaryDirectory()
     for _ in range(args.repeats):
+        if args.cli or args.cli_profile:
+            for name, runs in cli_runs.items():
+                extra = CLI_PROFILE_ARGS if "old" in name else []
+                runs.append(run_cli(unit, args.k, cli_tmp.name, extra))
         if args.threads:
             numpy_blas_threads(1)
         seconds, cpu, ours = run_kernel(unit, args.k, args.block_rows, args.tile,
@@ -168,6 +344,10 @@ def main(argv=None):
         print(f"ratio kernel / faiss: {rows[0][2] / rows[1][2]:.2f}x; neighbour sets agree: "
               f"{100 * same_sets:.3f}%, identical ordered lists: {100 * identical:.3f}% "
               "(FAISS scores in float32, the kernel ranks in float64)")
+    cli_tmp.cleanup()
+    if args.cli or args.cli_profile:
+        print_cli(cli_runs, (min(kernel_times), min(kernel_cpu)),
+                  (min(faiss_times), min(faiss_cpu)) if faiss_times else None)
     if args.write_books:
         with tempfile.TemporaryDirectory() as tmp:
             rates = bench_writers(args.write_books, args.k, tmp)

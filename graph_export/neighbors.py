@@ -1,21 +1,28 @@
 """Beam job: every book's k nearest books by cosine, written as a graph (parquet, GEXF, JSON).
 
     python -m graph_export.neighbors --embeddings MODEL --output GRAPH [--k 10] \
-        [--catalog PREP] [--formats gexf,json] [any Beam option, e.g. --runner=DataflowRunner]
+        [--catalog PREP] [--formats gexf,json] [--max_graph_nodes 100000] \
+        [--split_by community] [any Beam option, e.g. --runner=DataflowRunner]
 
 The all-pairs step runs in Beam: the books are cut into fixed blocks of
-`--block_rows` query rows; each worker loads the embedding matrix once
+`--block_rows` query rows; each worker process holds the embedding matrix once
 (`book_embeddings.parquet`, read through FileSystems so gs:// works) and, per
-block, finds the exact top-k with `graph_export.topk` -- no N x N matrix
-anywhere, memory per block bounded by the block size. Each block's edges go to
-their own parquet file; the launcher then concatenates the blocks in block
-order into `edges.parquet` (sorted by source, rank), so the result is the same
-on any runner and any number of workers.
+block, finds the exact top-k with `graph_export.topk` on `--threads` threads
+and writes the block's edges to their own parquet file in the same step -- no
+N x N matrix anywhere, memory per block bounded by the block size. The
+launcher then concatenates the blocks in block order into `edges.parquet`
+(sorted by source, rank), so the result is the same on any runner, worker
+count, thread count and block size.
+
+Locally the job runs in one process (`--direct_num_workers=1` unless given)
+whose kernel threads share the matrix the launcher already read: two worker
+processes with their own matrices and default BLAS threads made the top-k
+phase several times slower than the kernel (see graph_export/README.md).
 
 Books whose vector is zero or non-finite have no cosine: they are listed in
 `excluded.parquet`, counted in `summary.json`, and left out of the graph.
 The graph-level steps (communities, layout, GEXF/JSON files) run in the launcher
-after the pipeline; see `graph_export.layout` for how they scale.
+after the pipeline; see `graph_export.layout` and `graph_export.graph_files`.
 """
 import argparse
 import logging
@@ -443,6 +450,11 @@ def run(argv=None):
     if args.tile % args.chunk:
         parser.error(f"--tile ({args.tile}) must be a multiple of --chunk ({args.chunk})")
     started = time.time()
+    if args.blas_threads:
+        # also for the launcher's own layout step: OpenBLAS threads spin while
+        # they wait, and on a loaded machine its default (one per core) made
+        # the per-community PCAs of 60k books 8x slower (83 s vs 11 s).
+        topk.set_numpy_blas_threads(args.blas_threads)
     emb_path = embeddings_path(args.embeddings)
     try:
         meta, matrix = load_embeddings(emb_path)

@@ -403,3 +403,16 @@ def test_screenshot(page, tmp_path_factory):
     with open(out, "rb") as handle:
         head = handle.read(8)
     assert head == b"\x89PNG\r\n\x1a\n" and os.path.getsize(out) > 20_000
+
+
+def test_a_cut_page_says_how_many_books_it_holds(chromium, graph, page, tmp_path):
+    assert page.evaluate("document.getElementById('cut').hidden") is True
+    out = str(tmp_path / "cut.html")
+    summary = explorer.run(["--graph", graph["graph_dir"], "--output", out, "--max_nodes", "10"])
+    tab = chromium.new_page()
+    tab.navigate("file://" + out)
+    tab.wait_for("document.body.dataset.ready === '1'")
+    text = tab.evaluate("document.getElementById('cut').hidden ? ''"
+                        " : document.getElementById('cut').textContent")
+    assert f"holds the 10 most-read of {graph['n']:,} books" in text
+    assert f"{summary['dropped_edges']:,} links to the other books are left out" in text

@@ -523,6 +523,14 @@
     if (end === offsets[c]) list.appendChild(el('li', 'n-empty', 'No neighbours in this graph.'));
   }
 
+  function drawCut() {           // the page holds only the most-read books: say so
+    if (!(data.total_books > N)) return;
+    $('cut').textContent = 'This page holds the ' + fmtInt(N) + ' most-read of ' +
+      fmtInt(data.total_books) + ' books (explorer --max_nodes ' + N + '); ' +
+      fmtInt(data.dropped_edges) + ' links to the other books are left out.';
+    $('cut').hidden = false;
+  }
+
   function drawStatus() {
     var ego = state.ego;
     var text = 'Showing ' + fmtInt(ego.order.length) + ' of ' + fmtInt(N) + ' books \u00b7 ' +
@@ -799,6 +807,7 @@
   if (m && rowOf(Number(m[1])) >= 0) start = rowOf(Number(m[1]));
   state.depth = Number(depthInput.value) || 2;
   if (N > 0) setCentre(start, { animate: false, noHistory: true });
+  drawCut();
   stats.loadMs = performance.now() - t0;
   // Build the title index while idle, so the first keystroke is already fast.
   setTimeout(buildSearchIndex, 0);
