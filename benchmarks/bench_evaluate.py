@@ -1,7 +1,7 @@
 """Benchmark: the bounded evaluator and the baselines on a large preprocess output.
 
     .venv/bin/python benchmarks/bench_evaluate.py --data PREP [--eval_users 20000]
-        [--ease_books 3000,20000] [--skip item_cosine]
+        [--ease_books 3000,20000] [--inverse_books 3000] [--skip item_cosine]
 
 Reads PREP's train and eval splits (as model.train does), builds the evaluation split
 over at most --eval_users users, then fits and scores each baseline with
@@ -14,6 +14,7 @@ import argparse
 import os
 import sys
 import time
+from types import SimpleNamespace
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -66,8 +67,8 @@ def top_books_split(train, evals, counts, num_users, books, max_eval_users, user
     top = np.lexsort((np.arange(len(counts)), -counts))[:books]
     new = np.full(len(counts), -1, np.int32)
     new[top] = np.arange(len(top))
-    kept = [data.Interactions(s.user[new[s.book] >= 0], new[s.book[new[s.book] >= 0]],
-                              s.rating[new[s.book] >= 0]) for s in (train, evals)]
+    kept = [SimpleNamespace(user=s.user[new[s.book] >= 0], book=new[s.book[new[s.book] >= 0]])
+            for s in (train, evals)]
     return evaluate.EvalSplit(kept[0], kept[1], num_users, len(top), max_eval_users, user_ids)
 
 
@@ -77,6 +78,9 @@ def main(argv=None):
     parser.add_argument("--eval_users", type=int, default=20000)
     parser.add_argument("--ease_books", default="3000,20000",
                         help="comma-separated catalogue sizes to fit EASE on ('' for none)")
+    parser.add_argument("--inverse_books", type=int, default=0,
+                        help="also time EASE's inverse of the N most-read books' gram matrix: "
+                             "baselines.invert_spd vs np.linalg.inv (0: not)")
     parser.add_argument("--skip", default="", help="comma-separated steps to skip: item_cosine")
     args = parser.parse_args(argv)
     steps = Steps()
@@ -109,6 +113,14 @@ def main(argv=None):
         steps.run("ease scored", sub.num_books,
                   lambda: evaluate.evaluate_scores(model, sub, groups=True))
         del model
+    if args.inverse_books:
+        sub = top_books_split(train, evals, split.counts, num_users,
+                              min(args.inverse_books, num_books), 0, None)
+        gram = baselines.gram_matrix(sub.train_ptr, sub.train_book, sub.num_books)
+        gram[np.diag_indices_from(gram)] += 100.0
+        steps.run("np.linalg.inv (float32)", sub.num_books, lambda: np.linalg.inv(gram))
+        steps.run("baselines.invert_spd (float32)", sub.num_books,
+                  lambda: baselines.invert_spd(gram))
     print()
     print(steps.table("popularity scored"))
 

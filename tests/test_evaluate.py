@@ -126,6 +126,16 @@ def test_ease_matches_the_closed_form():
     np.testing.assert_allclose(model(np.arange(40)) - model.tiebreak, x @ b, atol=1e-4)
 
 
+def test_block_inverse_matches_numpy():
+    rng = np.random.default_rng(4)
+    x = (rng.random((90, 37)) < 0.2).astype(np.float32)
+    gram = x.T @ x + 5.0 * np.eye(37, dtype=np.float32)
+    expected = np.linalg.inv(gram.astype(np.float64))
+    got = baselines.invert_spd(gram.copy(), base=4)  # recursion down to 4 x 4 blocks
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    np.testing.assert_allclose(got, got.T, atol=1e-6)
+
+
 def test_ease_chooses_l2_on_training_data_only():
     split, users, books = _random_split(seed=9, rows=600)
     other_evals = _Interactions([0, 1, 2], [3, 4, 5])
