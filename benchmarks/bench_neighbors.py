@@ -40,6 +40,7 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
 from graph_export import graph_files, neighbors, topk  # noqa: E402
+from bench_preprocess import peak_rss_mb  # noqa: E402  (same folder: VmHWM, this process only)
 
 
 numpy_blas_threads = topk.set_numpy_blas_threads
@@ -217,15 +218,6 @@ def synthetic_knn(n_books, k, dim, seed=3):
     return vectors, edges
 
 
-def peak_memory_mb():
-    """VmHWM of this process (ru_maxrss would include forked children)."""
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def bench_graph_steps(n_books, k, dim, tmp, split):
     """The job's graph-level steps exactly as the CLI runs them after the Beam
     step: communities, layout, nodes.parquet, graph files cut to 100k books."""
@@ -238,7 +230,7 @@ def bench_graph_steps(n_books, k, dim, tmp, split):
     edges_path = os.path.join(tmp, "edges.parquet")
     pq.write_table(edges, edges_path, row_group_size=neighbors.EDGE_ROW_GROUP,
                    compression="zstd")
-    before = peak_memory_mb()
+    before = peak_rss_mb()
     timings = {}
     start = time.perf_counter()
     nodes = neighbors.build_nodes(meta, unit, valid, edges, {}, 0,
@@ -254,7 +246,7 @@ def bench_graph_steps(n_books, k, dim, tmp, split):
     timings["total_seconds"] = time.perf_counter() - start
     sizes = {f: os.path.getsize(os.path.join(tmp, f)) for f in files}
     return timings, int(nodes.column("community").to_numpy().max()) + 1, sizes, info, \
-        before, peak_memory_mb()
+        before, peak_rss_mb()
 
 
 def main(argv=None):
