@@ -41,7 +41,8 @@ import pyarrow.csv as pacsv
 
 from isal import isal_zlib
 
-from beam_jobs.sample_names import GENRES, Titles, concat, draw_author_names, draw_distinct, int_strings
+from beam_jobs.sample_names import (GENRES, Titles, concat, draw_author_names, draw_distinct,
+                                    int_strings)
 from pipeline_common import fileio
 
 _FORMATS = ["Paperback", "Hardcover", "Kindle Edition", "Mass Market Paperback", "ebook"]
