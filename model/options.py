@@ -64,7 +64,8 @@ def build_parser():
     parser.add_argument("--learning_rate_decay", type=positive_float, default=0.3,
                         help="epoch e (from 0) trains at learning_rate * decay**e")
     parser.add_argument("--optimizer", choices=("adam", "adagrad"), default="adam",
-                        help="optimizer")
+                        help="adam: Adam that updates only the embedding rows a batch touched "
+                             "(model/lazy_adam.py)")
     parser.add_argument("--temperature", type=positive_float, default=0.1,
                         help="softmax temperature on cosine scores")
     parser.add_argument("--hidden_layers", type=_layer_list, default=(),
