@@ -181,8 +181,8 @@ def default_threads(options):
 class TopKBlockFn(beam.DoFn):
     """(start, stop) positions among the valid books -> `DIR/block-START.parquet`.
 
-    One step from block to file: the block's edges (80 MB of arrays for 8192
-    books at k=10) never pass through a Beam coder. Inside a block the kernel
+    One step from block to file, so the block's edge arrays are never Beam
+    elements. Inside a block the kernel
     blocks of `kernel_rows` books run on `threads` Python threads (numpy
     releases the GIL in BLAS, max and partition) with OpenBLAS at 1 thread
     each -- the configuration `benchmarks/bench_neighbors.py` times as "the
