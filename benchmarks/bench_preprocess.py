@@ -82,6 +82,7 @@ def run_preprocess(data, out, top_books, min_user_ratings, beam_args=()):
 
 def run_duckdb(data, out, top_books, min_user_ratings, threads):
     import duckdb
+    from pipeline_common import artifacts
     shutil.rmtree(out, ignore_errors=True)
     os.makedirs(out)
     start = time.perf_counter()
@@ -91,15 +92,15 @@ def run_duckdb(data, out, top_books, min_user_ratings, threads):
     con.execute(f"""
         CREATE TEMP TABLE kept AS
         WITH raw AS (
-            SELECT * FROM read_csv('{data}/goodreads_interactions.csv', header = true,
+            SELECT * FROM read_csv('{data}/{artifacts.INTERACTIONS_CSV}', header = true,
                 columns = {{'user_id': 'BIGINT', 'book_id': 'BIGINT', 'is_read': 'BIGINT',
                             'rating': 'BIGINT', 'is_reviewed': 'BIGINT'}})),
-        umap AS (SELECT * FROM read_csv('{data}/user_id_map.csv', header = true,
+        umap AS (SELECT * FROM read_csv('{data}/{artifacts.USER_ID_MAP}', header = true,
                 columns = {{'user_id_csv': 'BIGINT', 'user_id': 'VARCHAR'}})),
-        bmap AS (SELECT * FROM read_csv('{data}/book_id_map.csv', header = true,
+        bmap AS (SELECT * FROM read_csv('{data}/{artifacts.BOOK_ID_MAP}', header = true,
                 columns = {{'book_id_csv': 'BIGINT', 'book_id': 'BIGINT'}})),
         catalog AS (SELECT DISTINCT CAST(book_id AS BIGINT) AS book_id
-                    FROM read_json('{data}/goodreads_books.json.gz', columns = {{'book_id': 'VARCHAR'}})),
+                    FROM read_json('{data}/{artifacts.BOOKS_JSON}.gz', columns = {{'book_id': 'VARCHAR'}})),
         valid AS (
             SELECT u.user_id, b.book_id, r.rating
             FROM raw r JOIN umap u ON r.user_id = u.user_id_csv

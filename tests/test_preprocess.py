@@ -59,13 +59,13 @@ def data_dir(tmp_path_factory):
     base = tmp_path_factory.mktemp("goodreads")
     sample_data.run(["--output", str(base), "--ratings", "3000", "--books", "300",
                      "--users", "120", "--seed", "3", "--dedup_json"])
-    csv_path = base / "goodreads_interactions.csv"
+    csv_path = base / artifacts.INTERACTIONS_CSV
     lines = csv_path.read_text().splitlines()
     rated = next(line for line in lines[1:] if line.split(",")[3] != "0")
-    book_map = (base / "book_id_map.csv").read_text().splitlines()
+    book_map = (base / artifacts.BOOK_ID_MAP).read_text().splitlines()
     missing_csv_id = len(book_map) - 1
     book_map.append(f"{missing_csv_id},{MISSING_GID}")
-    (base / "book_id_map.csv").write_text("\n".join(book_map) + "\n")
+    (base / artifacts.BOOK_ID_MAP).write_text("\n".join(book_map) + "\n")
     extra = list(BAD_ROWS) + [rated, f"0,{missing_csv_id},1,5,0"]
     # Bad rows in the middle and at the end; an exact duplicate of a rated row.
     middle = len(lines) // 2
@@ -100,14 +100,14 @@ def run_b(data_dir, tmp_path_factory):
 @pytest.fixture(scope="module")
 def reference(data_dir):
     """The same selection computed independently with pandas from the raw files."""
-    lines = (data_dir / "goodreads_interactions.csv").read_text().splitlines()[1:]
+    lines = (data_dir / artifacts.INTERACTIONS_CSV).read_text().splitlines()[1:]
     rows_read = len([line for line in lines if line.strip()])
     fields = [line.split(",") for line in lines if line.strip()]
     ok = [f for f in fields if len(f) == 5 and all(x.lstrip("-").isdigit() for x in f)]
     df = pd.DataFrame(ok, columns=["u", "b", "is_read", "rating", "is_reviewed"]).astype(np.int64)
-    umap = pd.read_csv(data_dir / "user_id_map.csv", dtype={"user_id_csv": np.int64, "user_id": str})
-    bmap = pd.read_csv(data_dir / "book_id_map.csv", dtype={"book_id_csv": np.int64, "book_id": np.int64})
-    books = pd.read_json(data_dir / "goodreads_books.json.gz", lines=True, dtype=False)
+    umap = pd.read_csv(data_dir / artifacts.USER_ID_MAP, dtype={"user_id_csv": np.int64, "user_id": str})
+    bmap = pd.read_csv(data_dir / artifacts.BOOK_ID_MAP, dtype={"book_id_csv": np.int64, "book_id": np.int64})
+    books = pd.read_json(data_dir / (artifacts.BOOKS_JSON + ".gz"), lines=True, dtype=False)
     catalog_ids = set(books["book_id"].astype(np.int64))
     df = df[(df.rating >= 0) & (df.rating <= 5)]
     df = df.merge(umap, left_on="u", right_on="user_id_csv").merge(bmap, left_on="b", right_on="book_id_csv")
@@ -200,8 +200,8 @@ def test_kept_books_are_the_top_books_in_documented_order(run_a, reference):
 def test_catalog_has_titles_authors_and_genres(run_a, data_dir):
     out, _ = run_a
     catalog = read_catalog(out)
-    books = pd.read_json(data_dir / "goodreads_books.json.gz", lines=True, dtype=False).set_index("book_id")
-    authors = pd.read_json(data_dir / "goodreads_book_authors.json.gz", lines=True, dtype=False)
+    books = pd.read_json(data_dir / (artifacts.BOOKS_JSON + ".gz"), lines=True, dtype=False).set_index("book_id")
+    authors = pd.read_json(data_dir / (artifacts.AUTHORS_JSON + ".gz"), lines=True, dtype=False)
     names = dict(zip(authors.author_id.astype(str), authors.name))
     for row in catalog.itertuples():
         src = books.loc[row.book_id]

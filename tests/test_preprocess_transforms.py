@@ -86,7 +86,7 @@ def test_read_catalog_file_parses_tables_and_rejects_bad_lines(tmp_path):
               "ratings_count": "3", "average_rating": "4.1"},
              {"book_id": "2", "work_id": "20", "title": "Two", "authors": [], "ratings_count": "",
               "average_rating": "3"}]
-    path = tmp_path / "goodreads_books.json"
+    path = tmp_path / artifacts.BOOKS_JSON
     path.write_text("\n".join([json.dumps(books[0]), "not json", json.dumps(books[1])]) + "\n")
     with _pipeline() as p:
         result = p | ReadCatalogFile("books", str(path), block_size=1 << 20)
@@ -101,16 +101,16 @@ def test_read_catalog_file_parses_tables_and_rejects_bad_lines(tmp_path):
 
 
 def test_reject_malformed_sets_bad_csv_rows_aside_with_their_reason(tmp_path):
-    (tmp_path / "user_id_map.csv").write_text(f"user_id_csv,user_id\n0,{USER_A}\n1,{USER_B}\n")
-    (tmp_path / "book_id_map.csv").write_text("book_id_csv,book_id\n0,5\n1,6\n2,7\n")
-    interactions = tmp_path / "goodreads_interactions.csv"
+    (tmp_path / artifacts.USER_ID_MAP).write_text(f"user_id_csv,user_id\n0,{USER_A}\n1,{USER_B}\n")
+    (tmp_path / artifacts.BOOK_ID_MAP).write_text("book_id_csv,book_id\n0,5\n1,6\n2,7\n")
+    interactions = tmp_path / artifacts.INTERACTIONS_CSV
     interactions.write_text("user_id,book_id,is_read,rating,is_reviewed\n"
                             "0,0,1,4,0\n0,1,1,0,0\n1,0,1,5,0\n"  # valid (a rating 0 is valid)
                             "1,2\n1,x,1,3,0\n1,0,1,9,0\n7,0,1,3,0\n1,8,1,3,0\n"
                             "1,2,1,3,0\n")  # book 7 is not in the catalogue
     with _pipeline() as p:
         catalog_ids = p | "Catalog" >> beam.Create([np.array([5, 6], np.int64)])
-        id_maps = p | ReadIdMaps(str(tmp_path / "user_id_map.csv"), str(tmp_path / "book_id_map.csv"))
+        id_maps = p | ReadIdMaps(str(tmp_path / artifacts.USER_ID_MAP), str(tmp_path / artifacts.BOOK_ID_MAP))
         result = (p | ReadBlocksOfFile(str(interactions), block_size=1 << 20)
                   | RejectMalformed("csv", catalog_ids, id_maps))
         assert_that(result.rows, _as(lambda bs: (sum(int(b.valid.sum()) for b in bs),
@@ -273,8 +273,8 @@ def test_write_examples_writes_a_train_and_an_eval_shard_per_partition(tmp_path)
 
 
 def test_write_catalog_assembles_the_kept_books_in_index_order(tmp_path):
-    (tmp_path / "authors.json").write_text('{"author_id": "9", "name": "Nine"}\n{"author_id": "8", "name": "x"}\n')
-    (tmp_path / "genres.json").write_text('{"book_id": "7", "genres": {"poetry": 3, "fiction": 1}}\n')
+    (tmp_path / artifacts.AUTHORS_JSON).write_text('{"author_id": "9", "name": "Nine"}\n{"author_id": "8", "name": "x"}\n')
+    (tmp_path / artifacts.GENRES_JSON).write_text('{"book_id": "7", "genres": {"poetry": 3, "fiction": 1}}\n')
     books = pa.table({"book_id": pa.array([7, 9, 3, 4], pa.int64()), "work_id": ["70", "90", "30", "40"],
                       "title": ["Seven", "Nine", "Three", "Four"],
                       "author_ids": pa.array([["9"], [], None, ["8"]], pa.list_(pa.string())),
@@ -284,7 +284,7 @@ def test_write_catalog_assembles_the_kept_books_in_index_order(tmp_path):
     with _pipeline() as p:
         result = p | "Index" >> beam.Create([_index()]) | WriteCatalog(
             out, p | "Books" >> beam.Create([books]), p | "Top" >> beam.Create([TOP_IDS]),
-            str(tmp_path / "authors.json"), str(tmp_path / "genres.json"), 1 << 20)
+            str(tmp_path / artifacts.AUTHORS_JSON), str(tmp_path / artifacts.GENRES_JSON), 1 << 20)
         assert_that(_summed(result.counts, "Sum"), equal_to([{
             "catalog_books": 3, "catalog_books_without_genre": 2, "catalog/authors_rows_read": 2,
             "catalog/genres_rows_read": 1}]), label="Counts")
