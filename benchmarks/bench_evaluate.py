@@ -7,8 +7,10 @@ Reads PREP's train and eval splits (as model.train does), builds the evaluation 
 over at most --eval_users users, then fits and scores each baseline with
 model.evaluate's exact full-catalogue ranking. EASE is fitted on the --ease_books
 most-read books (the rest of the interactions dropped). One table: per step, books,
-seconds, seconds relative to scoring popularity (the cheapest recommender: the
-evaluator's own cost) and the step's peak RSS (VmHWM, reset before each step).
+seconds, CPU seconds of this process (on a shared machine wall time inflates when
+other jobs run; CPU time much less), seconds relative to scoring popularity (the
+cheapest recommender: the evaluator's own cost) and the step's peak RSS (VmHWM,
+reset before each step).
 """
 import argparse
 import os
@@ -48,17 +50,20 @@ class Steps:
 
     def run(self, name, books, function):
         _reset_peak()
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         result = function()
-        self.rows.append((name, books, time.perf_counter() - start, _peak_mb()))
-        print(f"  {name}: {self.rows[-1][2]:.1f} s", flush=True)
+        self.rows.append((name, books, time.perf_counter() - start, time.process_time() - cpu,
+                          _peak_mb()))
+        print(f"  {name}: {self.rows[-1][2]:.1f} s ({self.rows[-1][3]:.1f} s CPU)", flush=True)
         return result
 
     def table(self, reference):
-        base = dict((name, seconds) for name, _, seconds, _ in self.rows)[reference]
-        lines = [f"{'step':34}{'books':>9}{'seconds':>10}{'x ' + reference:>22}{'peak MB':>10}"]
-        for name, books, seconds, peak in self.rows:
-            lines.append(f"{name:34}{books:>9}{seconds:>10.1f}{seconds / base:>22.2f}{peak:>10.0f}")
+        base = dict((row[0], row[2]) for row in self.rows)[reference]
+        lines = [f"{'step':34}{'books':>9}{'seconds':>10}{'CPU s':>9}{'x ' + reference:>22}"
+                 f"{'peak MB':>10}"]
+        for name, books, seconds, cpu, peak in self.rows:
+            lines.append(f"{name:34}{books:>9}{seconds:>10.1f}{cpu:>9.1f}{seconds / base:>22.2f}"
+                         f"{peak:>10.0f}")
         return "\n".join(lines)
 
 
@@ -84,7 +89,10 @@ def main(argv=None):
     parser.add_argument("--skip", default="", help="comma-separated steps to skip: item_cosine")
     args = parser.parse_args(argv)
     steps = Steps()
-    manifest = data.check_data_dir(args.data)
+    try:
+        manifest = data.check_data_dir(args.data)
+    except data.DataError as err:
+        raise SystemExit(f"error: {err}") from None
     num_users, num_books = manifest["num_users"], manifest["num_books"]
     train, evals = steps.run("read train + eval splits", num_books, lambda: (
         data.read_split(args.data, "train", manifest), data.read_split(args.data, "eval", manifest)))

@@ -151,8 +151,9 @@ def invert_spd(matrix, base=128):
     complement), S⁻¹ (recursively), then M⁻¹ = [[A⁻¹ + A⁻¹B S⁻¹ BᵀA⁻¹, -A⁻¹B S⁻¹], [.ᵀ, S⁻¹]].
     All the work is matrix products (~1.3 n³ flops), in place: the extra memory is at
     most three quarter-size blocks (1.2 GB at 20k books, where np.linalg.inv needs two
-    more full copies, 3.2 GB). 3000 x 3000 float32 on this shared 2-core machine, same
-    run: np.linalg.inv 9.1 s, this 5.8 s (benchmarks/bench_evaluate.py --inverse_books).
+    more full copies, 3.2 GB). benchmarks/bench_evaluate.py --inverse_books 3000 on the
+    demo data, same run on this shared 2-core machine: np.linalg.inv 15.9 s (3.1 s CPU,
+    +290 MB peak), this 9.7 s (2.1 s CPU, +36 MB).
     Blocks of `base` rows or fewer are inverted by np.linalg.inv in float64.
     """
     n = len(matrix)
