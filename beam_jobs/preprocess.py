@@ -17,7 +17,6 @@ The job works on blocks of rows (numpy/pyarrow), never one Python call per
 rating, and partitions the ratings by user so that no worker holds them all.
 Output layout: docs/artifacts.md section 1 and the README.
 """
-import argparse
 import logging
 import math
 import os
@@ -29,7 +28,8 @@ import zlib
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import DirectOptions, GoogleCloudOptions, TestOptions
 
-from pipeline_common import artifacts, beam_runner, config, fileio
+from pipeline_common import artifacts, beam_runner, cli, config, fileio
+from pipeline_common.entrypoint import main
 from beam_jobs import counting, errors, parsing
 from beam_jobs.stages import (
     BuildIndex, BuildVocabularies, CatalogBookIds, Deduplicate, DropBelowMinRating, DropSparseUsers,
@@ -50,7 +50,7 @@ INPUT_FILES = {
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="python -m beam_jobs.preprocess", description=__doc__.split("\n")[0])
+    parser = cli.ArgumentParser(prog="python -m beam_jobs.preprocess", description=__doc__.split("\n")[0])
     parser.add_argument("--input", required=True, help="directory or gs:// prefix in the UCSD layout")
     parser.add_argument("--output", required=True, help="directory or gs:// prefix to write")
     parser.add_argument("--input_format", choices=["csv", "dedup_json"], default="csv",
@@ -315,6 +315,7 @@ def run(argv=None):
         if staging:
             shutil.rmtree(staging, ignore_errors=True)
     manifest = {
+        "contract_version": artifacts.CONTRACT_VERSION,
         "options": {k: v for k, v in sorted(vars(args).items())},
         "pipeline_options": options.get_all_options(drop_default=True, retain_unknown_options=True),
         "num_shards": num_shards,
@@ -331,7 +332,7 @@ def run(argv=None):
         "catalog": {k.split("/", 1)[1] if "/" in k else k: v for k, v in counts.items()
                     if k.startswith("catalog")},
         "feature_spec": dict(artifacts.EXAMPLE_FEATURES),
-        "files": {**{split: artifacts.shard_pattern(split, num_shards) for split in artifacts.SPLITS},
+        "files": {**{split: artifacts.shard_files(split, num_shards) for split in artifacts.SPLITS},
                   "catalog": artifacts.CATALOG, "transform_output": artifacts.TRANSFORM_DIR,
                   "rejected": f"{artifacts.REJECTED_DIR}/{artifacts.REJECTED_PREFIX}-*{artifacts.REJECTED_SUFFIX}"},
         "book_index_order": "kept interactions descending, then Goodreads book id ascending",
@@ -346,6 +347,4 @@ def run(argv=None):
 
 
 if __name__ == "__main__":
-    from pipeline_common.logs import configure_logging
-    configure_logging()
-    run()
+    main(run, "python -m beam_jobs.preprocess")

@@ -18,6 +18,10 @@ AUTHORS_JSON = "goodreads_book_authors.json"
 GENRES_JSON = "goodreads_book_genres_initial.json"
 
 # 1. beam_jobs.preprocess --output PREP
+# Version of the PREP contract (manifest keys, shard features, file list). Readers refuse
+# another version with one line instead of failing later on a missing key or feature.
+# 2: manifest["files"][split] lists every shard by name, "contract_version" present.
+CONTRACT_VERSION = 2
 SPLITS = ("train", "eval")
 CATALOG = "book_catalog.parquet"
 TRANSFORM_DIR = "transform_output"
@@ -58,6 +62,11 @@ EXAMPLE_FEATURES = {
 def shard_file(split, shard, num_shards):
     """Name of one example shard, e.g. train-00003-of-00016.tfrecord.gz."""
     return f"{split}-{shard:05d}-of-{num_shards:05d}.tfrecord.gz"
+
+
+def shard_files(split, num_shards):
+    """Every shard name of one split, in order: what manifest["files"][split] lists."""
+    return [shard_file(split, shard, num_shards) for shard in range(num_shards)]
 
 
 def shard_pattern(split, num_shards=None):

@@ -1,5 +1,18 @@
-"""Argument types shared by the command lines, so a bad number reads the same everywhere."""
+"""Argument parsing shared by the command lines, so a bad flag reads the same everywhere."""
 import argparse
+import sys
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with a one-line error: `prog: error: MESSAGE (see --help)`, exit status 2.
+
+    Plain argparse prints the whole usage block first; in a log or a CI output the
+    line that matters then hides among twenty lines of flags.
+    """
+
+    def error(self, message):
+        sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
+        sys.exit(2)
 
 
 def _number(cast, text, ok, wanted):

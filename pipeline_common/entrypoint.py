@@ -1,0 +1,134 @@
+"""How every command line ends: output on success, one line on stderr on failure.
+
+A user who runs `python -m beam_jobs.preprocess ...` onto a full disk should read
+what failed, on which file, and what to do, not forty lines of Beam and TensorFlow
+frames. `main(run, prog)` calls the stage's `run()` and turns any exception into
+one line and a non-zero exit status:
+
+* errors of the environment (`OSError`: disk full, permission denied, a file
+  where a folder should be, a missing path; also when Beam re-raises them from a
+  worker as `RuntimeError: OSError: [Errno 28] ... [while running 'Step']`) name
+  the file and say what to do;
+* unreachable or failing object stores (gs://) say so and name the path;
+* anything else is named by its type and first line, with a pointer to `--debug`.
+
+`--debug` anywhere on the command line shows the full traceback instead.
+`SystemExit` raised by the stages (their own one-line checks) passes through.
+"""
+import errno
+import logging
+import re
+import sys
+
+EXIT_FAILURE = 1
+EXIT_INTERRUPTED = 130
+
+# What to do, per errno, for failures of the environment around the data.
+ADVICE = {
+    errno.ENOSPC: "no space left on the device: free space or choose another --output",
+    errno.EDQUOT: "disk quota exceeded: free space or choose another --output",
+    errno.EFBIG: "file too large for this filesystem or limit: choose another --output",
+    errno.EACCES: "permission denied: choose a writable --output or fix the permissions",
+    errno.EPERM: "operation not permitted: choose a writable --output or fix the permissions",
+    errno.EROFS: "read-only filesystem: choose a writable --output",
+    errno.EEXIST: "a file is in the way where a folder is needed: remove it or choose "
+                  "another path",
+    errno.ENOTDIR: "a file is in the way where a folder is needed: remove it or choose "
+                   "another path",
+    errno.EISDIR: "a folder is in the way where a file is needed: remove it or choose "
+                  "another path",
+    errno.ENOENT: "no such file or folder: check the path",
+    errno.EIO: "input/output error from the device: check the disk",
+}
+
+# Beam re-raises a worker's exception as text: "OSError: [Errno 28] No space left
+# on device: '/x/y' [while running 'WriteExamples/...']".
+_ERRNO_TEXT = re.compile(r"\[Errno (\d+)\] ([^:\[\]'\n]+)(?:: '([^']*)')?")
+_STEP_TEXT = re.compile(r"\[while running '([^']+)'\]")
+# TensorFlow's file errors are not OSErrors; their class names say what happened.
+_TF_ERRORS = {
+    "DataLossError": "the file is corrupt or truncated: rebuild it with the stage that wrote it",
+    "PermissionDeniedError": ADVICE[errno.EACCES],
+    "NotFoundError": ADVICE[errno.ENOENT],
+    "ResourceExhaustedError": "out of memory or disk space: free some, or use smaller "
+                              "--batch_size / another --output",
+}
+_STORE_ERRORS = ("ServiceUnavailable", "InternalServerError", "TooManyRequests",
+                 "GatewayTimeout", "BadGateway", "ConnectionError", "ConnectionRefusedError",
+                 "MaxRetryError", "NewConnectionError", "RetryError", "TransportError")
+
+
+def _first_line(text, limit=300):
+    line = next((part.strip() for part in str(text).splitlines() if part.strip()), "")
+    return line if len(line) <= limit else line[:limit - 3] + "..."
+
+
+def _chain(err):
+    """The exception and its causes/contexts, outermost first."""
+    seen = []
+    while err is not None and err not in seen:
+        seen.append(err)
+        err = err.__cause__ or err.__context__
+    return seen
+
+
+def describe(err):
+    """One line (without the program name) that says what failed and what to do."""
+    for item in _chain(err):
+        if isinstance(item, OSError) and item.errno in ADVICE:
+            where = item.filename or ""
+            return f"{ADVICE[item.errno]}" + (f" ({where})" if where else "")
+    text = str(err)
+    match = _ERRNO_TEXT.search(text)
+    if match and int(match.group(1)) in ADVICE:
+        where = match.group(3) or ""
+        step = _STEP_TEXT.search(text)
+        return (ADVICE[int(match.group(1))] + (f" ({where})" if where else "")
+                + (f" in step {step.group(1)}" if step else ""))
+    for item in _chain(err):
+        name = type(item).__name__
+        if name == "FailedPreconditionError" and "not a directory" in str(item):
+            return f"{ADVICE[errno.ENOTDIR]} ({_first_line(item, 200)})"
+        if name in _TF_ERRORS:
+            return f"{_TF_ERRORS[name]} ({_first_line(item, 200)})"
+    names = {type(item).__name__ for item in _chain(err)}
+    if names & set(_STORE_ERRORS) or any(name in text for name in _STORE_ERRORS):
+        return ("the object store did not answer or kept failing after retries "
+                f"({type(err).__name__}: {_first_line(text, 200)}); check the gs:// path, "
+                "the network and credentials, then run the same command again")
+    return (f"{type(err).__name__}: {_first_line(text)} "
+            "(run the same command with --debug for the traceback)")
+
+
+class _NoTracebacks(logging.Filter):
+    """Drops log records that carry a traceback (Beam logs a failing step's one).
+
+    The failure is reported once, as the command's last line; `--debug` keeps them.
+    """
+
+    def filter(self, record):
+        return not (record.exc_info or "Traceback (most recent call last)" in record.getMessage())
+
+
+def main(run, prog, argv=None):
+    """Runs `run(argv)` as a command line: logging set up, one-line errors, exit status."""
+    from pipeline_common.logs import configure_logging
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [arg for arg in argv if arg != "--debug"]
+    configure_logging()
+    if not debug:
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_NoTracebacks())
+    try:
+        run(argv)
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; run the same command again to redo it", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
+    except BaseException as err:  # pylint: disable=broad-except
+        if debug:
+            raise
+        print(f"{prog}: error: {describe(err)}", file=sys.stderr)
+        sys.exit(EXIT_FAILURE)
