@@ -44,6 +44,7 @@ def test_every_stage_reads_the_previous_stage_output(chain):
     assert embeddings.book_id.tolist() == catalog.book_id.tolist()
     metrics = json.load(open(f"{chain['model']}/metrics.json"))
     assert set(metrics["baselines"]) == {"popularity", "item_cosine", "ease"}
+    assert set(metrics["groups"]["model"]) == {"1-2", "3-10", "11+"}
     assert metrics["eval_interactions"] == manifest["eval_examples"]
     nodes = pd.read_parquet(f"{chain['graph']}/nodes.parquet")
     assert nodes.title.tolist() == catalog.title.tolist()
