@@ -105,20 +105,9 @@ def plain_tfrs_throughput(prep, batch_size, dim=128, learning_rate=0.003):
     """Examples/s of one Keras epoch of a plain TFRS id-only two-tower on `prep`'s train split."""
     import numpy as np
     import tensorflow as tf
-    import tensorflow_recommenders as tfrs
 
+    from bench_train_step import PlainTwoTower  # same folder: the TFRS tutorial's model
     from model import data, train
-
-    class PlainTwoTower(tfrs.Model):
-        def __init__(self, num_users, num_books):
-            super().__init__()
-            self.users = tf.keras.layers.Embedding(num_users, dim)
-            self.books = tf.keras.layers.Embedding(num_books, dim)
-            self.task = tfrs.tasks.Retrieval()
-
-        def compute_loss(self, features, training=False):
-            return self.task(self.users(features["user_index"]),
-                             self.books(features["book_index"]), compute_metrics=not training)
 
     manifest = data.check_data_dir(prep)
     interactions = data.read_split(prep, "train", manifest)
@@ -126,7 +115,7 @@ def plain_tfrs_throughput(prep, batch_size, dim=128, learning_rate=0.003):
     dataset = (tf.data.Dataset.from_tensor_slices({"user_index": interactions.user[order],
                                                    "book_index": interactions.book[order]})
                .batch(batch_size, drop_remainder=True).prefetch(2))
-    model = PlainTwoTower(manifest["num_users"], manifest["num_books"])
+    model = PlainTwoTower(manifest["num_users"], manifest["num_books"], dim)
     model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate))
     timer = train.EpochTimer()
     model.fit(dataset, epochs=1, verbose=0, callbacks=[timer])

@@ -1,0 +1,95 @@
+"""Per-step cost of a training step, default model vs a plain TFRS two-tower (a diagnosis).
+
+    python benchmarks/bench_train_step.py --prep PREP [--steps 20] [--rounds 2]
+
+On the same batches (model.data.epoch_dataset of PREP's train split, model.train's
+default batch size), times `train_step` of: `plain`, a TFRS id-only two-tower
+(user and book id embeddings, tfrs.tasks.Retrieval, Keras Adam), the named
+baseline; `default`, model.train's default model; `dense_adam`, the default model
+with Keras's Adam instead of model/lazy_adam.py. Variants alternate for `--rounds`
+rounds so that a shared machine's load hits them alike. Prints wall and CPU
+(process time, all threads) ms per step and the ratio to `plain`. The speed of
+the whole command is benchmarks/bench_train.py's figure; this one says where the
+time goes.
+"""
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import pipeline_common  # noqa: E402,F401
+import tensorflow as tf  # noqa: E402
+import tensorflow_recommenders as tfrs  # noqa: E402
+
+from model import data, options, train  # noqa: E402
+
+
+class PlainTwoTower(tfrs.Model):
+    """The TFRS tutorial's retrieval model: id embeddings and the stock Retrieval task."""
+
+    def __init__(self, num_users, num_books, dim=128):
+        super().__init__()
+        self.users = tf.keras.layers.Embedding(num_users, dim)
+        self.books = tf.keras.layers.Embedding(num_books, dim)
+        self.task = tfrs.tasks.Retrieval()
+
+    def compute_loss(self, features, training=False):
+        return self.task(self.users(features["user_index"]), self.books(features["book_index"]),
+                         compute_metrics=not training)
+
+
+def build(variant, args, inputs, content):
+    train.set_determinism(args.seed)
+    if variant == "plain":
+        model = PlainTwoTower(inputs.manifest["num_users"], inputs.manifest["num_books"])
+        model.compile(optimizer=tf.keras.optimizers.Adam(args.learning_rate))
+        return model
+    model, _ = train.build_model(args, inputs.manifest, content, inputs.train)
+    if variant == "dense_adam":
+        model.compile(optimizer=tf.keras.optimizers.Adam(args.learning_rate))
+    return model
+
+
+def time_steps(model, batches, warmup=5):
+    """(wall ms, CPU ms) per step after `warmup` steps."""
+    step = tf.function(model.train_step)
+    for batch in batches[:warmup]:
+        step(batch)
+    wall, cpu = time.perf_counter(), time.process_time()
+    for batch in batches[warmup:]:
+        out = step(batch)
+    float(out["loss"])
+    steps = len(batches) - warmup
+    return ((time.perf_counter() - wall) / steps * 1000, (time.process_time() - cpu) / steps * 1000)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--prep", required=True, help="a preprocess output")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=2)
+    bench, train_flags = parser.parse_known_args(argv)
+    args, _ = options.parse_args(["--data", bench.prep, "--output", "-"] + train_flags)
+    inputs = train.read_inputs(args)
+    content = data.content_features(inputs.catalog, args.max_title_tokens, args.max_authors,
+                                    args.min_feature_count)
+    batches = list(data.epoch_dataset(data.as_tensors(inputs.train), args.batch_size, args.seed,
+                                      0).take(bench.steps + 5))
+    results = {}
+    for _ in range(bench.rounds):
+        for variant in ("plain", "default", "dense_adam"):
+            results.setdefault(variant, []).append(
+                time_steps(build(variant, args, inputs, content), batches))
+    print(f"{len(inputs.train.user)} train interactions, {inputs.manifest['num_users']} users, "
+          f"{inputs.manifest['num_books']} books, batch {args.batch_size}, {os.cpu_count()} CPUs")
+    print(f"{'variant':12s}{'wall ms/step':>14s}{'CPU ms/step':>14s}{'CPU vs plain':>14s}")
+    plain_cpu = min(cpu for _, cpu in results["plain"])
+    for variant, runs in results.items():
+        wall, cpu = min(w for w, _ in runs), min(c for _, c in runs)
+        print(f"{variant:12s}{wall:14.1f}{cpu:14.1f}{plain_cpu / cpu:13.2f}x")
+
+
+if __name__ == "__main__":
+    main()
