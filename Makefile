@@ -55,7 +55,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q tests
 
 # The whole chain on 100M generated interactions (876k users, 1M books), stage by stage:
-# time, throughput and peak memory (benchmarks/bench_scale.py; ~2 GB of data and the
+# time, throughput and peak memory (benchmarks/bench_scale.py; ~3 GB of data and the
 # outputs under /tmp/bench_scale, reused on the next run). Options: SCALE_ARGS="--help".
 scale: $(STAMP)
 	$(PY) benchmarks/bench_scale.py $(SCALE_ARGS)
