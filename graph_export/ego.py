@@ -13,7 +13,6 @@ its top-k is kept (all of them end inside the ego graph). Titles are matched
 ignoring case, accents' composition, punctuation and spacing; an unknown or
 ambiguous title fails with the closest titles listed.
 """
-import argparse
 import difflib
 import logging
 import math
@@ -23,13 +22,13 @@ import unicodedata
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from graph_export import graph_files
 from graph_export.gexf_writer import token
 from graph_export.json_writer import write_graphology
+from pipeline_common import artifacts, cli, fileio
 from pipeline_common.cli import positive_int
-from pipeline_common import fileio
+from pipeline_common.entrypoint import main
 
 class TitleLookupError(ValueError):
     """A title or book id that does not pick exactly one book."""
@@ -91,16 +90,15 @@ def find_book(nodes, title=None, book_id=None, suggestions=10):
 
 def read_edges_from(edges_path, sources, k):
     """Edges (source, target, rank, cosine) of the given sources with rank <= k."""
-    with fileio.open_read(edges_path, compressed=False) as handle:
-        table = pq.read_table(handle, filters=[("source", "in", sorted(sources)),
-                                               ("rank", "<=", k)])
+    table = artifacts.read_parquet(edges_path, filters=[("source", "in", sorted(sources)),
+                                                         ("rank", "<=", k)])
     return table.sort_by([("source", "ascending"), ("rank", "ascending")])
 
 
 def max_rank(edges_path):
     """The graph's k: the largest `rank`, from the parquet statistics."""
-    with fileio.open_read(edges_path, compressed=False) as handle:
-        meta = pq.ParquetFile(handle).metadata
+    with artifacts.parquet_file(edges_path) as parquet:
+        meta = parquet.metadata
         column = meta.schema.names.index("rank")
         best = 0
         for g in range(meta.num_row_groups):
@@ -268,7 +266,7 @@ def draw_png(path, records, edge_rows, layer, pos, parent):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = cli.ArgumentParser(
         prog="python -m graph_export.ego",
         description="Ego graph of one book (breadth-first through its k nearest books) "
                     "-> PREFIX.gexf, PREFIX.json, PREFIX.png.")
@@ -300,7 +298,7 @@ def run(argv=None):
     for path in (nodes_path, edges_path):
         if not fileio.exists(path):
             parser.error(f"{path} does not exist: run graph_export.neighbors first")
-    nodes = pq.read_table(pa.BufferReader(fileio.read_bytes(nodes_path)))
+    nodes = artifacts.read_parquet(nodes_path)
     graph_k = max_rank(edges_path)
     if args.k > graph_k > 0:
         parser.error(f"--k {args.k}: the graph has only {graph_k} neighbours per book")
@@ -320,6 +318,4 @@ def run(argv=None):
 
 
 if __name__ == "__main__":
-    from pipeline_common.logs import configure_logging
-    configure_logging()
-    run()
+    main(run, "python -m graph_export.ego")

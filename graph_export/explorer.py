@@ -18,7 +18,6 @@ Titles and author names are data, never markup: the JSON block escapes ``<``,
 the viewer only writes text with ``textContent``, and a Content-Security-Policy
 allows nothing but the page's own (hash-pinned) script and style, no network.
 """
-import argparse
 import base64
 import hashlib
 import json
@@ -27,11 +26,10 @@ import os
 import re
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
+from pipeline_common import artifacts, cli, config, fileio
 from pipeline_common.cli import positive_int
-from pipeline_common import config, fileio
+from pipeline_common.entrypoint import main
 
 WEB_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "explorer_web")
 NODE_COLUMNS = ("book_index", "title")
@@ -49,14 +47,10 @@ class ExplorerError(ValueError):
 def _read_table(path, columns=None):
     if not fileio.exists(path):
         raise ExplorerError(f"{path} not found (expected graph_export.neighbors output)")
-    data = fileio.read_bytes(path)
-    try:
-        schema = pq.read_schema(pa.BufferReader(data))
-        if columns is not None:
-            columns = [name for name in columns if name in schema.names]
-        return pq.read_table(pa.BufferReader(data), columns=columns)
-    except pa.ArrowInvalid as err:
-        raise ExplorerError(f"{path} is not a readable parquet file: {err}") from None
+    if columns is not None:
+        names = artifacts.read_parquet_schema(path).names
+        columns = [name for name in columns if name in names]
+    return artifacts.read_parquet(path, columns=columns)
 
 
 def _require(table, names, path):
@@ -235,7 +229,7 @@ def write_explorer(graph_dir, output, max_nodes=None):
 
 def run(argv=None):
     """Parses flags and writes the explorer; returns the summary dict."""
-    parser = argparse.ArgumentParser(prog="python -m graph_export.explorer",
+    parser = cli.ArgumentParser(prog="python -m graph_export.explorer",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--graph", required=True,
                         help="graph_export.neighbors output dir (nodes.parquet, edges.parquet)")
@@ -251,7 +245,7 @@ def run(argv=None):
         FileSystems.set_options(PipelineOptions(rest))
     try:
         summary = write_explorer(args.graph, args.output, max_nodes=args.max_nodes)
-    except ExplorerError as err:
+    except (ExplorerError, artifacts.ArtifactError) as err:
         parser.exit(2, f"{parser.prog}: error: {err}\n")
     logging.info("wrote %s: %d books, %d edges, %.1f MB", summary["output"], summary["books"],
                  summary["edges"], summary["bytes"] / 1e6)
@@ -262,6 +256,4 @@ def run(argv=None):
 
 
 if __name__ == "__main__":
-    from pipeline_common.logs import configure_logging
-    configure_logging()
-    run()
+    main(run, "python -m graph_export.explorer")

@@ -18,12 +18,11 @@ viewable:
 import contextlib
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from graph_export import layout
 from graph_export.gexf_writer import GexfWriter, token
 from graph_export.json_writer import EdgeBatch, write_graphology, write_nodelink
-from pipeline_common import fileio
+from pipeline_common import artifacts, fileio
 
 NODE_TYPES = {"book_id": "string", "authors": "string", "ratings_count": "integer",
               "average_rating": "double", "genre": "string",
@@ -145,8 +144,8 @@ def community_pieces(communities, pop, book_index, max_nodes):
 def edge_batches(edges_path, keep=None):
     """`(sources, targets, ranks, cosines)` numpy arrays, 100k edges at a time,
     only edges with both ends in `keep` (a bool lookup by book_index) if given."""
-    with fileio.open_read(edges_path, compressed=False) as handle:
-        for batch in pq.ParquetFile(handle).iter_batches(batch_size=EDGE_BATCH):
+    with artifacts.parquet_file(edges_path) as parquet:
+        for batch in parquet.iter_batches(batch_size=EDGE_BATCH):
             columns = [batch.column(c).to_numpy() for c in ("source", "target", "rank",
                                                            "cosine")]
             if keep is not None:

@@ -40,8 +40,9 @@ from apache_beam.options.pipeline_options import DirectOptions
 from apache_beam.utils import shared
 
 from graph_export import graph_files, layout, topk
+from pipeline_common import artifacts, cli, fileio
 from pipeline_common.cli import positive_int
-from pipeline_common import fileio
+from pipeline_common.entrypoint import main
 from pipeline_common.beam_runner import is_local, make_options, make_pipeline
 from pipeline_common import config
 
@@ -63,17 +64,6 @@ class InputError(ValueError):
 def embeddings_path(path):
     """`path` itself if it names a parquet file, else `path/book_embeddings.parquet`."""
     return path if path.endswith(".parquet") else fileio.join(path, EMBEDDINGS_FILE)
-
-
-def read_parquet(path, columns=None):
-    """A parquet file (local or gs://) as a pyarrow Table, read through FileSystems."""
-    if not fileio.exists(path):
-        raise InputError(f"{path} does not exist")
-    try:
-        with fileio.open_read(path, compressed=False) as handle:
-            return pq.read_table(handle, columns=columns)
-    except (pa.ArrowInvalid, OSError) as err:
-        raise InputError(f"{path} is not a readable parquet file: {err}") from None
 
 
 def embedding_matrix(table, path="book_embeddings.parquet"):
@@ -111,12 +101,12 @@ def load_embeddings(path, columns=None):
     """
     if columns is not None:
         columns = list(dict.fromkeys(["book_index", "embedding"] + list(columns)))
-        schema = _schema(path)
+        schema = artifacts.read_parquet_schema(path)
         missing = set(columns) - set(schema.names)
         if missing:
             raise InputError(f"{path}: missing column(s) {sorted(missing)} "
                              "(see docs/artifacts.md section 2)")
-    table = read_parquet(path, columns)
+    table = artifacts.read_parquet(path, columns)
     missing = {"book_index", "embedding"} | ({"book_id"} if columns is None else set())
     missing -= set(table.column_names)
     if missing:
@@ -131,15 +121,6 @@ def load_embeddings(path, columns=None):
     matrix = embedding_matrix(table, path)
     return table.drop_columns(["embedding"]), matrix
 
-
-def _schema(path):
-    if not fileio.exists(path):
-        raise InputError(f"{path} does not exist")
-    try:
-        with fileio.open_read(path, compressed=False) as handle:
-            return pq.read_schema(handle)
-    except (pa.ArrowInvalid, OSError) as err:
-        raise InputError(f"{path} is not a readable parquet file: {err}") from None
 
 
 class CandidateMatrix:
@@ -278,7 +259,7 @@ def read_catalog(path, book_index, book_ids=None):
     """
     if not path.endswith(".parquet"):
         path = fileio.join(path, CATALOG_FILE)
-    table = read_parquet(path)
+    table = artifacts.read_parquet(path)
     if "book_index" not in table.column_names:
         raise InputError(f"{path}: missing column 'book_index'")
     cat = table.to_pandas()
@@ -391,7 +372,7 @@ def _formats(value):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = cli.ArgumentParser(
         prog="python -m graph_export.neighbors",
         description="Exact all-pairs top-k cosine neighbours of book embeddings "
                     "(Beam job) -> edges.parquet, nodes.parquet, graph.gexf, graph.json. "
@@ -464,7 +445,7 @@ def run(argv=None):
             catalog_columns = read_catalog(
                 args.catalog, meta.column("book_index").to_numpy()[valid],
                 meta.column("book_id").filter(pa.array(valid)).cast(pa.string()).to_pylist())
-    except InputError as err:
+    except (InputError, artifacts.ArtifactError) as err:
         parser.error(str(err))
     out = args.output
     fileio.makedirs(out)
@@ -515,7 +496,7 @@ def run(argv=None):
     if "://" not in block_dir and fileio.exists(block_dir):
         FileSystems.delete([block_dir])
 
-    edges = read_parquet(edges_path)
+    edges = artifacts.read_parquet(edges_path)
     nodes = build_nodes(meta, unit, valid, edges, catalog_columns, args.seed,
                         args.louvain_max_nodes, timings)
     del edges, unit
@@ -544,11 +525,9 @@ def run(argv=None):
 
 
 if __name__ == "__main__":
-    from pipeline_common.logs import configure_logging
-    configure_logging()
     # Run the imported module, not __main__: Beam pickles the DoFn, and classes
     # of __main__ are pickled by value together with the globals they use --
     # here the launcher's matrix -- into the pipeline (measured at 100k books:
     # ~4 minutes before the first block on the loaded machine).
     from graph_export import neighbors
-    neighbors.run()
+    main(neighbors.run, "python -m graph_export.neighbors")

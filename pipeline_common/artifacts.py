@@ -3,10 +3,13 @@ example feature spec. Each stage and test imports names from here instead of re-
 
 Also the one parquet reader (through FileSystems, so gs:// paths work).
 """
+import contextlib
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline_common import fileio
+from pipeline_common.entrypoint import UserError
 
 # 0. Input, UCSD Goodreads Book Graph layout (each file plain or .gz).
 INTERACTIONS_CSV = "goodreads_interactions.csv"
@@ -86,14 +89,52 @@ def example_feature_spec(names=None):
             if names is None or name in names}
 
 
+class ArtifactError(UserError):
+    """A stage's input file is missing, corrupt or truncated; the message names it."""
+
+
+@contextlib.contextmanager
+def parquet_errors(path):
+    """Turns pyarrow's and the filesystem's read errors on `path` into one ArtifactError line."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise ArtifactError(f"{path} does not exist: run the stage that writes it first") from None
+    except (pa.ArrowException, OSError) as err:
+        first = next((line for line in str(err).splitlines() if line.strip()), "")
+        raise ArtifactError(f"{path} is corrupt or truncated, not a readable parquet file "
+                            f"({first[:200]}); run the stage that wrote it again") from None
+
+
+@contextlib.contextmanager
+def parquet_file(path):
+    """A `pyarrow.parquet.ParquetFile` on `path` (local or gs://), for metadata or batches.
+
+    Errors while it is open (also from reading batches) become an ArtifactError.
+    """
+    with parquet_errors(path):
+        if not fileio.exists(path):
+            raise FileNotFoundError(path)
+        with fileio.open_read(path, compressed=False) as handle:
+            yield pq.ParquetFile(pa.PythonFile(handle, mode="r"))
+
+
 def read_parquet(path, columns=None, filters=None):
     """A parquet file (local or gs://) as a pyarrow Table, read through FileSystems.
 
-    `columns` and `filters` are pyarrow's: only those columns, and with
-    filters only the row groups and rows that match, are read.
-
-    Raises the pyarrow or FileSystems error as is; callers turn it into their
-    one-line message.
+    `columns` and `filters` are pyarrow's: only those columns, and with filters
+    only the row groups and rows that match, are read. A missing, corrupt or
+    truncated file is an ArtifactError that names it.
     """
-    with fileio.open_read(path, compressed=False) as handle:
-        return pq.read_table(pa.PythonFile(handle, mode="r"), columns=columns, filters=filters)
+    with parquet_errors(path):
+        if not fileio.exists(path):
+            raise FileNotFoundError(path)
+        with fileio.open_read(path, compressed=False) as handle:
+            return pq.read_table(pa.PythonFile(handle, mode="r"), columns=columns,
+                                 filters=filters)
+
+
+def read_parquet_schema(path):
+    """The schema of a parquet file (local or gs://); errors as for read_parquet."""
+    with parquet_file(path) as parquet:
+        return parquet.schema_arrow

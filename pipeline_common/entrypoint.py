@@ -13,12 +13,17 @@ one line and a non-zero exit status:
 * anything else is named by its type and first line, with a pointer to `--debug`.
 
 `--debug` anywhere on the command line shows the full traceback instead.
-`SystemExit` raised by the stages (their own one-line checks) passes through.
+`SystemExit` raised by the stages (their own one-line checks) passes through, and a
+`UserError` is printed as it is: its message already names the file and what to do.
 """
 import errno
 import logging
 import re
 import sys
+
+class UserError(Exception):
+    """An error whose message is already the one line a user needs (names the file or option)."""
+
 
 EXIT_FAILURE = 1
 EXIT_INTERRUPTED = 130
@@ -74,6 +79,8 @@ def _chain(err):
 
 def describe(err):
     """One line (without the program name) that says what failed and what to do."""
+    if isinstance(err, UserError):
+        return str(err)
     for item in _chain(err):
         if isinstance(item, OSError) and item.errno in ADVICE:
             where = item.filename or ""
