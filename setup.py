@@ -40,7 +40,7 @@ setuptools.setup(
         include=["pipeline_common", "beam_jobs", "model", "graph_export",
                  "pipeline_common.*", "beam_jobs.*", "model.*", "graph_export.*"]),
     package_data={"graph_export": ["explorer_web/*.html", "explorer_web/*.css",
-                                   "explorer_web/*.js"]},
+                                   "explorer_web/js/*.js"]},
     install_requires=REQUIRED,
     extras_require={"test": TEST},
 )

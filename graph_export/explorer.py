@@ -185,6 +185,23 @@ def _read_web(name):
         return handle.read()
 
 
+_JS_HEADER = """// Book neighbourhood explorer: plain JavaScript, no library, no network.
+// Reads the graph embedded by graph_export/explorer.py (a JSON block holding
+// per-book columns and a base64 CSR adjacency of the k-nearest-neighbour lists)
+// and shows the ego graph of one book at a time. Every string from the data is
+// written with textContent / SVG text nodes, never parsed as markup.
+// Built from graph_export/explorer_web/js/*.js, in file-name order, in one scope.
+"""
+
+
+def viewer_js():
+    """The viewer script: the parts in explorer_web/js/ (one job each), in name order, inside
+    one function scope, so the page stays one offline file with one hash-pinned script."""
+    names = sorted(name for name in os.listdir(os.path.join(WEB_DIR, "js")) if name.endswith(".js"))
+    body = "\n".join(_read_web(os.path.join("js", name)) for name in names)
+    return f"{_JS_HEADER}(function () {{\n  'use strict';\n\n{body}}})();\n"
+
+
 def _csp_hash(text):
     digest = hashlib.sha256(text.encode("utf-8")).digest()
     return "'sha256-" + base64.b64encode(digest).decode("ascii") + "'"
@@ -196,7 +213,7 @@ _SENTINELS = re.compile(r"(@CSP@|/\*@CSS@\*/|/\*@JS@\*/|@DATA@)")
 def render_html(payload):
     """Fills the template: CSS and JS inline (hash-pinned by the CSP), data as JSON."""
     template = _read_web("explorer.html")
-    css, js = _read_web("explorer.css"), _read_web("explorer.js")
+    css, js = _read_web("explorer.css"), viewer_js()
     for name, text, closer in (("explorer.css", css, "</style"), ("explorer.js", js, "</script")):
         if closer in text.lower() or "<!--" in text:
             raise ExplorerError(f"{name} must not contain {closer!r} or '<!--'")
