@@ -23,7 +23,6 @@ FileSystems under a temporary name and renamed when complete.
 
     python -m beam_jobs.sample_data --output /tmp/goodreads --ratings 1000000
 """
-import argparse
 import collections
 import contextlib
 import io
@@ -43,7 +42,8 @@ from isal import isal_zlib
 
 from beam_jobs.sample_names import (GENRES, Titles, concat, draw_author_names, draw_distinct,
                                     int_strings)
-from pipeline_common import fileio
+from pipeline_common import cli, fileio
+from pipeline_common.entrypoint import main
 
 _FORMATS = ["Paperback", "Hardcover", "Kindle Edition", "Mass Market Paperback", "ebook"]
 _PUBLISHERS = ["Penguin", "Tor Books", "HarperCollins", "Vintage", "Orbit", "Scholastic",
@@ -58,7 +58,7 @@ _TOPIC_RES, _GLOBAL_RES = 2**16, 2**22
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(
+    parser = cli.ArgumentParser(
         prog="python -m beam_jobs.sample_data",
         description="Generate a Goodreads-like data set in the UCSD Book Graph layout.")
     parser.add_argument("--output", required=True, help="directory (local or gs://) to write")
@@ -599,6 +599,4 @@ def run(argv=None):
 
 
 if __name__ == "__main__":
-    from pipeline_common.logs import configure_logging
-    configure_logging()
-    run()
+    main(run, "python -m beam_jobs.sample_data")

@@ -25,8 +25,10 @@ The graph-level steps (communities, layout, GEXF/JSON files) run in the launcher
 after the pipeline; see `graph_export.layout` and `graph_export.graph_files`.
 """
 import argparse
+import glob as globlib
 import logging
 import os
+import shutil
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -469,6 +471,13 @@ def run(argv=None):
 
     num_valid = int(valid.sum())
     blocks = block_ranges(num_valid, args.block_rows)
+    # Blocks of a run that was killed are not reused (the name is per run): remove them.
+    stale = fileio.glob(fileio.join(out, ".blocks-*", "*"))
+    if stale:
+        FileSystems.delete(stale)
+    if "://" not in out:   # object stores have no folders; local ones stay empty otherwise
+        for folder in globlib.glob(os.path.join(out, ".blocks-*")):
+            shutil.rmtree(folder, ignore_errors=True)
     block_dir = fileio.join(out, f".blocks-{uuid.uuid4().hex[:8]}")
     options = make_options(local_defaults(pipeline_args))
     threads = args.threads or default_threads(options)

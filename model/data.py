@@ -8,15 +8,10 @@ import collections
 import re
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import tensorflow as tf
 
-from pipeline_common import fileio
-
-TRANSFORM_DIR = "transform_output"
-CATALOG = "book_catalog.parquet"
-MANIFEST = "manifest.json"
+from pipeline_common import artifacts, fileio
+from pipeline_common.artifacts import CATALOG, MANIFEST, TRANSFORM_DIR
 CATALOG_COLUMNS = ("book_index", "book_id", "title", "authors")
 MANIFEST_KEYS = ("num_books", "num_users", "train_examples", "eval_examples")
 
@@ -27,9 +22,26 @@ class DataError(ValueError):
     """The --data directory is missing, empty or not a preprocess output."""
 
 
-def split_files(data, split):
-    """Sorted shard paths of one split (`train` or `eval`)."""
-    return fileio.glob(fileio.join(data, f"{split}-*-of-*.tfrecord.gz"))
+def split_files(data, split, manifest):
+    """Paths of one split's shards (`train` or `eval`), as manifest.json lists them.
+
+    Never a glob: a shard left by an older or interrupted run must not be read.
+    """
+    return [fileio.join(data, name) for name in manifest["files"][split]]
+
+
+def find_damaged_shard(files):
+    """The first of `files` that does not read to its end as GZIP TFRecords (or None).
+
+    Only called after a read failed, to name the file in the error line.
+    """
+    for path in files:
+        try:
+            for _ in tf.data.TFRecordDataset([path], compression_type="GZIP").batch(1 << 16):
+                pass
+        except (tf.errors.DataLossError, tf.errors.InvalidArgumentError, tf.errors.OutOfRangeError):
+            return path
+    return None
 
 
 def check_data_dir(data):
@@ -60,10 +72,16 @@ def check_data_dir(data):
         raise DataError(f"--data {data} is empty: manifest.json reports "
                         f"{manifest['train_examples']} training examples and "
                         f"{manifest['num_books']} books")
-    if not split_files(data, "train"):
-        raise DataError(f"--data {data} has no train-*-of-*.tfrecord.gz files")
-    if not split_files(data, "eval") and manifest["eval_examples"]:
-        raise DataError(f"--data {data} has no eval-*-of-*.tfrecord.gz files")
+    if manifest.get("contract_version") != artifacts.CONTRACT_VERSION:
+        raise DataError(f"{manifest_path} is from another version of beam_jobs.preprocess "
+                        f"(contract_version {manifest.get('contract_version', 'missing')}, this "
+                        f"model.train reads {artifacts.CONTRACT_VERSION}): run "
+                        "`python -m beam_jobs.preprocess` again into a new --output")
+    for split in artifacts.SPLITS:
+        for path in split_files(data, split, manifest):
+            if not fileio.exists(path):
+                raise DataError(f"{manifest_path} lists {path}, which is missing: the output is "
+                                "incomplete; run `python -m beam_jobs.preprocess` again")
     for name in (CATALOG, fileio.join(TRANSFORM_DIR, "transform_fn", "saved_model.pb")):
         if not fileio.exists(fileio.join(data, name)):
             raise DataError(f"--data {data} lacks {name}")
@@ -85,7 +103,7 @@ def read_split(data, split, manifest, batch_size=1 << 18):
     memory is 8 bytes per interaction (two int32), with no second copy for a
     concatenation. The rating is not read: nothing downstream uses it.
     """
-    files = split_files(data, split)
+    files = split_files(data, split, manifest)
     expected = manifest[f"{split}_examples"]
     result = Interactions(np.zeros(expected, np.int32), np.zeros(expected, np.int32))
     dataset = (tf.data.TFRecordDataset(files, compression_type="GZIP",
@@ -102,7 +120,15 @@ def read_split(data, split, manifest, batch_size=1 << 18):
             result.user[filled:filled + n] = batch["user_index"]
             result.book[filled:filled + n] = batch["book_index"]
             filled += n
-    except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as err:
+    except tf.errors.DataLossError:
+        damaged = find_damaged_shard(files) or f"one of the {split} shards in {data}"
+        raise DataError(f"{damaged} is corrupt or truncated: run `python -m "
+                        "beam_jobs.preprocess` again to rebuild it") from None
+    except tf.errors.InvalidArgumentError as err:
+        damaged = find_damaged_shard(files)
+        if damaged:
+            raise DataError(f"{damaged} is corrupt or truncated: run `python -m "
+                            "beam_jobs.preprocess` again to rebuild it") from None
         message = str(err).strip().splitlines()[0]
         raise DataError(f"{split} files in {data} are not preprocess TFRecords "
                         f"(GZIP tf.train.Example with user_index/book_index): {message}") from None
@@ -120,8 +146,10 @@ def read_split(data, split, manifest, batch_size=1 << 18):
 def read_catalog(data, num_books):
     """book_catalog.parquet as a pyarrow Table, checked against the manifest."""
     path = fileio.join(data, CATALOG)
-    with fileio.open_read(path, compressed=False) as handle:
-        table = pq.read_table(pa.PythonFile(handle, mode="r"))
+    try:
+        table = artifacts.read_parquet(path)
+    except artifacts.ArtifactError as err:
+        raise DataError(str(err)) from None
     missing = [c for c in CATALOG_COLUMNS if c not in table.column_names]
     if missing:
         raise DataError(f"{path} lacks column(s) {', '.join(missing)}")

@@ -6,7 +6,7 @@ Kept free of TensorFlow so that `model.vertex` can check a training command line
 import argparse
 
 import pipeline_common  # noqa: F401  (legacy Keras before TensorFlow loads)
-from pipeline_common import config
+from pipeline_common import cli, config
 from pipeline_common.cli import non_negative_int, positive_float, positive_int
 
 DESCRIPTION = ("Trains the two-tower book retrieval model on a preprocess output, evaluates it, "
@@ -48,7 +48,7 @@ def _feature_list(text):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = cli.ArgumentParser(
         prog="python -m model.train", allow_abbrev=False, description=DESCRIPTION,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--data", required=True, help="preprocess output (local or gs://)")

@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from model import data, evaluate, export, lazy_adam, options, towers, vertex
 from pipeline_common import fileio
-from pipeline_common.logs import configure_logging
+from pipeline_common.entrypoint import main
 
 # The preprocess output, as read by read_inputs.
 Inputs = collections.namedtuple("Inputs", ["manifest", "train", "evals", "catalog"])
@@ -259,5 +259,4 @@ def run(argv=None):
 
 
 if __name__ == "__main__":
-    configure_logging()
-    run()
+    main(run, "python -m model.train")

@@ -17,12 +17,12 @@ import sys
 
 import pipeline_common  # noqa: F401  (legacy Keras before TensorFlow loads)
 from model import options
-from pipeline_common import config
-from pipeline_common.logs import configure_logging
+from pipeline_common import cli, config
+from pipeline_common.entrypoint import main
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = cli.ArgumentParser(
         prog="python -m model.vertex", allow_abbrev=False, description=__doc__.split("\n")[0],
         epilog="Any other flag is a model.train flag (--data, --output, --epochs, ...).")
     parser.add_argument("--project", required=True, help="Google Cloud project id")
@@ -121,5 +121,4 @@ def run(argv=None):
 
 
 if __name__ == "__main__":
-    configure_logging()
-    run()
+    main(run, "python -m model.vertex")

@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import tensorflow as tf
+from pipeline_common import artifacts
 
 GENRES = ("fantasy", "romance", "history", "poetry")
 GENRE_WORDS = {
@@ -149,8 +150,11 @@ def write_prep_arrays(output, user_ids, book_ids, user_index, book_index, rating
         _write_split(os.path.join(output, split),
                      _examples(user_ids, book_ids, user_index[mask], book_index[mask],
                                rating[mask]), shards)
-    manifest = {"num_books": len(book_ids), "num_users": len(user_ids),
+    manifest = {"contract_version": artifacts.CONTRACT_VERSION,
+                "num_books": len(book_ids), "num_users": len(user_ids),
                 "train_examples": int((~is_eval).sum()), "eval_examples": int(is_eval.sum()),
+                "files": {"train": artifacts.shard_files("train", num_shards),
+                          "eval": artifacts.shard_files("eval", 1)},
                 "options": options or {}}
     with open(os.path.join(output, "manifest.json"), "w") as handle:
         json.dump(manifest, handle, indent=2)

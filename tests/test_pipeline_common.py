@@ -105,5 +105,38 @@ def test_read_parquet_reads_columns_through_filesystems(tmp_path):
     assert artifacts.read_parquet(path, columns=["b"]).column_names == ["b"]
     assert artifacts.read_parquet(path, filters=[("a", ">", 1)]).to_pydict() == {"a": [2], "b": ["y"]}
     (tmp_path / "bad.parquet").write_bytes(b"not parquet")
-    with pytest.raises(pa.ArrowInvalid):
+    with pytest.raises(artifacts.ArtifactError, match="bad.parquet is corrupt or truncated"):
         artifacts.read_parquet(str(tmp_path / "bad.parquet"))
+    with pytest.raises(artifacts.ArtifactError, match="nope.parquet does not exist"):
+        artifacts.read_parquet(str(tmp_path / "nope.parquet"))
+    pq.write_table(pa.table({"a": list(range(1000))}), path)
+    (tmp_path / "cut.parquet").write_bytes(open(path, "rb").read()[:-20])
+    with pytest.raises(artifacts.ArtifactError, match="cut.parquet is corrupt or truncated"):
+        artifacts.read_parquet(str(tmp_path / "cut.parquet"))
+
+
+def test_entrypoint_turns_errors_into_one_line(capsys):
+    import errno
+    from pipeline_common import entrypoint
+
+    def fails_with(err):
+        def run(argv):
+            raise err
+        return run
+
+    cases = [
+        (OSError(errno.ENOSPC, "No space left on device", "/out/x"), "no space left", "/out/x"),
+        (RuntimeError("OSError: [Errno 30] Read-only file system: '/ro/y' "
+                      "[while running 'WriteExamples/Write']"), "read-only", "WriteExamples"),
+        (entrypoint.UserError("/p/manifest.json lists /p/a, which is missing"), "lists /p/a", ""),
+        (ValueError("strange\nsecond line"), "ValueError: strange", "--debug"),
+    ]
+    for err, first, second in cases:
+        with pytest.raises(SystemExit) as info:
+            entrypoint.main(fails_with(err), "python -m x", [])
+        assert info.value.code == 1
+        line = capsys.readouterr().err.strip()
+        assert "\n" not in line and line.startswith("python -m x: error: ")
+        assert first in line and second in line
+    with pytest.raises(ValueError):   # --debug: the traceback, not one line
+        entrypoint.main(fails_with(ValueError("x")), "python -m x", ["--debug"])
