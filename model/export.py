@@ -103,13 +103,18 @@ class RecommenderModule(tf.Module):
       float32 [n, k], `known` bool [n] (false: the id is not in the vocabulary and
       the lists are empty strings / -1 / 0).
     * `serving_default(user_id string [n])` -> the user's `top_k` books by score
-      (same outputs). Unknown users get the most-read books with score 0 and
-      `known` false. Raw ids are mapped to indices by the preprocess job's own
-      TF Transform graph, so the vocabularies cannot drift apart.
+      (same outputs), never a book the user read in the training data: the module
+      carries every user's training books (`read_offsets` int64 [num_users+1] and
+      `read_books` int32, a CSR list: 4 bytes per training interaction) and scores
+      them -inf before the top k. A user who read nearly the whole catalogue gets
+      fewer than `top_k` books: the rest of the list is "" / -1 / 0. Unknown users
+      get the most-read books with score 0 and `known` false. Raw ids are mapped to
+      indices by the preprocess job's own TF Transform graph, so the vocabularies
+      cannot drift apart.
     """
 
     def __init__(self, query_tower, candidate_tower, book_vectors, book_ids, transform_dir,
-                 top_k):
+                 top_k, read_offsets, read_books):
         super().__init__()
         import tensorflow_transform as tft
         self.query_tower = query_tower
@@ -118,6 +123,10 @@ class RecommenderModule(tf.Module):
         self.book_ids = tf.Variable(np.asarray(book_ids, dtype=object), trainable=False,
                                     dtype=tf.string, name="book_ids")
         self.transform_layer = tft.TFTransformOutput(transform_dir).transform_features_layer()
+        self.read_offsets = tf.Variable(np.asarray(read_offsets, np.int64), trainable=False,
+                                        name="read_offsets")
+        self.read_books = tf.Variable(np.asarray(read_books, np.int32), trainable=False,
+                                      name="read_books")
         self.top_k = int(min(top_k, len(book_ids)))
         self.similar_k = int(max(1, min(top_k, len(book_ids) - 1)))
 
@@ -160,11 +169,26 @@ class RecommenderModule(tf.Module):
         known = index >= 0
         query = self.query_tower(index)
         scores = tf.matmul(query, self.book_vectors, transpose_b=True)
+        # The books each known user read in training: (row, book) pairs scored -inf.
+        users = tf.maximum(index, 0)
+        starts = tf.where(known, tf.gather(self.read_offsets, users), 0)
+        lengths = tf.where(known, tf.gather(self.read_offsets, users + 1) - starts, 0)
+        rows = tf.repeat(tf.range(tf.size(index), dtype=tf.int64), lengths)
+        positions = (tf.repeat(starts - tf.cumsum(lengths, exclusive=True), lengths)
+                     + tf.range(tf.reduce_sum(lengths), dtype=tf.int64))
+        read = tf.cast(tf.gather(self.read_books, positions), tf.int64)
+        scores = tf.tensor_scatter_nd_update(
+            scores, tf.stack([rows, read], axis=1),
+            tf.fill(tf.shape(rows), tf.constant(-np.inf, tf.float32)))
         top = tf.math.top_k(scores, k=self.top_k)
         popular = tf.range(self.top_k, dtype=tf.int64)[None, :]
         indices = tf.where(known[:, None], tf.cast(top.indices, tf.int64), popular)
         result = self._result(tf.where(known[:, None], top.values, 0.0), indices,
                               tf.ones_like(known))
+        read_only = tf.math.is_inf(top.values) & known[:, None]   # nothing unread left
+        result["book_ids"] = tf.where(read_only, "", result["book_ids"])
+        result["book_index"] = tf.where(read_only, tf.constant(-1, tf.int64), result["book_index"])
+        result["scores"] = tf.where(read_only, 0.0, result["scores"])
         result["known"] = known
         return result
 

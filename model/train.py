@@ -209,13 +209,18 @@ def evaluate_model(args, model, inputs, split):
     return metrics, {"baseline_fit_seconds": baseline_seconds}
 
 
-def export_outputs(args, model, inputs, metrics, state, log):
-    """Export phase: vectors, projector files, SavedModel, metrics.png, logs; metrics.json last."""
+def export_outputs(args, model, inputs, split, metrics, state, log):
+    """Export phase: vectors, projector files, SavedModel, metrics.png, logs; metrics.json last.
+
+    The SavedModel carries each user's training books (the split's CSR lists), so
+    that serving never recommends a book the user has read.
+    """
     vectors = export.write_book_embeddings(args.output, model.book_embeddings(), inputs.catalog,
                                            args.embedding_dim, args.projector_max_books)
     module = export.RecommenderModule(model.query_tower, model.candidate_tower, vectors,
                                       inputs.catalog.column("book_id").to_pylist(),
-                                      fileio.join(args.data, data.TRANSFORM_DIR), args.top_k)
+                                      fileio.join(args.data, data.TRANSFORM_DIR), args.top_k,
+                                      split.train_ptr, split.train_book)
     export.save_model(fileio.join(args.output, "saved_model"), module)
     history = [h for h in state.history if "hit@10" in h]
     evaluate.plot_history(history, metrics["baselines"],
@@ -233,7 +238,7 @@ def train(args):
                                inputs.manifest["num_books"], max_eval_users=args.eval_users)
     model, state = fit(args, inputs, split)
     metrics, log = evaluate_model(args, model, inputs, split)
-    export_outputs(args, model, inputs, metrics, state, log)
+    export_outputs(args, model, inputs, split, metrics, state, log)
 
     print(evaluate.format_table(metrics))
     examples = len(inputs.train.user)

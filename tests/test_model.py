@@ -13,7 +13,7 @@ import pytest
 import pipeline_common  # noqa: F401  (legacy Keras before TensorFlow loads)
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
-from model import evaluate, options, towers, train, vertex
+from model import data, evaluate, options, towers, train, vertex
 from tests import model_fixtures
 
 TINY = ["--epochs", "3", "--batch_size", "64", "--embedding_dim", "16", "--verbose", "0",
@@ -120,8 +120,12 @@ SIGNATURE_CHECK = textwrap.dedent("""
 
 
 def test_saved_model_signatures_in_fresh_process(trained):
-    _, output, _, facts = trained
-    user_id, book_id = facts["user_vocab"][0], facts["book_vocab"][2]
+    data_dir, output, _, facts = trained
+    train_set = data.read_split(data_dir, "train", facts["manifest"])
+    reader = int(np.argmax(np.bincount(train_set.user)))   # the user with the most books read
+    read_ids = {facts["book_vocab"][b] for b in train_set.book[train_set.user == reader]}
+    assert len(read_ids) >= 10
+    user_id, book_id = facts["user_vocab"][reader], facts["book_vocab"][2]
     env = dict(os.environ, TF_USE_LEGACY_KERAS="1", CUDA_VISIBLE_DEVICES="")
     proc = subprocess.run([sys.executable, "-c", SIGNATURE_CHECK, output, user_id, book_id, "20"],
                           capture_output=True, text=True, env=env, timeout=300)
@@ -145,6 +149,8 @@ def test_saved_model_signatures_in_fresh_process(trained):
     assert serving["known"] == [True, False]
     assert len(set(serving["book_ids"][0])) == 20
     assert all(b in facts["book_vocab"] for b in serving["book_ids"][0])
+    # Serving never returns a book the user read in training (the SavedModel carries them).
+    assert not read_ids & set(serving["book_ids"][0])
     # An unknown user gets the most-read books (book_index order) with score 0.
     assert serving["book_index"][1] == list(range(20))
     assert serving["scores"][1] == [0.0] * 20
