@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from beam_jobs import selection
-from pipeline_common import fileio
+from pipeline_common import artifacts, fileio
 
 
 def rows_of_kept_books(table, top_ids):
@@ -77,7 +77,7 @@ def write_catalog(index, book_tables, author_tables, genre_tables, path):
                      "num_interactions": count})
     table = pa.Table.from_pylist(rows, schema=CATALOG_SCHEMA)
     sink = io.BytesIO()
-    pq.write_table(table, sink)
+    pq.write_table(table, sink, **artifacts.PARQUET_WRITE_OPTIONS)
     fileio.write_bytes(path, sink.getvalue())
     return {"catalog_books": table.num_rows,
             "catalog_books_without_genre": sum(r["genre"] is None for r in rows)}

@@ -293,8 +293,8 @@ def run(argv=None):
     if bad or not formats:
         parser.error(f"--formats: unknown {', '.join(bad) or '(empty)'}; "
                      "choose from gexf,json,png")
-    nodes_path = fileio.join(args.graph, "nodes.parquet")
-    edges_path = fileio.join(args.graph, "edges.parquet")
+    nodes_path = fileio.join(args.graph, artifacts.NODES)
+    edges_path = fileio.join(args.graph, artifacts.EDGES)
     for path in (nodes_path, edges_path):
         if not fileio.exists(path):
             parser.error(f"{path} does not exist: run graph_export.neighbors first")

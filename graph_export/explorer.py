@@ -61,8 +61,8 @@ def _require(table, names, path):
 
 def read_graph(graph_dir):
     """Reads nodes.parquet and edges.parquet into (nodes dict, edges dict) of numpy/lists."""
-    nodes_path = fileio.join(graph_dir, "nodes.parquet")
-    edges_path = fileio.join(graph_dir, "edges.parquet")
+    nodes_path = fileio.join(graph_dir, artifacts.NODES)
+    edges_path = fileio.join(graph_dir, artifacts.EDGES)
     wanted = NODE_COLUMNS + OPTIONAL_TEXT + OPTIONAL_NUMBERS
     nodes_table = _read_table(nodes_path, columns=list(wanted))
     _require(nodes_table, NODE_COLUMNS, nodes_path)

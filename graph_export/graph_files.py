@@ -179,10 +179,10 @@ def _json_edges(edges_path, keep):
 
 def write_json_files(out_dir, nodes, edges_path, attributes, keep=None):
     """graph.json (graphology) and graph.nodelink.json (d3); returns (nodes, edges)."""
-    with fileio.atomic_write(fileio.join(out_dir, "graph.json")) as handle:
+    with fileio.atomic_write(fileio.join(out_dir, artifacts.GRAPH_JSON)) as handle:
         counts = write_graphology(handle, map(json_node, node_records(nodes)),
                                   _json_edges(edges_path, keep), attributes)
-    with fileio.atomic_write(fileio.join(out_dir, "graph.nodelink.json")) as handle:
+    with fileio.atomic_write(fileio.join(out_dir, artifacts.GRAPH_NODELINK)) as handle:
         write_nodelink(handle, map(json_node, node_records(nodes)),
                        _json_edges(edges_path, keep), attributes)
     return counts

@@ -48,8 +48,6 @@ from pipeline_common.entrypoint import main
 from pipeline_common.beam_runner import is_local, make_options, make_pipeline
 from pipeline_common import config
 
-EMBEDDINGS_FILE = "book_embeddings.parquet"
-CATALOG_FILE = "book_catalog.parquet"
 FORMATS = ("gexf", "json")
 EDGE_SCHEMA = pa.schema([("source", pa.int64()), ("target", pa.int64()),
                          ("rank", pa.int32()), ("cosine", pa.float32())])
@@ -65,10 +63,10 @@ class InputError(ValueError):
 
 def embeddings_path(path):
     """`path` itself if it names a parquet file, else `path/book_embeddings.parquet`."""
-    return path if path.endswith(".parquet") else fileio.join(path, EMBEDDINGS_FILE)
+    return path if path.endswith(".parquet") else fileio.join(path, artifacts.BOOK_EMBEDDINGS)
 
 
-def embedding_matrix(table, path="book_embeddings.parquet"):
+def embedding_matrix(table, path=artifacts.BOOK_EMBEDDINGS):
     """The `embedding` column as float `[N, dim]`; null rows become NaN (excluded)."""
     column = table.column("embedding").combine_chunks()
     if not (pa.types.is_list(column.type) or pa.types.is_large_list(column.type)
@@ -215,7 +213,7 @@ class TopKBlockFn(beam.DoFn):
         }, schema=EDGE_SCHEMA)
         path = block_path(self._directory, start)
         with fileio.atomic_write(path) as handle:
-            pq.write_table(table, handle, compression="zstd")
+            pq.write_table(table, handle, compression="zstd", **artifacts.PARQUET_WRITE_OPTIONS)
         yield path
 
 
@@ -232,7 +230,8 @@ def assemble_edges(block_dir, blocks, out_path):
     """Concatenates the block files in block order into one sorted edges.parquet."""
     num_edges = 0
     with fileio.atomic_write(out_path) as handle:
-        with pq.ParquetWriter(handle, EDGE_SCHEMA, compression="zstd") as writer:
+        with pq.ParquetWriter(handle, EDGE_SCHEMA, compression="zstd",
+                              **artifacts.PARQUET_WRITE_OPTIONS) as writer:
             pending = []
             for start, _ in blocks:
                 path = block_path(block_dir, start)
@@ -260,7 +259,7 @@ def read_catalog(path, book_index, book_ids=None):
     from the embeddings' (a catalogue from another preprocess run).
     """
     if not path.endswith(".parquet"):
-        path = fileio.join(path, CATALOG_FILE)
+        path = fileio.join(path, artifacts.CATALOG)
     table = artifacts.read_parquet(path)
     if "book_index" not in table.column_names:
         raise InputError(f"{path}: missing column 'book_index'")
@@ -342,15 +341,16 @@ def write_graph_files(out, nodes, edges_path, args):
             else graph_files.membership(nodes.column("book_index").to_numpy(), rows))
     if "gexf" in args.formats:
         info["graph_file_edges"] = graph_files.write_gexf(
-            fileio.join(out, "graph.gexf"), kept, edges_path, f"{description}. This file: {cut}",
+            fileio.join(out, artifacts.GRAPH_GEXF), kept, edges_path,
+            f"{description}. This file: {cut}",
             keep)
-        files.append("graph.gexf")
+        files.append(artifacts.GRAPH_GEXF)
     if "json" in args.formats:
         _, info["graph_file_edges"] = graph_files.write_json_files(
             out, kept, edges_path,
             {"name": "Goodreads book neighbours", "description": description, "cut": cut,
              "num_books": nodes.num_rows, "num_books_in_file": len(rows)}, keep)
-        files += ["graph.json", "graph.nodelink.json"]
+        files += [artifacts.GRAPH_JSON, artifacts.GRAPH_NODELINK]
     if args.split_by == "community":
         pieces = graph_files.write_community_pieces(
             fileio.join(out, "communities"), nodes, edges_path, args.max_graph_nodes,
@@ -459,12 +459,12 @@ def run(argv=None):
     has_nan = ~np.isfinite(matrix).all(axis=1) if matrix.size else invalid
     reasons = np.where(has_nan[invalid], "non-finite or missing vector", "zero vector")
     excluded = excluded.append_column("reason", pa.array(reasons.tolist(), pa.string()))
-    with fileio.atomic_write(fileio.join(out, "excluded.parquet")) as handle:
-        pq.write_table(excluded, handle)
+    with fileio.atomic_write(fileio.join(out, artifacts.EXCLUDED)) as handle:
+        pq.write_table(excluded, handle, **artifacts.PARQUET_WRITE_OPTIONS)
     if excluded.num_rows:
         logging.warning("%d of %d books have a zero or non-finite embedding and are left "
                         "out (see %s)", excluded.num_rows, len(valid),
-                        fileio.join(out, "excluded.parquet"))
+                        fileio.join(out, artifacts.EXCLUDED))
     dim = int(matrix.shape[1]) if matrix.ndim == 2 else 0
     del matrix
     unit = unit[valid] if not valid.all() else unit
@@ -497,7 +497,7 @@ def run(argv=None):
         del _LAUNCHER_MATRICES[key]
     timings = {"topk_seconds": round(time.time() - pipeline_started, 3)}
 
-    edges_path = fileio.join(out, "edges.parquet")
+    edges_path = fileio.join(out, artifacts.EDGES)
     num_edges = assemble_edges(block_dir, blocks, edges_path)
     leftovers = fileio.glob(fileio.join(block_dir, "*"))
     if leftovers:
@@ -509,8 +509,8 @@ def run(argv=None):
     nodes = build_nodes(meta, unit, valid, edges, catalog_columns, args.seed,
                         args.louvain_max_nodes, timings)
     del edges, unit
-    with fileio.atomic_write(fileio.join(out, "nodes.parquet")) as handle:
-        pq.write_table(nodes, handle, compression="zstd")
+    with fileio.atomic_write(fileio.join(out, artifacts.NODES)) as handle:
+        pq.write_table(nodes, handle, compression="zstd", **artifacts.PARQUET_WRITE_OPTIONS)
 
     files_started = time.time()
     files, graph_info = write_graph_files(out, nodes, edges_path, args)
@@ -523,11 +523,11 @@ def run(argv=None):
         "kernel_rows": args.kernel_rows, "threads": threads,
         "num_communities": int(nodes.column("community").to_numpy().max() + 1)
         if num_valid else 0,
-        "files": ["edges.parquet", "nodes.parquet", "excluded.parquet"] + files,
+        "files": [artifacts.EDGES, artifacts.NODES, artifacts.EXCLUDED] + files,
         **graph_info, **timings,
         "total_seconds": round(time.time() - started, 3),
     }
-    fileio.write_json(fileio.join(out, "summary.json"), summary)
+    fileio.write_json(fileio.join(out, artifacts.GRAPH_SUMMARY), summary)
     logging.info("wrote %d nodes, %d edges to %s (graph files: %s)", num_valid, num_edges,
                  out, graph_info["graph_file_cut"])
     return summary

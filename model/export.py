@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import tensorflow as tf
 
-from pipeline_common import fileio
+from pipeline_common import artifacts, fileio
 
 EMBEDDING_SCHEMA = pa.schema([("book_index", pa.int64()), ("book_id", pa.string()),
                               ("title", pa.string()), ("embedding", pa.list_(pa.float32()))])
@@ -48,12 +48,13 @@ def write_book_embeddings(output, batches, catalog, dim, projector_max_books=500
     titles = catalog.column("title")
     authors = catalog.column("authors")
     genres = catalog.column("genre") if "genre" in catalog.column_names else None
-    projector = fileio.join(output, "projector")
-    with fileio.atomic_write(fileio.join(output, "book_embeddings.parquet")) as pq_handle, \
-            fileio.atomic_write(fileio.join(output, "book_embeddings.npy")) as npy_handle, \
+    projector = fileio.join(output, artifacts.PROJECTOR_DIR)
+    with fileio.atomic_write(fileio.join(output, artifacts.BOOK_EMBEDDINGS)) as pq_handle, \
+            fileio.atomic_write(fileio.join(output, artifacts.BOOK_EMBEDDINGS_NPY)) as npy_handle, \
             fileio.atomic_write(fileio.join(projector, "vectors.tsv")) as vec_handle, \
             fileio.atomic_write(fileio.join(projector, "metadata.tsv")) as meta_handle:
-        writer = pq.ParquetWriter(pa.PythonFile(pq_handle, mode="w"), EMBEDDING_SCHEMA)
+        writer = pq.ParquetWriter(pa.PythonFile(pq_handle, mode="w"), EMBEDDING_SCHEMA,
+                                  **artifacts.PARQUET_WRITE_OPTIONS)
         _npy_header(npy_handle, (num_books, dim))
         meta_handle.write(b"title\tbook_id\tauthors\tgenre\n")
         expected = 0

@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from model import data, evaluate, export, lazy_adam, options, towers, vertex
-from pipeline_common import fileio
+from pipeline_common import artifacts, fileio
 from pipeline_common.entrypoint import main
 
 # The preprocess output, as read by read_inputs.
@@ -221,14 +221,14 @@ def export_outputs(args, model, inputs, split, metrics, state, log):
                                       inputs.catalog.column("book_id").to_pylist(),
                                       fileio.join(args.data, data.TRANSFORM_DIR), args.top_k,
                                       split.train_ptr, split.train_book)
-    export.save_model(fileio.join(args.output, "saved_model"), module)
+    export.save_model(fileio.join(args.output, artifacts.SAVED_MODEL_DIR), module)
     history = [h for h in state.history if "hit@10" in h]
+    png_path = fileio.join(args.output, artifacts.METRICS_PNG)
     evaluate.plot_history(history, metrics["baselines"],
-                          lambda png: fileio.write_bytes(fileio.join(args.output, "metrics.png"),
-                                                         png))
+                          lambda png: fileio.write_bytes(png_path, png))
     fileio.write_json(fileio.join(args.output, "training_log.json"),
                       dict(history=state.history, options=state.options, **log))
-    fileio.write_json(fileio.join(args.output, "metrics.json"), metrics)
+    fileio.write_json(fileio.join(args.output, artifacts.METRICS_JSON), metrics)
 
 
 def train(args):

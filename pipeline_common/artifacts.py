@@ -89,6 +89,11 @@ def example_feature_spec(names=None):
             if names is None or name in names}
 
 
+# Every parquet file a stage writes carries CRC32 page checksums, and every reader verifies
+# them: a flipped byte in a data page is then an error, not silently different floats.
+PARQUET_WRITE_OPTIONS = {"write_page_checksum": True}
+
+
 class ArtifactError(UserError):
     """A stage's input file is missing, corrupt or truncated; the message names it."""
 
@@ -116,7 +121,7 @@ def parquet_file(path):
         if not fileio.exists(path):
             raise FileNotFoundError(path)
         with fileio.open_read(path, compressed=False) as handle:
-            yield pq.ParquetFile(pa.PythonFile(handle, mode="r"))
+            yield pq.ParquetFile(pa.PythonFile(handle, mode="r"), page_checksum_verification=True)
 
 
 def read_parquet(path, columns=None, filters=None):
@@ -131,7 +136,7 @@ def read_parquet(path, columns=None, filters=None):
             raise FileNotFoundError(path)
         with fileio.open_read(path, compressed=False) as handle:
             return pq.read_table(pa.PythonFile(handle, mode="r"), columns=columns,
-                                 filters=filters)
+                                 filters=filters, page_checksum_verification=True)
 
 
 def read_parquet_schema(path):

@@ -58,6 +58,7 @@ _TF_ERRORS = {
     "ResourceExhaustedError": "out of memory or disk space: free some, or use smaller "
                               "--batch_size / another --output",
 }
+_TF_FUNCTION = re.compile(r"\{\{function_node [^}]*\}\}\s*")
 _STORE_ERRORS = ("ServiceUnavailable", "InternalServerError", "TooManyRequests",
                  "GatewayTimeout", "BadGateway", "ConnectionError", "ConnectionRefusedError",
                  "MaxRetryError", "NewConnectionError", "RetryError", "TransportError")
@@ -97,7 +98,10 @@ def describe(err):
         if name == "FailedPreconditionError" and "not a directory" in str(item):
             return f"{ADVICE[errno.ENOTDIR]} ({_first_line(item, 200)})"
         if name in _TF_ERRORS:
-            return f"{_TF_ERRORS[name]} ({_first_line(item, 200)})"
+            text = _TF_FUNCTION.sub("", str(item))   # TensorFlow's internal op names
+            if "No space left" in text:
+                return f"{ADVICE[errno.ENOSPC]} ({_first_line(text, 400)})"
+            return f"{_TF_ERRORS[name]} ({_first_line(text, 400)})"
     names = {type(item).__name__ for item in _chain(err)}
     if names & set(_STORE_ERRORS) or any(name in text for name in _STORE_ERRORS):
         return ("the object store did not answer or kept failing after retries "
