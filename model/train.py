@@ -234,8 +234,14 @@ def export_outputs(args, model, inputs, split, metrics, state, log):
 def train(args):
     """The whole job; returns the metrics dict."""
     inputs = read_inputs(args)
-    split = evaluate.EvalSplit(inputs.train, inputs.evals, inputs.manifest["num_users"],
-                               inputs.manifest["num_books"], max_eval_users=args.eval_users)
+    # Eval users are chosen by a hash of their Goodreads user id, so the same users are
+    # evaluated whatever the vocabulary order; the ids are only read when there is a choice.
+    num_users = inputs.manifest["num_users"]
+    user_ids = (evaluate.read_user_ids(args.data)
+                if args.eval_users and num_users > args.eval_users else None)
+    split = evaluate.EvalSplit(inputs.train, inputs.evals, num_users,
+                               inputs.manifest["num_books"], max_eval_users=args.eval_users,
+                               user_ids=user_ids)
     model, state = fit(args, inputs, split)
     metrics, log = evaluate_model(args, model, inputs, split)
     export_outputs(args, model, inputs, split, metrics, state, log)

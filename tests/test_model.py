@@ -335,3 +335,18 @@ def test_item_cosine_matches_a_dense_computation():
     np.testing.assert_allclose(got, expected, atol=1e-5)
     pop = evaluate.Popularity().fit(split)(np.array([0, 1]))
     assert np.argmax(pop[0]) == np.argmax(np.bincount(books, minlength=25))
+
+
+def test_eval_users_are_chosen_by_a_hash_of_the_user_id(prep, tmp_path):
+    data_dir, facts = prep
+    metrics = train.run(["--data", data_dir, "--output", str(tmp_path / "m"), "--epochs", "1",
+                         "--batch_size", "64", "--embedding_dim", "8", "--verbose", "0",
+                         "--eval_users", "10", "--ease_max_books", "0"])
+    assert metrics["eval_users"] == 10 < metrics["eval_users_total"]
+    assert "user id" in metrics["eval_users_chosen_by"]
+    # The same ten users as the evaluator picks from the ids directly.
+    inputs = train.read_inputs(options.parse_args(["--data", data_dir, "--output", "x"])[0])
+    ids = evaluate.read_user_ids(data_dir)
+    split = evaluate.EvalSplit(inputs.train, inputs.evals, facts["manifest"]["num_users"],
+                               facts["manifest"]["num_books"], max_eval_users=10, user_ids=ids)
+    assert metrics["eval_interactions"] == split.num_eval_interactions
