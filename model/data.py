@@ -120,12 +120,10 @@ def read_split(data, split, manifest, batch_size=1 << 18):
             result.user[filled:filled + n] = batch["user_index"]
             result.book[filled:filled + n] = batch["book_index"]
             filled += n
-    except tf.errors.DataLossError:
-        damaged = find_damaged_shard(files) or f"one of the {split} shards in {data}"
-        raise DataError(f"{damaged} is corrupt or truncated: run `python -m "
-                        "beam_jobs.preprocess` again to rebuild it") from None
-    except tf.errors.InvalidArgumentError as err:
+    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as err:
         damaged = find_damaged_shard(files)
+        if damaged is None and isinstance(err, tf.errors.DataLossError):
+            damaged = f"one of the {split} shards in {data}"
         if damaged:
             raise DataError(f"{damaged} is corrupt or truncated: run `python -m "
                             "beam_jobs.preprocess` again to rebuild it") from None

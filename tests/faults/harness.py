@@ -17,7 +17,6 @@ import json
 import os
 import pathlib
 import re
-import resource
 import signal
 import subprocess
 import sys
@@ -139,8 +138,7 @@ def assert_same_tree(got, want, ignore=()):
 def small_filesystem(path, size_kib, read_only=False):
     """A tmpfs of `size_kib` KiB mounted at `path` (read-only if asked), unmounted after.
 
-    The suite runs as root in CI (as on the developers' machines), which may mount;
-    elsewhere `fs_limit_preexec` is the equivalent for a full disk.
+    The suite runs as root in CI (as on the developers' machines), which may mount.
     """
     path = pathlib.Path(path)
     path.mkdir(parents=True, exist_ok=True)
@@ -151,27 +149,6 @@ def small_filesystem(path, size_kib, read_only=False):
         yield path
     finally:
         subprocess.run(["umount", "-l", str(path)], check=False, capture_output=True)
-
-
-def can_mount():
-    """Whether this process may mount a tmpfs (root in CI and on the developers' machines)."""
-    probe = pathlib.Path("/tmp") / f"fault-mount-probe-{os.getpid()}"
-    try:
-        with small_filesystem(probe, 16):
-            return True
-    except (subprocess.CalledProcessError, FileNotFoundError, PermissionError):
-        return False
-    finally:
-        with contextlib.suppress(OSError):
-            probe.rmdir()
-
-
-def fs_limit_preexec(max_bytes):
-    """preexec_fn: no file may grow past `max_bytes` (EFBIG), the non-root stand-in for ENOSPC."""
-    def apply():
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, max_bytes))
-    return apply
 
 
 def load_json(path):
