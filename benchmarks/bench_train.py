@@ -14,6 +14,13 @@
    Prints both throughputs (examples/s in Keras epochs), their ratio, the CLI wall
    time and peak RSS, the training time until the model first matched item_cosine
    on hit@100 and recall@10, and the final quality table with pass/fail checks.
+   The quality table compares the served model (two-tower + item-item head +
+   popularity, model/rerank.py) with every baseline, overall and per user group,
+   and checks the issue-12 goals: ahead of EASE on recall@10, recall@100 and
+   hit@100, and at least level with popularity in every group.
+   `--tables MODEL_DIR [MODEL_DIR ...]` prints only the markdown quality table of
+   finished model.train outputs (how the README's table is made), with the
+   command lines that made them (from their training_log.json).
 3. Exports vectors for a synthetic catalogue of `--export_books` books through the
    streaming writer and reports peak memory against the size of the vectors.
 """
@@ -134,6 +141,100 @@ def run_measured(command):
     return wall, usage.ru_maxrss / 1024.0
 
 
+QUALITY_METRICS = ("hit@100", "recall@10", "recall@100")
+
+
+def quality_checks(metrics):
+    """{check: passed} for the issue-12 goals on one metrics.json."""
+    model, checks = metrics["model"], {}
+    ease = metrics["baselines"].get("ease")
+    if ease:
+        for m in QUALITY_METRICS:
+            checks[f"{m} > ease"] = model[m] > ease[m]
+    groups = metrics.get("groups", {})
+    for label, values in groups.get("model", {}).items():
+        pop = groups.get("popularity", {}).get(label)
+        if pop and values["users"]:
+            checks[f"group {label}: >= popularity on {', '.join(QUALITY_METRICS)}"] = all(
+                values[m] >= pop[m] - 1e-12 for m in QUALITY_METRICS)
+    return checks
+
+
+def markdown_table(metrics, title):
+    """Markdown rows: every recommender overall, then model vs popularity per group."""
+    lines = [f"**{title}** ({metrics['eval_users']} eval users, "
+             f"{metrics['eval_interactions']} eval interactions)", "",
+             "| recommender | group | users | " + " | ".join(QUALITY_METRICS) + " |",
+             "| --- | --- | --- | " + " | ".join("---" for _ in QUALITY_METRICS) + " |"]
+    rows = [("model", metrics["model"])] + list(metrics["baselines"].items())
+    for name, values in rows:
+        lines.append(f"| {name} | all | {metrics['eval_users']} | "
+                     + " | ".join(f"{values[m]:.4f}" for m in QUALITY_METRICS) + " |")
+    model_groups = metrics.get("groups", {}).get("model", {})
+    for label, _ in evaluate.GROUPS:
+        values = model_groups.get(label)
+        if not values or not values["users"]:
+            continue
+        for name in ("model", "popularity", "ease"):
+            group = metrics["groups"].get(name, {}).get(label)
+            if group:
+                lines.append(f"| {name} | {label} | {group['users']} | "
+                             + " | ".join(f"{group[m]:.4f}" for m in QUALITY_METRICS) + " |")
+    failed = [name for name, ok in quality_checks(metrics).items() if not ok]
+    lines += ["", "checks: " + ("all pass" if not failed else "FAIL: " + "; ".join(failed))]
+    return "\n".join(lines)
+
+
+def summary_table(runs):
+    """One markdown table of several runs: every recommender, then model vs popularity per group."""
+    head = " | ".join(QUALITY_METRICS)
+    lines = [f"| run | recommender | {head} |", ("| --- | --- | " + "--- | " * 3).rstrip()]
+    for label, metrics in runs:
+        for name, values in [("model", metrics["model"])] + list(metrics["baselines"].items()):
+            lines.append(f"| {label} | {name} | "
+                         + " | ".join(f"{values[m]:.4f}" for m in QUALITY_METRICS) + " |")
+    slash = " / ".join(QUALITY_METRICS)
+    lines += ["", f"| run | group (eval users) | model {slash} | popularity {slash} |",
+              "| --- | --- | --- | --- |"]
+    for label, metrics in runs:
+        for group, _ in evaluate.GROUPS:
+            model = metrics["groups"]["model"][group]
+            pop = metrics["groups"]["popularity"][group]
+            if model["users"]:
+                lines.append(f"| {label} | {group} ({model['users']}) | "
+                             + " / ".join(f"{model[m]:.4f}" for m in QUALITY_METRICS) + " | "
+                             + " / ".join(f"{pop[m]:.4f}" for m in QUALITY_METRICS) + " |")
+    return "\n".join(lines)
+
+
+def print_tables(model_dirs, data=None):
+    runs = []
+    for directory in model_dirs:
+        with open(os.path.join(directory, "metrics.json")) as handle:
+            metrics = json.load(handle)
+        with open(os.path.join(directory, "training_log.json")) as handle:
+            log = json.load(handle)
+        options = log.get("options", {})
+        command = (f"python -m model.train --data {data or 'PREP'} --output {directory} "
+                   f"--seed {options.get('seed')}")
+        print(markdown_table(metrics, f"`{command}`"))
+        runs.append((f"{os.path.basename(directory.rstrip('/'))}, seed {options.get('seed')}",
+                     metrics))
+        groups = log.get("rerank", {}).get("groups", {})
+        if groups:
+            print("\nserved-score weights chosen on the training holdout: " + "; ".join(
+                f"{g} head {groups[g]['head_weight']:g}, "
+                f"popularity {groups[g]['popularity_weight']:g}"
+                for g, _ in evaluate.GROUPS if g in groups))
+        two_tower = log.get("two_tower_alone")
+        if two_tower:
+            print("two-tower alone: " + ", ".join(f"{m} {two_tower[m]:.4f}"
+                                                  for m in QUALITY_METRICS))
+        print()
+    if len(runs) > 1:
+        print(summary_table(runs))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--ratings", type=int, default=1_000_000)
@@ -142,9 +243,15 @@ def main(argv=None):
     parser.add_argument("--prep", help="use this preprocess output instead of generating one")
     parser.add_argument("--work", help="working directory (kept; default: a temp dir)")
     parser.add_argument("--export_books", type=int, default=1_000_000)
+    parser.add_argument("--tables", nargs="+", metavar="MODEL_DIR",
+                        help="only print the quality tables of finished model.train outputs "
+                             "(of --prep)")
     parser.add_argument("--export_only", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--plain_only", help=argparse.SUPPRESS)
     args, train_flags = parser.parse_known_args(argv)
+    if args.tables:
+        print_tables(args.tables, args.prep)
+        return
     if args.export_only:
         print(json.dumps(export_memory(args.export_only)))
         return
@@ -223,6 +330,9 @@ def main(argv=None):
                   + "  ".join(f"{k} {h[k]:.4f}" for k in keys))
     print()
     print(evaluate.format_table(metrics))
+    print()
+    command = ["python", "-m", "model.train", "--data", prep, "--output", output] + train_flags
+    print(markdown_table(metrics, "`" + " ".join(command) + "`"))
     model = metrics["model"]
     checks = {
         "beats popularity clearly (hit@100 and recall@10 >= 1.2x)":
@@ -231,6 +341,7 @@ def main(argv=None):
         "hit@100 >= item_cosine": model["hit@100"] >= classic["hit@100"],
         "recall@10 >= item_cosine": model["recall@10"] >= classic["recall@10"],
         "throughput >= 40k examples/s": ours >= 40000,
+        **quality_checks(metrics),
     }
     for name, ok in checks.items():
         print(f"  [{'PASS' if ok else 'FAIL'}] {name}")

@@ -181,24 +181,26 @@ def _is64(score_fn):
     return getattr(score_fn, "float64", False)
 
 
-def run_baselines(split, names=("popularity", "item_cosine", "ease"), ease_max_books=20000):
-    """Fits and evaluates each baseline; returns ({name: metrics}, {name: fit seconds}).
+def run_baselines(split, names=("popularity", "item_cosine", "ease"), ease_max_books=20000,
+                  return_fitted=False):
+    """Fits and evaluates each baseline; returns ({name: metrics}, {name: fit seconds})
+    (and {name: fitted recommender} with `return_fitted`).
 
     Metrics carry per-group figures under "groups" (metrics_json() lays them out for
     metrics.json). EASE is a dense books x books model: with more than `ease_max_books`
     books it is skipped, and its entry is {"skipped": reason} (no fit seconds).
     """
-    metrics, fit_seconds = {}, {}
+    metrics, fit_seconds, fitted = {}, {}, {}
     for name in names:
         if name == "ease" and split.num_books > ease_max_books:
             metrics[name] = {"skipped": f"{split.num_books} books > --ease_max_books "
                                         f"{ease_max_books} (a dense {split.num_books}² model)"}
             continue
         start = time.perf_counter()
-        recommender = BASELINES[name]().fit(split)
+        recommender = fitted[name] = BASELINES[name]().fit(split)
         fit_seconds[name] = time.perf_counter() - start
         metrics[name] = evaluate_scores(recommender, split, groups=True)
-    return metrics, fit_seconds
+    return (metrics, fit_seconds, fitted) if return_fitted else (metrics, fit_seconds)
 
 
 def scored(baselines):

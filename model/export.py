@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import tensorflow as tf
 
+from model.evaluate import GROUPS
 from pipeline_common import artifacts, fileio
 
 EMBEDDING_SCHEMA = pa.schema([("book_index", pa.int64()), ("book_id", pa.string()),
@@ -103,8 +104,11 @@ class RecommenderModule(tf.Module):
       `book_ids` string [n, k], `book_index` int64 [n, k], `scores` (cosine)
       float32 [n, k], `known` bool [n] (false: the id is not in the vocabulary and
       the lists are empty strings / -1 / 0).
-    * `serving_default(user_id string [n])` -> the user's `top_k` books by score
-      (same outputs), never a book the user read in the training data: the module
+    * `serving_default(user_id string [n])` -> the user's `top_k` books by the
+      score model.evaluate measures (model/rerank.py: cos/T + the group's head
+      weight x the sum of the sparse item-item rows `head_index` / `head_weight`
+      [num_books, k] of the user's training books + the group's popularity weight x
+      log(1 + readers)), same outputs, never a book the user read in training: the module
       carries every user's training books (`read_offsets` int64 [num_users+1] and
       `read_books` int32, a CSR list: 4 bytes per training interaction) and scores
       them -inf before the top k. A user who read nearly the whole catalogue gets
@@ -115,7 +119,7 @@ class RecommenderModule(tf.Module):
     """
 
     def __init__(self, query_tower, candidate_tower, book_vectors, book_ids, transform_dir,
-                 top_k, read_offsets, read_books):
+                 top_k, read_offsets, read_books, reranker):
         super().__init__()
         import tensorflow_transform as tft
         self.query_tower = query_tower
@@ -128,6 +132,16 @@ class RecommenderModule(tf.Module):
                                         name="read_offsets")
         self.read_books = tf.Variable(np.asarray(read_books, np.int32), trainable=False,
                                       name="read_books")
+        self.inverse_temperature = tf.constant(1.0 / reranker.temperature, tf.float32)
+        self.head_index = tf.Variable(np.asarray(reranker.head_index, np.int32),
+                                      trainable=False, name="head_index")
+        self.head_weight = tf.Variable(np.asarray(reranker.head_weight, np.float32),
+                                       trainable=False, name="head_weight")
+        self.log_popularity = tf.Variable(reranker.log_popularity, trainable=False,
+                                          name="log_popularity")
+        self.group_head_weights = tf.constant(reranker.head_weights, tf.float32)
+        self.group_popularity_weights = tf.constant(reranker.popularity_weights, tf.float32)
+        self.group_bounds = tf.constant([most for _, most in GROUPS[:-1]], tf.int64)
         self.top_k = int(min(top_k, len(book_ids)))
         self.similar_k = int(max(1, min(top_k, len(book_ids) - 1)))
 
@@ -169,8 +183,8 @@ class RecommenderModule(tf.Module):
         index = self._indices(user_id=user_id)
         known = index >= 0
         query = self.query_tower(index)
-        scores = tf.matmul(query, self.book_vectors, transpose_b=True)
-        # The books each known user read in training: (row, book) pairs scored -inf.
+        scores = tf.matmul(query, self.book_vectors, transpose_b=True) * self.inverse_temperature
+        # The books each known user read in training: (row, book) pairs.
         users = tf.maximum(index, 0)
         starts = tf.where(known, tf.gather(self.read_offsets, users), 0)
         lengths = tf.where(known, tf.gather(self.read_offsets, users + 1) - starts, 0)
@@ -178,6 +192,18 @@ class RecommenderModule(tf.Module):
         positions = (tf.repeat(starts - tf.cumsum(lengths, exclusive=True), lengths)
                      + tf.range(tf.reduce_sum(lengths), dtype=tf.int64))
         read = tf.cast(tf.gather(self.read_books, positions), tf.int64)
+        # The re-ranking terms (model/rerank.py), weighted by the user's group.
+        group = tf.searchsorted(self.group_bounds, lengths, side="left")
+        head_w = tf.gather(self.group_head_weights, group)
+        pop_w = tf.gather(self.group_popularity_weights, group)
+        neighbours = tf.shape(self.head_index)[1]
+        head_rows = tf.repeat(rows, neighbours)
+        head_books = tf.cast(tf.reshape(tf.gather(self.head_index, read), [-1]), tf.int64)
+        head_values = tf.reshape(tf.gather(self.head_weight, read), [-1])
+        head = tf.scatter_nd(tf.stack([head_rows, head_books], axis=1), head_values,
+                             tf.cast(tf.shape(scores), tf.int64))
+        scores = scores + head_w[:, None] * head + pop_w[:, None] * self.log_popularity[None, :]
+        # Books read in training are scored -inf.
         scores = tf.tensor_scatter_nd_update(
             scores, tf.stack([rows, read], axis=1),
             tf.fill(tf.shape(rows), tf.constant(-np.inf, tf.float32)))

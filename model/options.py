@@ -17,7 +17,7 @@ ARCHITECTURE_OPTIONS = ("embedding_dim", "hidden_layers", "query_hidden_layers",
                         "query_features", "history_dropout",
                         "max_title_tokens", "max_authors", "min_feature_count", "optimizer",
                         "seed", "batch_size", "learning_rate", "learning_rate_decay",
-                        "temperature")
+                        "temperature", "holdout_users")
 
 
 def _dropout_rate(text):
@@ -82,6 +82,19 @@ def build_parser():
     parser.add_argument("--history_dropout", type=_dropout_rate, default=0.3,
                         help="share of a user's history books hidden at random in each "
                              "training step (regularises the user tower)")
+    parser.add_argument("--holdout_users", type=non_negative_int, default=4000,
+                        help="one training book of up to this many users (at most 5%% of the "
+                             "training rows) is hidden from training and used to choose, per "
+                             "user group (1-2, 3-10, 11+ training books), the weights of the "
+                             "item-item head and of popularity in the served score "
+                             "cos/T + w_head * head + w_pop * log(1 + readers): each group "
+                             "keeps the grid pair with the most hidden books in its top 10 "
+                             "plus top 100 (so short histories on sparse data lean on "
+                             "popularity); groups with < 200 such users take the best pair "
+                             "over everyone; 0: the two-tower score alone")
+    parser.add_argument("--head_neighbours", type=non_negative_int, default=100,
+                        help="neighbours per book in the item-item head (EASE weights up to "
+                             "--ease_max_books books, item cosine above; 0: no head)")
     parser.add_argument("--max_title_tokens", type=positive_int, default=12)
     parser.add_argument("--max_authors", type=positive_int, default=4)
     parser.add_argument("--min_feature_count", type=positive_int, default=2,

@@ -8,8 +8,11 @@ Reads docs/artifacts.md section 1 from --data and writes section 2 under --outpu
 the same command again resumes after the last finished epoch (and a larger
 --epochs continues training). `metrics.json` is written last and marks a complete
 output. `--vertex [--dry_run]` runs the same training as a Vertex AI custom job
-(see model/vertex.py). The job runs in four phases, one function each:
-read_inputs, fit, evaluate_model, export_outputs.
+(see model/vertex.py). The job runs in phases, one function each: read_inputs,
+fit (on the training data less a small holdout), choose_rerank_weights (the
+served score's per-group weights, on that holdout: model/rerank.py),
+evaluate_model, export_outputs. Per-epoch figures (metrics.png) are the
+two-tower score alone; metrics.json's "model" is the served score.
 """
 import collections
 import logging
@@ -20,7 +23,7 @@ import pipeline_common  # noqa: F401  (legacy Keras before TensorFlow loads)
 import numpy as np
 import tensorflow as tf
 
-from model import data, evaluate, export, lazy_adam, options, towers, vertex
+from model import data, evaluate, export, lazy_adam, options, rerank, towers, vertex
 from pipeline_common import artifacts, fileio
 from pipeline_common.entrypoint import main
 
@@ -192,24 +195,100 @@ def fit(args, inputs, split):
     return model, state
 
 
-def evaluate_model(args, model, inputs, split):
-    """Evaluate phase: the trained model and the baselines on the same eval users.
+def query_vectors(model, users, batch=8192):
+    """The user tower's vectors of `users` (float32 [n, dim])."""
+    users = np.asarray(users, np.int64)
+    parts = [model.query_tower(tf.constant(users[i:i + batch])).numpy()
+             for i in range(0, len(users), batch)]
+    return np.concatenate(parts) if parts else np.zeros((0, model.query_tower.dense[-1].units),
+                                                        np.float32)
 
-    Returns (metrics.json content, extra figures for training_log.json).
+
+def choose_rerank_weights(args, model, inputs, holdout):
+    """Per group weights of the served score, chosen on the training holdout (model/rerank.py).
+
+    Called while the user tower still holds the histories it was trained with (the
+    hidden books left out). Returns (head weights, popularity weights, report).
     """
-    baselines, baseline_seconds = evaluate.run_baselines(split, ease_max_books=args.ease_max_books)
+    if len(holdout.user) == 0:
+        return [0.0] * len(evaluate.GROUPS), [0.0] * len(evaluate.GROUPS), {
+            "holdout_users": 0}
+    start = time.perf_counter()
+    manifest = inputs.manifest
+    fit_split = rerank.holdout_split(holdout.fit, manifest["num_users"], manifest["num_books"])
+    index, weight, head_info = rerank.fit_head(fit_split, args.head_neighbours,
+                                               args.ease_max_books)
+    heads, pops, report = rerank.choose_weights(
+        query_vectors(model, holdout.user), _all_vectors(model), args.temperature, fit_split,
+        holdout, index, weight)
+    report = {"holdout_users": int(len(holdout.user)), "head_on_holdout": head_info,
+              "groups": report, "seconds": time.perf_counter() - start}
+    logging.info("rerank weights per group: head %s, popularity %s", heads, pops)
+    return heads, pops, report
+
+
+def holdout_inputs(args, inputs):
+    """(inputs with the holdout's books removed from training, the Holdout)."""
+    holdout = rerank.make_holdout(inputs.train, inputs.manifest["num_users"], args.seed,
+                                  args.holdout_users)
+    return inputs._replace(train=holdout.fit), holdout
+
+
+def use_full_histories(args, model, inputs):
+    """Gives the user tower every training book of each user (training hid the holdout's)."""
+    tower = model.query_tower
+    if tower.history is None:
+        return
+    table = data.user_histories(inputs.train, inputs.manifest["num_users"], args.history_length,
+                                args.seed)
+    tower.history.assign(np.concatenate([table, np.zeros((1, table.shape[1]), np.int32)]))
+
+
+def build_reranker(args, model, inputs, split, weights, ease=None, l2=None):
+    """The served scorer: the head refitted on every training interaction.
+
+    A fitted EASE baseline is reused; else EASE is fitted with `l2` (None: chosen).
+    """
+    heads, pops, report = weights
+    index, weight, head_info = rerank.fit_head(
+        split, args.head_neighbours if any(heads) else 0, args.ease_max_books, ease=ease,
+        l2=l2)
+    return rerank.Reranker(args.temperature, index, weight,
+                           rerank.log_popularity(split.train_book, split.num_books), heads, pops,
+                           info={"head": head_info, "holdout": report})
+
+
+def reranked_scorer(model, reranker, vectors, split):
+    """score_fn for model.evaluate: exactly what serving_default ranks by."""
+    def score(users):
+        return reranker.score(query_vectors(model, users), vectors, split.train_ptr,
+                              split.train_book, users)
+    return score
+
+
+def evaluate_model(args, model, inputs, split, weights):
+    """Evaluate phase: the served scorer and the baselines on the same eval users.
+
+    Returns (metrics.json content, extra figures for training_log.json, the reranker).
+    """
+    baselines, baseline_seconds, fitted = evaluate.run_baselines(
+        split, ease_max_books=args.ease_max_books, return_fitted=True)
     for name, seconds in baseline_seconds.items():
         logging.info("baseline %s fitted in %.1f s", name, seconds)
+    vectors = _all_vectors(model)
+    reranker = build_reranker(args, model, inputs, split, weights, ease=fitted.get("ease"))
     # Every model metric comes from the shared evaluator on the split's eval users, so
     # this costs time in proportion to --eval_users. (TFRS FactorizedTopK went over
     # every eval interaction; tests/test_model.py checks that both agree on hit@K.)
-    model_metrics = evaluate.evaluate_scores(model_scorer(model, _all_vectors(model)), split,
-                                             groups=True)
+    model_metrics = evaluate.evaluate_scores(reranked_scorer(model, reranker, vectors, split),
+                                             split, groups=True)
+    two_tower = evaluate.evaluate_scores(model_scorer(model, vectors), split)
     metrics = evaluate.metrics_json(model_metrics, baselines, split)
-    return metrics, {"baseline_fit_seconds": baseline_seconds}
+    return metrics, {"baseline_fit_seconds": baseline_seconds,
+                     "two_tower_alone": two_tower, "rerank": reranker.describe()}, reranker
 
 
-def export_outputs(args, model, inputs, split, metrics, state, log):
+def export_outputs(args, model, inputs, split, metrics, state, log, reranker):
     """Export phase: vectors, projector files, SavedModel, metrics.png, logs; metrics.json last.
 
     The SavedModel carries each user's training books (the split's CSR lists), so
@@ -220,7 +299,7 @@ def export_outputs(args, model, inputs, split, metrics, state, log):
     module = export.RecommenderModule(model.query_tower, model.candidate_tower, vectors,
                                       inputs.catalog.column("book_id").to_pylist(),
                                       fileio.join(args.data, data.TRANSFORM_DIR), args.top_k,
-                                      split.train_ptr, split.train_book)
+                                      split.train_ptr, split.train_book, reranker)
     export.save_model(fileio.join(args.output, artifacts.SAVED_MODEL_DIR), module)
     history = [h for h in state.history if "hit@10" in h]
     png_path = fileio.join(args.output, artifacts.METRICS_PNG)
@@ -242,9 +321,14 @@ def train(args):
     split = evaluate.EvalSplit(inputs.train, inputs.evals, num_users,
                                inputs.manifest["num_books"], max_eval_users=args.eval_users,
                                user_ids=user_ids)
-    model, state = fit(args, inputs, split)
-    metrics, log = evaluate_model(args, model, inputs, split)
-    export_outputs(args, model, inputs, split, metrics, state, log)
+    # One training book of a few thousand users is hidden from training: the weights
+    # of the served score are chosen on it (model/rerank.py), never on the eval split.
+    fit_inputs, holdout = holdout_inputs(args, inputs)
+    model, state = fit(args, fit_inputs, split)
+    weights = choose_rerank_weights(args, model, inputs, holdout)
+    use_full_histories(args, model, inputs)
+    metrics, log, reranker = evaluate_model(args, model, inputs, split, weights)
+    export_outputs(args, model, inputs, split, metrics, state, log, reranker)
 
     print(evaluate.format_table(metrics))
     examples = len(inputs.train.user)

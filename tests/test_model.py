@@ -54,14 +54,21 @@ def test_metrics_json_layout_and_values(trained):
         assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
-def test_tfrs_hit_rate_agrees_with_shared_evaluator(trained):
-    """metrics.json's hit@K (shared evaluator) is what TFRS FactorizedTopK measures."""
-    data, output, metrics, facts = trained
-    args, _ = options.parse_args(["--data", data, "--output", output] + TINY)
+def _restored(data_dir, output, facts):
+    """(args, inputs, split, model): the trained model restored from its checkpoint."""
+    args, _ = options.parse_args(["--data", data_dir, "--output", output] + TINY)
     inputs = train.read_inputs(args)
     split = evaluate.EvalSplit(inputs.train, inputs.evals, facts["manifest"]["num_users"],
                                facts["manifest"]["num_books"], max_eval_users=0)
-    model, _ = train.fit(args, inputs, split)  # restores the trained checkpoint, no training
+    # restores the trained checkpoint (trained without the holdout's books): no training
+    model, _ = train.fit(args, train.holdout_inputs(args, inputs)[0], split)
+    return args, inputs, split, model
+
+
+def test_tfrs_hit_rate_agrees_with_shared_evaluator(trained):
+    """The shared evaluator's hit@K of the two-tower scores is TFRS FactorizedTopK's."""
+    data, output, metrics, facts = trained
+    args, inputs, split, model = _restored(data, output, facts)
     vectors = tf.constant(np.concatenate([v for _, v in model.book_embeddings()]))
     ks = [min(k, len(vectors)) for k in (10, 50, 100)]
     index = tfrs.layers.factorized_top_k.BruteForce(k=max(ks)).index(
@@ -71,9 +78,10 @@ def test_tfrs_hit_rate_agrees_with_shared_evaluator(trained):
     top_k.update_state(model.query_tower(tf.constant(inputs.evals.user, tf.int64)),
                        tf.gather(vectors, book), true_candidate_ids=book)
     tfrs_hits = [float(hit) for hit in top_k.result()]
+    ours = evaluate.evaluate_scores(train.model_scorer(model, vectors.numpy()), split)
     assert metrics["eval_interactions"] == len(inputs.evals.user)
     for k, hit in zip((10, 50, 100), tfrs_hits):
-        assert metrics["model"][f"hit@{k}"] == pytest.approx(hit, abs=0.01)
+        assert ours[f"hit@{k}"] == pytest.approx(hit, abs=0.01)
 
 
 def test_embedding_files(trained):
@@ -154,6 +162,49 @@ def test_saved_model_signatures_in_fresh_process(trained):
     # An unknown user gets the most-read books (book_index order) with score 0.
     assert serving["book_index"][1] == list(range(20))
     assert serving["scores"][1] == [0.0] * 20
+
+
+SERVE_USERS = textwrap.dedent("""
+    import json, os, sys
+    import tensorflow as tf
+    loaded = tf.saved_model.load(os.path.join(sys.argv[1], "saved_model"))
+    users = tf.constant(json.loads(sys.argv[2]))
+    out = loaded.signatures["serving_default"](user_id=users)
+    print("RESULT" + json.dumps({k: out[k].numpy().tolist() for k in ("book_index", "scores")}))
+""")
+
+
+def test_serving_ranks_by_the_evaluated_score(trained):
+    """serving_default (fresh process) returns the top k of the score metrics.json measures."""
+    data_dir, output, _, facts = trained
+    args, inputs, split, model = _restored(data_dir, output, facts)
+    with open(os.path.join(output, "training_log.json")) as handle:
+        log = json.load(handle)
+    groups = log["rerank"]["groups"]
+    assert set(groups) == {"1-2", "3-10", "11+"}
+    weights = ([groups[g]["head_weight"] for g in ("1-2", "3-10", "11+")],
+               [groups[g]["popularity_weight"] for g in ("1-2", "3-10", "11+")],
+               log["rerank"]["holdout"])
+    assert log["rerank"]["holdout"]["holdout_users"] > 0
+    train.use_full_histories(args, model, inputs)
+    reranker = train.build_reranker(args, model, inputs, split, weights,
+                                     l2=log["rerank"]["head"].get("l2"))
+    users = np.unique(inputs.train.user)[:12]
+    scores = train.reranked_scorer(model, reranker, train._all_vectors(model), split)(users)
+    for row, user in enumerate(users):
+        scores[row, split.train_items(user)] = -np.inf
+    env = dict(os.environ, TF_USE_LEGACY_KERAS="1", CUDA_VISIBLE_DEVICES="")
+    ids = [facts["user_vocab"][u] for u in users]
+    proc = subprocess.run([sys.executable, "-c", SERVE_USERS, output, json.dumps(ids)],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    served = json.loads(proc.stdout.split("RESULT", 1)[1])
+    for row in range(len(users)):
+        got = np.array(served["book_index"][row])
+        np.testing.assert_allclose(served["scores"][row], scores[row, got], rtol=1e-4, atol=1e-4)
+        # the served list is the evaluated top k (up to float32 ties at its end)
+        kth = np.sort(scores[row])[::-1][len(got) - 1]
+        assert np.all(scores[row, got] >= kth - 1e-4)
 
 
 def test_rerun_resumes_and_matches_an_uninterrupted_fresh_process(prep, tmp_path, capsys):

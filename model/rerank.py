@@ -1,0 +1,202 @@
+"""The served scorer: two-tower cosine + a sparse item-item head + popularity, per user group.
+
+score(u, b) = cos(u, b) / T + head_weight[g] * sum_{i read by u} W[i, b]
+              + popularity_weight[g] * log(1 + training readers of b)
+
+where g is the user's group by number of training books (model.evaluate.GROUPS:
+1-2, 3-10, 11+) and W is a sparse item-item table, each book keeping its
+`neighbours` strongest neighbours: EASE's weights (Steck 2019) when the catalogue
+has at most --ease_max_books books, else item-item cosine (model/baselines.py).
+The two weights of each group are chosen on a holdout of the *training* data, never
+on the eval split: before training, one training interaction of each of up to
+`max_users` users (hash-chosen) is hidden from the model and from the head; after
+training, every (head weight, popularity weight) pair of a small grid is scored on
+those hidden books (hits in the top 10 plus hits in the top 100, the user's other
+training books excluded) and each group keeps its best pair (a group with fewer
+than `min_group_users` holdout users takes the pair that is best over everyone).
+So on sparse data, where the most-read books are hard to beat for users with one or
+two books, the popularity weight grows for that group; on dense data it stays near 0.
+The final head is refitted on all training interactions.
+
+The same arithmetic runs in numpy (the evaluation, `Reranker.score`) and in the
+SavedModel's serving_default (model/export.py), in float32.
+"""
+import collections
+
+import numpy as np
+
+from model import baselines
+from model.evaluate import GROUPS, EvalSplit, _splitmix64
+from model.data import Interactions
+
+HEAD_WEIGHTS = (0.0, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0)
+POPULARITY_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 16.0)
+
+Holdout = collections.namedtuple("Holdout", ["fit", "user", "book"])
+
+
+def group_of(num_train_books):
+    """Index into GROUPS of each count (0 training books counts in the first group)."""
+    bounds = np.array([most for _, most in GROUPS[:-1]], np.float64)
+    return np.searchsorted(bounds, np.asarray(num_train_books), side="left").astype(np.int32)
+
+
+def make_holdout(train, num_users, seed, max_users=4000, max_share=0.05):
+    """Hides one training interaction of up to `max_users` users with >= 2 training rows.
+
+    Users are those with the smallest splitmix64 hash of (index, seed), and at most
+    `max_share` of the training interactions are hidden. Returns Holdout(fit: the
+    remaining Interactions, user, book: the hidden pairs, sorted by user).
+    """
+    size = len(train.user)
+    counts = np.bincount(train.user, minlength=num_users)
+    candidates = np.flatnonzero(counts >= 2)
+    take = int(min(max_users, len(candidates), max_share * size))
+    if take <= 0:
+        empty = np.zeros(0, np.int32)
+        return Holdout(train, empty, empty)
+    salt = np.uint64(seed & 0xFFFFFFFF) * np.uint64(0x100000001B3)
+    with np.errstate(over="ignore"):
+        user_hash = _splitmix64(candidates.astype(np.uint64) ^ salt)
+    chosen = np.zeros(num_users, bool)
+    chosen[candidates[np.argsort(user_hash, kind="stable")[:take]]] = True
+    rows = np.flatnonzero(chosen[train.user])
+    # one row per chosen user: the one with the smallest hash of (user, book)
+    with np.errstate(over="ignore"):
+        row_hash = _splitmix64(train.user[rows].astype(np.uint64) * np.uint64(1 << 32)
+                               + train.book[rows].astype(np.uint64) + salt)
+    order = np.lexsort((row_hash, train.user[rows]))
+    rows = rows[order]
+    first = np.ones(len(rows), bool)
+    first[1:] = train.user[rows][1:] != train.user[rows][:-1]
+    hidden = rows[first]
+    keep = np.ones(size, bool)
+    keep[hidden] = False
+    fit = Interactions(train.user[keep], train.book[keep])
+    return Holdout(fit, train.user[hidden], train.book[hidden])
+
+
+def fit_head(split, neighbours, ease_max_books, ease=None, l2=None):
+    """(index int32 [B, k], weight float32 [B, k], description) of the item-item head.
+
+    EASE (a fitted `ease` is reused, else one is fitted with `l2`, or λ chosen as
+    the baseline does) up to `ease_max_books` books, item cosine above. Each book
+    keeps its `neighbours` largest weights (padding: the book itself, weight 0).
+    """
+    num_books = split.num_books
+    k = min(neighbours, max(num_books - 1, 1))
+    if neighbours == 0:
+        return (np.zeros((num_books, 0), np.int32), np.zeros((num_books, 0), np.float32),
+                {"kind": "none"})
+    if num_books <= ease_max_books:
+        if ease is None:
+            ease = baselines.Ease(l2=l2).fit(split)
+        weights = ease.weights
+        index = np.argpartition(-weights, k - 1, axis=1)[:, :k].astype(np.int32)
+        values = np.take_along_axis(weights, index, axis=1).astype(np.float32)
+        values = np.maximum(values, 0.0)   # only positive evidence is kept
+        return index, values, {"kind": "ease", "l2": float(ease.l2), "neighbours": k}
+    cosine = baselines.ItemCosine(neighbours=k).fit(split)
+    return (cosine.nbr_index.astype(np.int32), cosine.nbr_sim.astype(np.float32),
+            {"kind": "item_cosine", "neighbours": k})
+
+
+def head_scores(index, weight, ptr, books, users):
+    """float32 [len(users), B]: per user the sum of the head rows of their training books."""
+    num_books = len(index)
+    users = np.asarray(users)
+    if index.shape[1] == 0 or len(users) == 0:
+        return np.zeros((len(users), num_books), np.float32)
+    starts, lengths = ptr[users], ptr[users + 1] - ptr[users]
+    rows = np.repeat(np.arange(len(users)), lengths)
+    items = books[np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+                  + np.arange(len(rows))]
+    flat = (rows[:, None].astype(np.int64) * num_books + index[items]).ravel()
+    out = np.bincount(flat, weights=weight[items].ravel(), minlength=len(users) * num_books)
+    return out.astype(np.float32).reshape(len(users), num_books)
+
+
+class Reranker:
+    """The served scorer (see the module docstring): per group weights and the sparse head."""
+
+    def __init__(self, temperature, head_index, head_weight, log_popularity, head_weights,
+                 popularity_weights, info=None):
+        self.temperature = float(temperature)
+        self.head_index, self.head_weight = head_index, head_weight
+        self.log_popularity = np.asarray(log_popularity, np.float32)
+        self.head_weights = np.asarray(head_weights, np.float32)
+        self.popularity_weights = np.asarray(popularity_weights, np.float32)
+        self.info = info or {}
+
+    def score(self, query, book_vectors, ptr, books, users):
+        """float32 [len(users), B]; user u's training books are books[ptr[u]:ptr[u + 1]]."""
+        group = group_of(ptr[np.asarray(users) + 1] - ptr[np.asarray(users)])
+        scores = (query @ book_vectors.T) * np.float32(1.0 / self.temperature)
+        scores += self.head_weights[group][:, None] * head_scores(
+            self.head_index, self.head_weight, ptr, books, users)
+        scores += self.popularity_weights[group][:, None] * self.log_popularity[None, :]
+        return scores
+
+    def describe(self):
+        return dict(self.info, temperature=self.temperature,
+                    groups={label: {"head_weight": float(h), "popularity_weight": float(p)}
+                            for (label, _), h, p in zip(GROUPS, self.head_weights,
+                                                        self.popularity_weights)})
+
+
+def log_popularity(books, num_books):
+    return np.log1p(np.bincount(books, minlength=num_books)).astype(np.float32)
+
+
+def choose_weights(query, book_vectors, temperature, fit_split, holdout, head_index,
+                   head_weight, min_group_users=200, max_cells=20_000_000):
+    """Per group (head weight, popularity weight) from the grids, by holdout hits@10 + hits@100.
+
+    `query` holds the holdout users' vectors (from the model trained without their
+    hidden book), in the order of `holdout.user`. Returns (head weights, popularity
+    weights) per group and a report of the holdout figures.
+    """
+    users, hidden = holdout.user, holdout.book
+    grid = [(h, p) for h in HEAD_WEIGHTS for p in POPULARITY_WEIGHTS]
+    if head_index.shape[1] == 0:
+        grid = [(0.0, p) for p in POPULARITY_WEIGHTS]
+    gain = np.zeros((len(users), len(grid)))
+    pop = log_popularity(fit_split.train_book, fit_split.num_books)
+    ptr, books = fit_split.train_ptr, fit_split.train_book
+    batch = max(1, max_cells // fit_split.num_books)
+    for start in range(0, len(users), batch):
+        part = users[start:start + batch]
+        rows = np.arange(len(part))
+        model = (query[start:start + batch] @ book_vectors.T) / np.float32(temperature)
+        head = head_scores(head_index, head_weight, ptr, books, part)
+        read_rows, read_books = [], []
+        for row, user in enumerate(part):
+            items = books[ptr[user]:ptr[user + 1]]
+            read_rows.append(np.full(len(items), row)), read_books.append(items)
+        read_rows, read_books = np.concatenate(read_rows), np.concatenate(read_books)
+        target = hidden[start:start + batch]
+        for column, (h, p) in enumerate(grid):
+            scores = model + np.float32(h) * head + np.float32(p) * pop[None, :]
+            scores[read_rows, read_books] = -np.inf
+            rank = (scores > scores[rows, target][:, None]).sum(axis=1)
+            gain[start:start + batch, column] = (rank < 10) + (rank < 100)
+    group = group_of(np.diff(ptr)[users])
+    overall = int(np.argmax(gain.mean(axis=0))) if len(users) else 0
+    head_weights, popularity_weights, report = [], [], {}
+    for g, (label, _) in enumerate(GROUPS):
+        mask = group == g
+        best = overall if mask.sum() < min_group_users else int(np.argmax(gain[mask].mean(axis=0)))
+        head_weights.append(grid[best][0])
+        popularity_weights.append(grid[best][1])
+        report[label] = {"holdout_users": int(mask.sum()),
+                         "chosen_by": "group" if mask.sum() >= min_group_users else "everyone",
+                         "holdout_gain": float(gain[mask, best].mean()) if mask.any() else None,
+                         "gain_two_tower_alone": float(gain[mask, grid.index((0.0, 0.0))].mean())
+                         if mask.any() else None}
+    return head_weights, popularity_weights, report
+
+
+def holdout_split(fit, num_users, num_books):
+    """An EvalSplit over the holdout's fitting interactions (no eval part): for fitting heads."""
+    empty = Interactions(np.zeros(0, np.int32), np.zeros(0, np.int32))
+    return EvalSplit(fit, empty, num_users, num_books)
