@@ -13,7 +13,7 @@ import pytest
 import pipeline_common  # noqa: F401  (legacy Keras before TensorFlow loads)
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
-from model import data, evaluate, options, towers, train, vertex
+from model import data, evaluate, options, rerank, towers, train, vertex
 from tests import model_fixtures
 
 TINY = ["--epochs", "3", "--batch_size", "64", "--embedding_dim", "16", "--verbose", "0",
@@ -401,3 +401,39 @@ def test_eval_users_are_chosen_by_a_hash_of_the_user_id(prep, tmp_path):
     split = evaluate.EvalSplit(inputs.train, inputs.evals, facts["manifest"]["num_users"],
                                facts["manifest"]["num_books"], max_eval_users=10, user_ids=ids)
     assert metrics["eval_interactions"] == split.num_eval_interactions
+
+
+def test_holdout_hides_one_book_of_chosen_users_deterministically():
+    rng = np.random.default_rng(0)
+    pairs = np.unique(rng.integers(0, 50, 600) * 40 + rng.integers(0, 40, 600))
+    train_set = data.Interactions((pairs // 40).astype(np.int32), (pairs % 40).astype(np.int32))
+    first = rerank.make_holdout(train_set, 50, seed=3, max_users=10, max_share=1.0)
+    again = rerank.make_holdout(train_set, 50, seed=3, max_users=10, max_share=1.0)
+    np.testing.assert_array_equal(first.user, again.user)
+    np.testing.assert_array_equal(first.book, again.book)
+    assert len(first.user) == len(set(first.user.tolist())) == 10
+    assert len(first.fit.user) == len(train_set.user) - 10
+    kept = set(zip(first.fit.user.tolist(), first.fit.book.tolist()))
+    assert not kept & set(zip(first.user.tolist(), first.book.tolist()))
+    capped = rerank.make_holdout(train_set, 50, seed=3, max_users=10, max_share=0.01)
+    assert len(capped.user) == int(0.01 * len(train_set.user)) < 10
+
+
+def test_group_boundaries_and_item_cosine_head_above_the_ease_limit():
+    np.testing.assert_array_equal(rerank.group_of([0, 1, 2, 3, 10, 11, 500]),
+                                  [0, 0, 0, 1, 1, 2, 2])
+    rng = np.random.default_rng(1)
+    pairs = np.unique(rng.integers(0, 30, 300) * 20 + rng.integers(0, 20, 300))
+    train_set = data.Interactions((pairs // 20).astype(np.int32), (pairs % 20).astype(np.int32))
+    split = rerank.holdout_split(train_set, 30, 20)
+    index, weight, info = rerank.fit_head(split, 5, ease_max_books=10)
+    assert info["kind"] == "item_cosine" and index.shape == weight.shape == (20, 5)
+    index, weight, info = rerank.fit_head(split, 5, ease_max_books=100)
+    assert info["kind"] == "ease" and index.shape == (20, 5) and (weight >= 0).all()
+    users = np.array([0, 4])
+    head = rerank.head_scores(index, weight, split.train_ptr, split.train_book, users)
+    dense = np.zeros((2, 20), np.float32)
+    for row, user in enumerate(users):
+        for book in split.train_items(user):
+            np.add.at(dense[row], index[book], weight[book])
+    np.testing.assert_allclose(head, dense, rtol=1e-6)
