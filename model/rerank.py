@@ -92,8 +92,13 @@ def fit_head(split, neighbours, ease_max_books, ease=None, l2=None):
         if ease is None:
             ease = baselines.Ease(l2=l2).fit(split)
         weights = ease.weights
-        index = np.argpartition(-weights, k - 1, axis=1)[:, :k].astype(np.int32)
-        values = np.take_along_axis(weights, index, axis=1).astype(np.float32)
+        index = np.empty((num_books, k), np.int32)
+        values = np.empty((num_books, k), np.float32)
+        for start in range(0, num_books, 1024):   # in row blocks: no books x books temporaries
+            rows = weights[start:start + 1024]
+            top = np.argpartition(-rows, k - 1, axis=1)[:, :k]
+            index[start:start + 1024] = top
+            values[start:start + 1024] = np.take_along_axis(rows, top, axis=1)
         values = np.maximum(values, 0.0)   # only positive evidence is kept
         return index, values, {"kind": "ease", "l2": float(ease.l2), "neighbours": k}
     cosine = baselines.ItemCosine(neighbours=k).fit(split)
