@@ -25,7 +25,6 @@ import tempfile
 import uuid
 import zlib
 
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import DirectOptions, GoogleCloudOptions, TestOptions
 
 from pipeline_common import artifacts, beam_runner, cli, config, fileio
@@ -142,7 +141,7 @@ def _remove(path):
     if fileio.exists(path):
         matches.append(path)
     if matches:
-        FileSystems.delete(matches)
+        fileio.delete(matches)
 
 
 def prepare_output(output):
@@ -151,7 +150,7 @@ def prepare_output(output):
     for split in artifacts.SPLITS:
         stale = fileio.glob(fileio.join(output, artifacts.shard_pattern(split)))
         if stale:
-            FileSystems.delete(stale)
+            fileio.delete(stale)
     for name in (artifacts.CATALOG, STATS, artifacts.TRANSFORM_DIR, artifacts.REJECTED_DIR):
         _remove(fileio.join(output, name))
     if "://" not in output:

@@ -12,7 +12,10 @@ and writes the block's edges to their own parquet file in the same step -- no
 N x N matrix anywhere, memory per block bounded by the block size. The
 launcher then concatenates the blocks in block order into `edges.parquet`
 (sorted by source, rank), so the result is the same on any runner, worker
-count, thread count and block size.
+count, thread count and block size. Block files live in `OUTPUT/.blocks-KEY/`,
+KEY a hash of the vectors, k and the block size: a run that was killed reuses
+the blocks an earlier run on the same inputs finished (`reused_blocks` in
+`summary.json`).
 
 Locally the job runs in one process (`--direct_num_workers=1` unless given)
 whose kernel threads share the matrix the launcher already read: two worker
@@ -26,18 +29,17 @@ after the pipeline; see `graph_export.layout` and `graph_export.graph_files`.
 """
 import argparse
 import glob as globlib
+import hashlib
 import logging
 import os
 import shutil
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import DirectOptions
 from apache_beam.utils import shared
 
@@ -224,6 +226,57 @@ def block_path(directory, start):
 def block_ranges(n, block_rows):
     """Fixed [start, stop) blocks over n rows (independent of the worker count)."""
     return [(s, min(n, s + block_rows)) for s in range(0, n, block_rows)]
+
+
+BLOCK_FORMAT = 1   # bump when a block file's content changes for the same inputs
+
+
+def blocks_key(book_index, unit, k, block_rows):
+    """Content hash of what a block file depends on: the unit vectors, their book
+    indices, k and the block size (the results are exact, so not the tile/chunk/threads).
+
+    A run killed part-way leaves `.blocks-KEY/`; the next run with the same key
+    reuses its finished blocks, any other key means other inputs: removed.
+    """
+    digest = hashlib.blake2b(digest_size=8)
+    digest.update(np.asarray([BLOCK_FORMAT, k, block_rows, len(book_index)], np.int64).tobytes())
+    digest.update(np.ascontiguousarray(book_index, np.int64).tobytes())
+    digest.update(np.ascontiguousarray(unit, np.float32).tobytes())
+    return digest.hexdigest()
+
+
+def remove_other_block_dirs(out, keep):
+    """Removes block folders of runs on other inputs (they can never be reused)."""
+    stale = [p for p in fileio.glob(fileio.join(out, ".blocks-*", "*"))
+             if not p.startswith(keep.rstrip("/") + "/")]
+    if stale:
+        fileio.delete(stale)
+    if "://" not in out:   # object stores have no folders; local ones stay empty otherwise
+        for folder in globlib.glob(os.path.join(out, ".blocks-*")):
+            if os.path.abspath(folder) != os.path.abspath(keep):
+                shutil.rmtree(folder, ignore_errors=True)
+
+
+def split_finished_blocks(block_dir, blocks, k, num_valid):
+    """(blocks still to compute, blocks already on disk) for `block_dir`.
+
+    A block file exists only complete (written under a temporary name, then
+    renamed); it is reused only if its parquet footer reads and holds the
+    block's row count. Anything else is computed again.
+    """
+    k_eff = min(k, max(num_valid - 1, 0))
+    todo, done = [], []
+    for start, stop in blocks:
+        path = block_path(block_dir, start)
+        rows = -1
+        if fileio.exists(path):
+            try:
+                with artifacts.parquet_file(path) as parquet:
+                    rows = parquet.metadata.num_rows
+            except artifacts.ArtifactError:   # unreadable: computed again
+                pass
+        (done if rows == (stop - start) * k_eff else todo).append((start, stop))
+    return todo, done
 
 
 def assemble_edges(block_dir, blocks, out_path):
@@ -471,28 +524,27 @@ def run(argv=None):
 
     num_valid = int(valid.sum())
     blocks = block_ranges(num_valid, args.block_rows)
-    # Blocks of a run that was killed are not reused (the name is per run): remove them.
-    stale = fileio.glob(fileio.join(out, ".blocks-*", "*"))
-    if stale:
-        FileSystems.delete(stale)
-    if "://" not in out:   # object stores have no folders; local ones stay empty otherwise
-        for folder in globlib.glob(os.path.join(out, ".blocks-*")):
-            shutil.rmtree(folder, ignore_errors=True)
-    block_dir = fileio.join(out, f".blocks-{uuid.uuid4().hex[:8]}")
+    book_index = meta.column("book_index").to_numpy()[valid]
+    block_dir = fileio.join(out, f".blocks-{blocks_key(book_index, unit, args.k, args.block_rows)}")
+    remove_other_block_dirs(out, block_dir)
+    todo, reused = split_finished_blocks(block_dir, blocks, args.k, num_valid)
+    if reused:
+        logging.info("reusing %d of %d blocks finished by an earlier run on the same "
+                     "embeddings (%s)", len(reused), len(blocks), block_dir)
     options = make_options(local_defaults(pipeline_args))
     threads = args.threads or default_threads(options)
     key = (emb_path, args.tile, args.chunk)
-    _LAUNCHER_MATRICES[key] = CandidateMatrix(
-        meta.column("book_index").to_numpy()[valid], unit, args.tile, args.chunk)
+    _LAUNCHER_MATRICES[key] = CandidateMatrix(book_index, unit, args.tile, args.chunk)
     pipeline_started = time.time()
     try:
-        with make_pipeline(options) as pipeline:
-            _ = (pipeline
-                 | "Blocks" >> beam.Create(blocks)
-                 | "Spread" >> beam.Reshuffle()
-                 | "TopK" >> beam.ParDo(TopKBlockFn(emb_path, block_dir, args.k, args.tile,
-                                                    args.chunk, threads, args.kernel_rows,
-                                                    args.blas_threads)))
+        if todo:
+            with make_pipeline(options) as pipeline:
+                _ = (pipeline
+                     | "Blocks" >> beam.Create(todo)
+                     | "Spread" >> beam.Reshuffle()
+                     | "TopK" >> beam.ParDo(TopKBlockFn(emb_path, block_dir, args.k, args.tile,
+                                                        args.chunk, threads, args.kernel_rows,
+                                                        args.blas_threads)))
     finally:
         del _LAUNCHER_MATRICES[key]
     timings = {"topk_seconds": round(time.time() - pipeline_started, 3)}
@@ -501,9 +553,9 @@ def run(argv=None):
     num_edges = assemble_edges(block_dir, blocks, edges_path)
     leftovers = fileio.glob(fileio.join(block_dir, "*"))
     if leftovers:
-        FileSystems.delete(leftovers)
+        fileio.delete(leftovers)
     if "://" not in block_dir and fileio.exists(block_dir):
-        FileSystems.delete([block_dir])
+        fileio.delete([block_dir])
 
     edges = artifacts.read_parquet(edges_path)
     nodes = build_nodes(meta, unit, valid, edges, catalog_columns, args.seed,
@@ -519,7 +571,8 @@ def run(argv=None):
         "embeddings": emb_path, "catalog": args.catalog, "k": args.k,
         "num_books_in": int(len(valid)), "num_nodes": num_valid,
         "num_excluded": int(excluded.num_rows), "num_edges": int(num_edges),
-        "dim": dim, "num_blocks": len(blocks), "block_rows": args.block_rows,
+        "dim": dim, "num_blocks": len(blocks), "reused_blocks": len(reused),
+        "block_rows": args.block_rows,
         "kernel_rows": args.kernel_rows, "threads": threads,
         "num_communities": int(nodes.column("community").to_numpy().max() + 1)
         if num_valid else 0,

@@ -13,13 +13,16 @@ one line and a non-zero exit status:
 * anything else is named by its type and first line, with a pointer to `--debug`.
 
 `--debug` anywhere on the command line shows the full traceback instead.
-`SystemExit` raised by the stages (their own one-line checks) passes through, and a
-`UserError` is printed as it is: its message already names the file and what to do.
+`SystemExit` raised by the stages (their own one-line checks) is printed in the same
+"prog: error: ..." form, and a `UserError` is printed as it is: its message already
+names the file and what to do. A failing process ends with `os._exit` (see `_exit_now`).
 """
 import errno
 import logging
+import os
 import re
 import sys
+import urllib.parse
 
 class UserError(Exception):
     """An error whose message is already the one line a user needs (names the file or option)."""
@@ -59,9 +62,37 @@ _TF_ERRORS = {
                               "--batch_size / another --output",
 }
 _TF_FUNCTION = re.compile(r"\{\{function_node [^}]*\}\}\s*")
-_STORE_ERRORS = ("ServiceUnavailable", "InternalServerError", "TooManyRequests",
+_STORE_ERRORS = ("InvalidResponse", "ServiceUnavailable", "InternalServerError", "TooManyRequests",
                  "GatewayTimeout", "BadGateway", "ConnectionError", "ConnectionRefusedError",
                  "MaxRetryError", "NewConnectionError", "RetryError", "TransportError")
+
+
+# A JSON API request names its object as [http://host]/storage/v1/b/BUCKET/o/NAME, or
+# /upload/storage/v1/b/BUCKET/o?...&name=NAME (urllib3 errors give the path only).
+_STORE_URL = re.compile(r"(?:(?:GET|POST|PUT|PATCH|DELETE|HEAD) )?(?:https?://[^/\s]+)?"
+                        r"(?:/upload)?/storage/v1/b/([^/\s?]+)/o(?:/([^?\s:]+))?"
+                        r"(?:\?([^\s:)]*))?:?")
+
+
+def store_path(text):
+    """The gs:// path named by the object-store requests in an error text (the most
+    specific one: an object or listing prefix before a bare bucket), or None."""
+    found = []
+    for match in _STORE_URL.finditer(text):
+        name = match.group(2)
+        if name is None and match.group(3):
+            query = urllib.parse.parse_qs(match.group(3))
+            name = (query.get("name") or query.get("prefix") or [None])[0]   # a write or a listing
+            name = name and urllib.parse.quote(name)
+        name = re.sub(r"(^|/)\.tmp-[0-9a-f]{12}-", r"\1", urllib.parse.unquote(name)) if name else ""
+        found.append(f"gs://{match.group(1)}" + (f"/{name}" if name else ""))
+    return max(found, key=len) if found else None
+
+
+def _gs_path(text):
+    """The first gs:// path in a text (a temporary name shown as its final name), or None."""
+    match = re.search(r"gs://[^\s'\"\]\),;]+", text)
+    return re.sub(r"(^|/)\.tmp-[0-9a-f]{12}-", r"\1", match.group()) if match else None
 
 
 def _first_line(text, limit=300):
@@ -104,9 +135,12 @@ def describe(err):
             return f"{_TF_ERRORS[name]} ({_first_line(text, 400)})"
     names = {type(item).__name__ for item in _chain(err)}
     if names & set(_STORE_ERRORS) or any(name in text for name in _STORE_ERRORS):
-        return ("the object store did not answer or kept failing after retries "
-                f"({type(err).__name__}: {_first_line(text, 200)}); check the gs:// path, "
-                "the network and credentials, then run the same command again")
+        where = store_path(text) or _gs_path(text)
+        return ("the object store did not answer or kept failing after retries"
+                + (f" on {where}" if where else "")
+                + f" ({type(err).__name__}: {_first_line(re.sub(' +', ' ', _STORE_URL.sub('', text)), 200)}); "
+                "check the gs:// path, the network and credentials, then run the same "
+                "command again")
     return (f"{type(err).__name__}: {_first_line(text)} "
             "(run the same command with --debug for the traceback)")
 
@@ -124,6 +158,7 @@ class _NoTracebacks(logging.Filter):
 def main(run, prog, argv=None):
     """Runs `run(argv)` as a command line: logging set up, one-line errors, exit status."""
     from pipeline_common.logs import configure_logging
+    owns_process = argv is None   # a real command line; tests pass argv and get SystemExit
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [arg for arg in argv if arg != "--debug"]
@@ -133,13 +168,43 @@ def main(run, prog, argv=None):
             handler.addFilter(_NoTracebacks())
     try:
         run(argv)
-    except SystemExit:
-        raise
+    except SystemExit as stop:
+        if stop.code in (None, 0):
+            raise
+        if isinstance(stop.code, str):
+            print(f"{prog}: error: {_without_prefix(stop.code, prog)}", file=sys.stderr)
+        _exit_now(stop.code if isinstance(stop.code, int) else EXIT_FAILURE, owns_process)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; run the same command again to redo it", file=sys.stderr)
-        sys.exit(EXIT_INTERRUPTED)
+        _exit_now(EXIT_INTERRUPTED, owns_process)
     except BaseException as err:  # pylint: disable=broad-except
         if debug:
             raise
         print(f"{prog}: error: {describe(err)}", file=sys.stderr)
-        sys.exit(EXIT_FAILURE)
+        _exit_now(EXIT_FAILURE, owns_process)
+
+
+def _without_prefix(message, prog):
+    """A stage's own one-line message without the "preprocess:"/"error:" it may start with."""
+    for prefix in (f"{prog}: ", "preprocess: ", "error: "):
+        if message.startswith(prefix):
+            message = message[len(prefix):]
+    return message
+
+
+def _exit_now(status, owns_process):
+    """Ends the process after a failure without running interpreter teardown.
+
+    A failed Beam or pyarrow step can leave native threads running; tearing the
+    interpreter down around them may abort (`terminate called without an active
+    exception`, status -6) after the one-line error was printed. The stage has
+    already removed its partial outputs in its own `finally` blocks, so the
+    process ends here with the status the user should see. Called with an
+    explicit argv (tests), `main` raises SystemExit instead.
+    """
+    if not owns_process:
+        sys.exit(status)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)  # pylint: disable=protected-access

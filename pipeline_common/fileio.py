@@ -66,31 +66,97 @@ def _split_local(path):
     return os.path.split(os.path.abspath(path))
 
 
+class RemoteWriteError(IOError):
+    """Writing a file on an object store failed; the message names the file.
+
+    The storage client's own errors (a resumable upload's "Request failed with
+    status code 503", a RetryError) often carry no object name.
+    """
+
+
 @contextlib.contextmanager
 def atomic_write(path, compressed=False):
     """Yields a binary handle; the file appears under `path` only on success.
 
     `compressed=True` gzips the stream (use with a `.gz` name).
     """
-    tmp = _temp_name(path)
-    directory = posixpath.dirname(tmp) if "://" in tmp else _split_local(tmp)[0]
-    if "://" not in tmp:
-        makedirs(directory)
-    kind = CompressionTypes.GZIP if compressed else CompressionTypes.UNCOMPRESSED
-    handle = FileSystems.create(tmp, compression_type=kind)
+    with _naming_remote(path):
+        tmp = _temp_name(path)
+        directory = posixpath.dirname(tmp) if "://" in tmp else _split_local(tmp)[0]
+        if "://" not in tmp:
+            makedirs(directory)
+        kind = CompressionTypes.GZIP if compressed else CompressionTypes.UNCOMPRESSED
+        handle = FileSystems.create(tmp, compression_type=kind)
     try:
         yield handle
-        handle.close()
+        with _naming_remote(path):
+            handle.close()
     except BaseException:
         try:
             handle.close()
-        finally:
-            if FileSystems.exists(tmp):
-                FileSystems.delete([tmp])
+        except Exception:  # pylint: disable=broad-except  (keep the first error)
+            pass
+        try:
+            delete([tmp])
+        except Exception:  # pylint: disable=broad-except  (the store is failing: keep the first error)
+            pass
+        with _naming_remote(path):
+            raise
+    with _naming_remote(path):
+        delete([path])
+        rename(tmp, path)
+
+
+@contextlib.contextmanager
+def _naming_remote(path):
+    """Re-raises a failure on an object-store path as a RemoteWriteError that names it."""
+    try:
+        yield
+    except RemoteWriteError:
         raise
-    if FileSystems.exists(path):
-        FileSystems.delete([path])
-    FileSystems.rename([tmp], [path])
+    except Exception as err:  # pylint: disable=broad-except
+        if "://" not in path:
+            raise
+        first = next((line for line in str(err).splitlines() if line.strip()), "")
+        raise RemoteWriteError(f"writing {path} failed: {type(err).__name__}: {first}") from err
+
+
+def delete(paths):
+    """Deletes files (or local folders); a missing one is fine.
+
+    On gs:// a batch request first, and if that fails, one request per object
+    with the storage client's retries: Beam 2.77's batch delete and copy
+    (behind `FileSystems.delete/rename`) do not retry a batch request the store
+    answers with 5xx; they fail with "AttributeError: 'NoneType' object has no
+    attribute 'status_code'".
+    """
+    local = [p for p in paths if not p.startswith("gs://") and FileSystems.exists(p)]
+    if local:
+        FileSystems.delete(local)
+    remote = [p for p in paths if p.startswith("gs://")]
+    if len(remote) > 1:
+        try:
+            FileSystems.delete(remote)
+            return
+        except Exception:  # pylint: disable=broad-except  (retried one by one below)
+            pass
+    for path in remote:
+        _gcs(path).delete(path)
+
+
+def rename(source, target):
+    """Moves one file into place (on gs://: a single retried copy, then a delete)."""
+    if source.startswith("gs://"):
+        gcs = _gcs(source)
+        gcs.copy(source, target)
+        gcs.delete(source)
+    else:
+        FileSystems.rename([source], [target])
+
+
+def _gcs(path):
+    """Beam's GcsIO for `path`, with the pipeline options FileSystems was given."""
+    return FileSystems.get_filesystem(path)._gcsIO()  # pylint: disable=protected-access
 
 
 def write_bytes(path, data):

@@ -71,6 +71,46 @@ def graph_dir(tmp_path_factory):
 
 # ------------------------------------------------------------------ top-k kernel
 
+def test_a_failed_run_leaves_blocks_the_next_run_on_the_same_inputs_reuses(graph_dir, tmp_path,
+                                                                          monkeypatch):
+    """A run that dies after 3 of its blocks: the rerun computes only the others (same
+    edges as a clean run); other embeddings never reuse them."""
+    out, _, _ = graph_dir
+    model, graph = out.parent / "model", tmp_path / "g"
+    args = ["--embeddings", str(model), "--output", str(graph), "--block_rows", "8",
+            "--formats", "none", "--direct_num_workers=1"]
+    real = neighbors.TopKBlockFn.process
+    finished = []
+
+    def dies_after_three(self, block):
+        if len(finished) == 3:
+            raise RuntimeError("worker lost")
+        yield from real(self, block)
+        finished.append(block)
+
+    monkeypatch.setattr(neighbors.TopKBlockFn, "process", dies_after_three)
+    with pytest.raises(Exception, match="worker lost"):
+        neighbors.run(args)
+    monkeypatch.setattr(neighbors.TopKBlockFn, "process", real)
+    assert not (graph / "edges.parquet").exists()
+    assert len(list(graph.glob(".blocks-*/block-*.parquet"))) == 3
+    summary = neighbors.run(args)
+    assert summary["reused_blocks"] == 3 and summary["num_blocks"] == -(-N_BOOKS // 8)
+    assert pq.read_table(graph / "edges.parquet").equals(pq.read_table(out / "edges.parquet"))
+    assert not list(graph.glob(".blocks-*"))
+
+    monkeypatch.setattr(neighbors.TopKBlockFn, "process", dies_after_three)
+    finished.clear()
+    with pytest.raises(Exception, match="worker lost"):
+        neighbors.run(args)
+    monkeypatch.setattr(neighbors.TopKBlockFn, "process", real)
+    other = tmp_path / "other"
+    graph_fixtures.make_model_output(str(other), n=N_BOOKS, seed=99)
+    summary = neighbors.run(["--embeddings", str(other)] + args[2:])
+    assert summary["reused_blocks"] == 0
+    assert not list(graph.glob(".blocks-*"))
+
+
 @pytest.mark.parametrize("n,dim,tile,chunk", [
     (1, 3, 64, 32), (2, 3, 64, 32), (11, 4, 64, 32), (500, 3, 128, 16), (700, 16, 256, 32)])
 def test_topk_block_equals_brute_force_with_ties(n, dim, tile, chunk):

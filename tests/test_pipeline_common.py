@@ -130,6 +130,12 @@ def test_entrypoint_turns_errors_into_one_line(capsys):
                       "[while running 'WriteExamples/Write']"), "read-only", "WriteExamples"),
         (entrypoint.UserError("/p/manifest.json lists /p/a, which is missing"), "lists /p/a", ""),
         (ValueError("strange\nsecond line"), "ValueError: strange", "--debug"),
+        (RuntimeError("google.api_core.exceptions.RetryError: Timeout of 120.0s exceeded, last "
+                      "exception: HTTPConnectionPool(host='h', port=1): Max retries exceeded with "
+                      "url: /upload/storage/v1/b/bk/o?uploadType=resumable&name=g%2F.tmp-"
+                      "0123456789ab-edges.parquet (Caused by NewConnectionError)"),
+         "object store did not answer", "on gs://bk/g/edges.parquet ("),
+        (SystemExit("preprocess: missing input x under y"), "error: missing input x", ""),
     ]
     for err, first, second in cases:
         with pytest.raises(SystemExit) as info:
