@@ -223,8 +223,9 @@ def print_tables(model_dirs, data=None):
         groups = log.get("rerank", {}).get("groups", {})
         if groups:
             print("\nserved-score weights chosen on the training holdout: " + "; ".join(
-                f"{g} head {groups[g]['head_weight']:g}, "
-                f"popularity {groups[g]['popularity_weight']:g}"
+                (f"{g} popularity fallback" if groups[g].get("popularity_fallback") else
+                 f"{g} head {groups[g]['head_weight']:g}, "
+                 f"popularity {groups[g]['popularity_weight']:g}")
                 for g, _ in evaluate.GROUPS if g in groups))
         two_tower = log.get("two_tower_alone")
         if two_tower:

@@ -108,7 +108,8 @@ class RecommenderModule(tf.Module):
       score model.evaluate measures (model/rerank.py: cos/T + the group's head
       weight x the sum of the sparse item-item rows `head_index` / `head_weight`
       [num_books, k] of the user's training books + the group's popularity weight x
-      log(1 + readers)), same outputs, never a book the user read in training: the module
+      log(1 + readers); a group on the popularity fallback gets the popularity
+      ranking), same outputs, never a book the user read in training: the module
       carries every user's training books (`read_offsets` int64 [num_users+1] and
       `read_books` int32, a CSR list: 4 bytes per training interaction) and scores
       them -inf before the top k. A user who read nearly the whole catalogue gets
@@ -139,6 +140,9 @@ class RecommenderModule(tf.Module):
                                        trainable=False, name="head_weight")
         self.log_popularity = tf.Variable(reranker.log_popularity, trainable=False,
                                           name="log_popularity")
+        self.popularity_rank = tf.Variable(reranker.popularity_rank, trainable=False,
+                                           name="popularity_rank")
+        self.group_fallback = tf.constant(reranker.fallback, tf.bool)
         self.group_head_weights = tf.constant(reranker.head_weights, tf.float32)
         self.group_popularity_weights = tf.constant(reranker.popularity_weights, tf.float32)
         self.group_bounds = tf.constant([most for _, most in GROUPS[:-1]], tf.int64)
@@ -203,6 +207,9 @@ class RecommenderModule(tf.Module):
         head = tf.scatter_nd(tf.stack([head_rows, head_books], axis=1), head_values,
                              tf.cast(tf.shape(scores), tf.int64))
         scores = scores + head_w[:, None] * head + pop_w[:, None] * self.log_popularity[None, :]
+        # Groups served by the popularity fallback get the popularity baseline's ranking.
+        fallback = tf.gather(self.group_fallback, group)
+        scores = tf.where(fallback[:, None], self.popularity_rank[None, :], scores)
         # Books read in training are scored -inf.
         scores = tf.tensor_scatter_nd_update(
             scores, tf.stack([rows, read], axis=1),

@@ -91,7 +91,9 @@ def build_parser():
                              "keeps the grid pair with the most hidden books in its top 10 "
                              "plus top 100 (so short histories on sparse data lean on "
                              "popularity); groups with < 200 such users take the best pair "
-                             "over everyone; 0: the two-tower score alone")
+                             "over everyone; a group whose best pair beats the popularity "
+                             "ranking by less than one standard error is served the "
+                             "popularity ranking; 0: the two-tower score alone")
     parser.add_argument("--head_neighbours", type=non_negative_int, default=100,
                         help="neighbours per book in the item-item head (EASE weights up to "
                              "--ease_max_books books, item cosine above; 0: no head)")

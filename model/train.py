@@ -251,10 +251,11 @@ def build_reranker(args, model, inputs, split, weights, ease=None, l2=None):
     """
     heads, pops, report = weights
     index, weight, head_info = rerank.fit_head(
-        split, args.head_neighbours if any(heads) else 0, args.ease_max_books, ease=ease,
+        split, args.head_neighbours if any(h > 0 for h in heads) else 0, args.ease_max_books,
+        ease=ease,
         l2=l2)
     return rerank.Reranker(args.temperature, index, weight,
-                           rerank.log_popularity(split.train_book, split.num_books), heads, pops,
+                           split.counts, heads, pops,
                            info={"head": head_info, "holdout": report})
 
 

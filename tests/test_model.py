@@ -183,7 +183,8 @@ def test_serving_ranks_by_the_evaluated_score(trained):
     groups = log["rerank"]["groups"]
     assert set(groups) == {"1-2", "3-10", "11+"}
     weights = ([groups[g]["head_weight"] for g in ("1-2", "3-10", "11+")],
-               [groups[g]["popularity_weight"] for g in ("1-2", "3-10", "11+")],
+               [float("inf") if groups[g]["popularity_fallback"] else groups[g]["popularity_weight"]
+                for g in ("1-2", "3-10", "11+")],
                log["rerank"]["holdout"])
     assert log["rerank"]["holdout"]["holdout_users"] > 0
     train.use_full_histories(args, model, inputs)
