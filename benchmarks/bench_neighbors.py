@@ -40,6 +40,7 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
 from graph_export import graph_files, neighbors, topk  # noqa: E402
+from pipeline_common import artifacts  # noqa: E402
 from bench_preprocess import peak_rss_mb  # noqa: E402  (same folder: VmHWM, this process only)
 
 
@@ -81,14 +82,14 @@ def run_faiss(unit, k):
 def run_cli(unit, k, tmp, extra=()):
     """Wall seconds of the neighbours command on `unit` and its summary.json."""
     model = os.path.join(tmp, "model")
-    if not os.path.exists(os.path.join(model, neighbors.EMBEDDINGS_FILE)):
+    if not os.path.exists(os.path.join(model, artifacts.BOOK_EMBEDDINGS)):
         os.makedirs(model, exist_ok=True)
         pq.write_table(pa.table({
             "book_index": np.arange(len(unit), dtype=np.int64),
             "book_id": pa.array([str(i) for i in range(len(unit))]),
             "title": pa.array([f"Book {i}" for i in range(len(unit))]),
             "embedding": pa.FixedSizeListArray.from_arrays(unit.ravel(), unit.shape[1])}),
-            os.path.join(model, neighbors.EMBEDDINGS_FILE))
+            os.path.join(model, artifacts.BOOK_EMBEDDINGS))
     out = os.path.join(tmp, "graph")
     command = [sys.executable, "-m", "graph_export.neighbors", "--embeddings", model,
                "--output", out, "--k", str(k), *extra]
