@@ -129,30 +129,15 @@ def auto_num_shards(paths, args):
     return max(1, min(4096, math.ceil(size / (64 << 20))))
 
 
-def _remove(path):
-    if "://" not in path:
-        if os.path.isdir(path):
-            shutil.rmtree(path)
-        elif os.path.exists(path):
-            os.remove(path)
-        return
-    matches = fileio.glob(path.rstrip("/") + "/**") if not path.endswith(
-        (".json", ".parquet")) else []
-    if fileio.exists(path):
-        matches.append(path)
-    if matches:
-        fileio.delete(matches)
-
-
 def prepare_output(output):
     """Removes a previous run's outputs, manifest first, so nothing stale looks complete."""
-    _remove(fileio.join(output, artifacts.MANIFEST))
+    fileio.remove_tree(fileio.join(output, artifacts.MANIFEST))
     for split in artifacts.SPLITS:
         stale = fileio.glob(fileio.join(output, artifacts.shard_pattern(split)))
         if stale:
             fileio.delete(stale)
     for name in (artifacts.CATALOG, STATS, artifacts.TRANSFORM_DIR, artifacts.REJECTED_DIR):
-        _remove(fileio.join(output, name))
+        fileio.remove_tree(fileio.join(output, name))
     if "://" not in output:
         os.makedirs(output, exist_ok=True)
 
@@ -337,7 +322,7 @@ def run(argv=None):
         "book_index_order": "kept interactions descending, then Goodreads book id ascending",
         "user_index_order": "kept interactions descending, then hex user id ascending",
     }
-    _remove(fileio.join(args.output, STATS))
+    fileio.remove_tree(fileio.join(args.output, STATS))
     fileio.write_json(fileio.join(args.output, artifacts.MANIFEST), manifest)
     logging.info("preprocess: %d rows read, %d kept (%d train, %d eval), %d books, %d users -> %s",
                  manifest["rows_read"], kept, manifest["train_examples"], manifest["eval_examples"],

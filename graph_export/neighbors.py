@@ -32,7 +32,7 @@ import glob as globlib
 import hashlib
 import logging
 import os
-import shutil
+import posixpath
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -247,14 +247,13 @@ def blocks_key(book_index, unit, k, block_rows):
 
 def remove_other_block_dirs(out, keep):
     """Removes block folders of runs on other inputs (they can never be reused)."""
-    stale = [p for p in fileio.glob(fileio.join(out, ".blocks-*", "*"))
-             if not p.startswith(keep.rstrip("/") + "/")]
-    if stale:
-        fileio.delete(stale)
-    if "://" not in out:   # object stores have no folders; local ones stay empty otherwise
-        for folder in globlib.glob(os.path.join(out, ".blocks-*")):
-            if os.path.abspath(folder) != os.path.abspath(keep):
-                shutil.rmtree(folder, ignore_errors=True)
+    folders = {posixpath.dirname(p) for p in fileio.glob(fileio.join(out, ".blocks-*", "*"))}
+    if "://" not in out:   # empty local folders too
+        folders |= set(globlib.glob(os.path.join(out, ".blocks-*")))
+    norm = (lambda path: path.rstrip("/")) if "://" in out else os.path.abspath
+    for folder in folders:
+        if norm(folder) != norm(keep):
+            fileio.remove_tree(folder)
 
 
 def split_finished_blocks(block_dir, blocks, k, num_valid):
@@ -551,11 +550,7 @@ def run(argv=None):
 
     edges_path = fileio.join(out, artifacts.EDGES)
     num_edges = assemble_edges(block_dir, blocks, edges_path)
-    leftovers = fileio.glob(fileio.join(block_dir, "*"))
-    if leftovers:
-        fileio.delete(leftovers)
-    if "://" not in block_dir and fileio.exists(block_dir):
-        fileio.delete([block_dir])
+    fileio.remove_tree(block_dir)
 
     edges = artifacts.read_parquet(edges_path)
     nodes = build_nodes(meta, unit, valid, edges, catalog_columns, args.seed,

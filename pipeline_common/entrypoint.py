@@ -24,6 +24,8 @@ import re
 import sys
 import urllib.parse
 
+from pipeline_common.fileio import final_name
+
 class UserError(Exception):
     """An error whose message is already the one line a user needs (names the file or option)."""
 
@@ -84,7 +86,7 @@ def store_path(text):
             query = urllib.parse.parse_qs(match.group(3))
             name = (query.get("name") or query.get("prefix") or [None])[0]   # a write or a listing
             name = name and urllib.parse.quote(name)
-        name = re.sub(r"(^|/)\.tmp-[0-9a-f]{12}-", r"\1", urllib.parse.unquote(name)) if name else ""
+        name = final_name(urllib.parse.unquote(name)) if name else ""
         found.append(f"gs://{match.group(1)}" + (f"/{name}" if name else ""))
     return max(found, key=len) if found else None
 
@@ -92,7 +94,7 @@ def store_path(text):
 def _gs_path(text):
     """The first gs:// path in a text (a temporary name shown as its final name), or None."""
     match = re.search(r"gs://[^\s'\"\]\),;]+", text)
-    return re.sub(r"(^|/)\.tmp-[0-9a-f]{12}-", r"\1", match.group()) if match else None
+    return final_name(match.group()) if match else None
 
 
 def _first_line(text, limit=300):

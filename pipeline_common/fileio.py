@@ -7,6 +7,7 @@ run never leaves a half-written file under the final name.
 import contextlib
 import json
 import posixpath
+import re
 import uuid
 
 from apache_beam.io.filesystem import CompressionTypes
@@ -61,6 +62,14 @@ def _temp_name(path):
     return join(directory, f".tmp-{uuid.uuid4().hex[:12]}-{name}")
 
 
+_TEMP_PREFIX = re.compile(r"(^|/)\.tmp-[0-9a-f]{12}-")
+
+
+def final_name(path):
+    """`path` with atomic_write's temporary prefix removed (the file it was writing)."""
+    return _TEMP_PREFIX.sub(r"\1", path)
+
+
 def _split_local(path):
     import os.path
     return os.path.split(os.path.abspath(path))
@@ -87,22 +96,16 @@ def atomic_write(path, compressed=False):
             makedirs(directory)
         kind = CompressionTypes.GZIP if compressed else CompressionTypes.UNCOMPRESSED
         handle = FileSystems.create(tmp, compression_type=kind)
-    try:
-        yield handle
-        with _naming_remote(path):
-            handle.close()
-    except BaseException:
         try:
+            yield handle
             handle.close()
-        except Exception:  # pylint: disable=broad-except  (keep the first error)
-            pass
-        try:
-            delete([tmp])
-        except Exception:  # pylint: disable=broad-except  (the store is failing: keep the first error)
-            pass
-        with _naming_remote(path):
+        except BaseException:
+            for cleanup in (handle.close, lambda: delete([tmp])):
+                try:
+                    cleanup()
+                except Exception:  # pylint: disable=broad-except  (keep the first error)
+                    pass
             raise
-    with _naming_remote(path):
         delete([path])
         rename(tmp, path)
 
@@ -142,6 +145,24 @@ def delete(paths):
             pass
     for path in remote:
         _gcs(path).delete(path)
+
+
+def remove_tree(path):
+    """Removes a file or a folder with everything under it (on gs://: every object under
+    the prefix); a missing one is fine."""
+    if "://" not in path:
+        import os.path
+        import shutil
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        elif os.path.exists(path):
+            os.remove(path)
+        return
+    matches = glob(path.rstrip("/") + "/**") if not path.endswith((".json", ".parquet")) else []
+    if exists(path):
+        matches.append(path)
+    if matches:
+        delete(matches)
 
 
 def rename(source, target):
