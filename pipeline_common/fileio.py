@@ -24,9 +24,17 @@ def exists(path):
 
 
 def makedirs(path):
-    """Creates a directory (no-op on object stores, which have none)."""
-    if not FileSystems.exists(path):
+    """Creates a directory unless it exists (no-op on object stores, which have none).
+
+    Parallel workers may race to create the same directory; losing that race is fine.
+    """
+    if FileSystems.exists(path):
+        return
+    try:
         FileSystems.mkdirs(path)
+    except IOError:
+        if not FileSystems.exists(path):
+            raise
 
 
 def glob(pattern):

@@ -54,6 +54,27 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     assert fileio.glob(str(tmp_path / "out" / "*")) == [str(target)]
 
 
+def test_makedirs_tolerates_a_worker_that_created_the_directory_first(tmp_path, monkeypatch):
+    """Another worker creates the directory between our exists() check and mkdirs()."""
+    target = tmp_path / "blocks"
+    real_exists = fileio.FileSystems.exists
+    checks = []
+
+    def exists_then_race(path):
+        checks.append(path)
+        if len(checks) == 1:  # our first look: absent; meanwhile the other worker makes it
+            os.makedirs(path)
+            return False
+        return real_exists(path)
+
+    monkeypatch.setattr(fileio.FileSystems, "exists", staticmethod(exists_then_race))
+    fileio.makedirs(str(target))
+    assert target.is_dir()
+    (tmp_path / "plain-file").write_text("x")
+    with pytest.raises(IOError):  # a real failure still surfaces
+        fileio.makedirs(str(tmp_path / "plain-file" / "below"))
+
+
 def test_legacy_keras_is_selected_before_tensorflow_loads():
     code = ("import model, tensorflow as tf, os; "
             "print(os.environ['TF_USE_LEGACY_KERAS'], tf.keras.__name__)")
