@@ -55,7 +55,7 @@ def build_parser():
     parser.add_argument("--output", required=True, help="model output directory")
     parser.add_argument("--epochs", type=positive_int, default=2,
                         help="passes over the training data (more overfits on sparse data)")
-    parser.add_argument("--batch_size", type=positive_int, default=2048,
+    parser.add_argument("--batch_size", type=positive_int, default=1024,
                         help="examples per step; also the in-batch negatives per example")
     parser.add_argument("--embedding_dim", type=positive_int, default=128,
                         help="width of the user and book vectors")

@@ -84,12 +84,14 @@ def make_holdout(train, num_users, seed, max_users=4000, max_share=0.05):
     return Holdout(fit, train.user[hidden], train.book[hidden])
 
 
-def fit_head(split, neighbours, ease_max_books, ease=None, l2=None):
+def fit_head(split, neighbours, ease_max_books, ease=None, l2=None, item_cosine=None):
     """(index int32 [B, k], weight float32 [B, k], description) of the item-item head.
 
     EASE (a fitted `ease` is reused, else one is fitted with `l2`, or λ chosen as
-    the baseline does) up to `ease_max_books` books, item cosine above. Each book
-    keeps its `neighbours` largest weights (padding: the book itself, weight 0).
+    the baseline does) up to `ease_max_books` books, item cosine above (a fitted
+    `item_cosine` on the same split with at least k neighbours is reused: its rows
+    are strongest first). Each book keeps its `neighbours` largest weights
+    (padding: the book itself, weight 0).
     """
     num_books = split.num_books
     k = min(neighbours, max(num_books - 1, 1))
@@ -109,8 +111,10 @@ def fit_head(split, neighbours, ease_max_books, ease=None, l2=None):
             values[start:start + 1024] = np.take_along_axis(rows, top, axis=1)
         values = np.maximum(values, 0.0)   # only positive evidence is kept
         return index, values, {"kind": "ease", "l2": float(ease.l2), "neighbours": k}
-    cosine = baselines.ItemCosine(neighbours=k).fit(split)
-    return (cosine.nbr_index.astype(np.int32), cosine.nbr_sim.astype(np.float32),
+    cosine = item_cosine
+    if cosine is None or cosine.nbr_index.shape[1] < k:
+        cosine = baselines.ItemCosine(neighbours=k).fit(split)
+    return (cosine.nbr_index[:, :k].astype(np.int32), cosine.nbr_sim[:, :k].astype(np.float32),
             {"kind": "item_cosine", "neighbours": k})
 
 

@@ -200,7 +200,7 @@ def query_vectors(model, users, batch=8192):
     users = np.asarray(users, np.int64)
     parts = [model.query_tower(tf.constant(users[i:i + batch])).numpy()
              for i in range(0, len(users), batch)]
-    return np.concatenate(parts) if parts else np.zeros((0, model.query_tower.dense[-1].units),
+    return np.concatenate(parts) if parts else np.zeros((0, model.query_tower.output_dim),
                                                         np.float32)
 
 
@@ -244,16 +244,17 @@ def use_full_histories(args, model, inputs):
     tower.history.assign(np.concatenate([table, np.zeros((1, table.shape[1]), np.int32)]))
 
 
-def build_reranker(args, model, inputs, split, weights, ease=None, l2=None):
+def build_reranker(args, model, inputs, split, weights, fitted=None, l2=None):
     """The served scorer: the head refitted on every training interaction.
 
-    A fitted EASE baseline is reused; else EASE is fitted with `l2` (None: chosen).
+    The baselines fitted on the same split (`fitted`: EASE or item cosine) are
+    reused; else EASE is fitted with `l2` (None: chosen).
     """
     heads, pops, report = weights
+    fitted = fitted or {}
     index, weight, head_info = rerank.fit_head(
         split, args.head_neighbours if any(h > 0 for h in heads) else 0, args.ease_max_books,
-        ease=ease,
-        l2=l2)
+        ease=fitted.get("ease"), l2=l2, item_cosine=fitted.get("item_cosine"))
     return rerank.Reranker(args.temperature, index, weight,
                            split.counts, heads, pops,
                            info={"head": head_info, "holdout": report})
@@ -277,7 +278,7 @@ def evaluate_model(args, model, inputs, split, weights):
     for name, seconds in baseline_seconds.items():
         logging.info("baseline %s fitted in %.1f s", name, seconds)
     vectors = _all_vectors(model)
-    reranker = build_reranker(args, model, inputs, split, weights, ease=fitted.get("ease"))
+    reranker = build_reranker(args, model, inputs, split, weights, fitted)
     # Every model metric comes from the shared evaluator on the split's eval users, so
     # this costs time in proportion to --eval_users. (TFRS FactorizedTopK went over
     # every eval interaction; tests/test_model.py checks that both agree on hit@K.)

@@ -13,7 +13,7 @@ import pytest
 import pipeline_common  # noqa: F401  (legacy Keras before TensorFlow loads)
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
-from model import data, evaluate, options, rerank, towers, train, vertex
+from model import baselines, data, evaluate, options, rerank, towers, train, vertex
 from tests import model_fixtures
 
 TINY = ["--epochs", "3", "--batch_size", "64", "--embedding_dim", "16", "--verbose", "0",
@@ -429,6 +429,11 @@ def test_group_boundaries_and_item_cosine_head_above_the_ease_limit():
     split = rerank.holdout_split(train_set, 30, 20)
     index, weight, info = rerank.fit_head(split, 5, ease_max_books=10)
     assert info["kind"] == "item_cosine" and index.shape == weight.shape == (20, 5)
+    # the baseline fitted with more neighbours is reused, truncated: the same head
+    wider = baselines.ItemCosine(neighbours=8).fit(split)
+    reused = rerank.fit_head(split, 5, ease_max_books=10, item_cosine=wider)
+    np.testing.assert_array_equal(reused[0], index)
+    np.testing.assert_array_equal(reused[1], weight)
     index, weight, info = rerank.fit_head(split, 5, ease_max_books=100)
     assert info["kind"] == "ease" and index.shape == (20, 5) and (weight >= 0).all()
     users = np.array([0, 4])
