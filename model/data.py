@@ -95,10 +95,32 @@ def _parse(records):
     return {name: tf.cast(values, tf.int32) for name, values in parsed.items()}
 
 
-def read_split(data, split, manifest, batch_size=1 << 18):
+# Shards read at once. Fixed, not AUTOTUNE: the order of the read arrays (and so of
+# every epoch's batches) must not depend on the machine's core count.
+PARALLEL_SHARDS = 2
+
+
+def _record_batches(files, batch_size):
+    """Parsed batches of every shard's records, in an order fixed by the file list.
+
+    Each shard is its own TFRecordDataset batched before the interleave, so the
+    interleave moves batches, not records (3.57M records: 13.1 s, against 29.8 s
+    for a record-level num_parallel_reads=AUTOTUNE interleave, on 2 cores).
+    """
+    def shard(path):
+        return tf.data.TFRecordDataset(path, compression_type="GZIP",
+                                       buffer_size=1 << 20).batch(batch_size)
+    return (tf.data.Dataset.from_tensor_slices(files)
+            .interleave(shard, cycle_length=PARALLEL_SHARDS, block_length=1,
+                        num_parallel_calls=PARALLEL_SHARDS, deterministic=True)
+            .map(_parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            .prefetch(2))
+
+
+def read_split(data, split, manifest, batch_size=1 << 16):
     """All interactions of a split as int32 user and book arrays; checks ids against the manifest.
 
-    A tf.data pipeline reads the GZIP shards in parallel and parses 256k records a
+    A tf.data pipeline reads the GZIP shards in parallel and parses 64k records a
     batch; each parsed batch is copied into arrays sized from the manifest, so
     memory is 8 bytes per interaction (two int32), with no second copy for a
     concatenation. The rating is not read: nothing downstream uses it.
@@ -106,10 +128,7 @@ def read_split(data, split, manifest, batch_size=1 << 18):
     files = split_files(data, split, manifest)
     expected = manifest[f"{split}_examples"]
     result = Interactions(np.zeros(expected, np.int32), np.zeros(expected, np.int32))
-    dataset = (tf.data.TFRecordDataset(files, compression_type="GZIP",
-                                       num_parallel_reads=tf.data.AUTOTUNE)
-               .batch(batch_size).map(_parse, num_parallel_calls=tf.data.AUTOTUNE)
-               .prefetch(2))
+    dataset = _record_batches(files, batch_size)
     filled = 0
     try:
         for batch in dataset:
