@@ -12,8 +12,9 @@ on the eval split: before training, one training interaction of each of up to
 `max_users` users (hash-chosen) is hidden from the model and from the head; after
 training, every (head weight, popularity weight) pair of a small grid is scored on
 those hidden books (hits in the top 10 plus hits in the top 100, the user's other
-training books excluded) and each group keeps its best pair (a group with fewer
-than `min_group_users` holdout users takes the pair that is best over everyone),
+training books excluded) and each group keeps its best pair among those at least
+level with popularity on hits in the top 10 alone (a group with fewer than
+`min_group_users` holdout users takes the pair that is best over everyone),
 unless that pair beats the popularity fallback (the popularity baseline's ranking:
 most-read first, ties to the lower book_index) by less than one standard error of
 the paired per-user difference: then the group is served that ranking
@@ -186,6 +187,7 @@ def choose_weights(query, book_vectors, temperature, fit_split, holdout, head_in
             for p in POPULARITY_WEIGHTS] + [POPULARITY_FALLBACK]
     fallback = len(grid) - 1
     gain = np.zeros((len(users), len(grid)))
+    top10 = np.zeros((len(users), len(grid)), bool)
     counts = fit_split.counts
     pop = np.log1p(counts).astype(np.float32)
     pop_rank = popularity_rank(counts)
@@ -210,13 +212,14 @@ def choose_weights(query, book_vectors, temperature, fit_split, holdout, head_in
             scores[read_rows, read_books] = -np.inf
             rank = (scores > scores[rows, target][:, None]).sum(axis=1)
             gain[start:start + batch, column] = (rank < 10) + (rank < 100)
+            top10[start:start + batch, column] = rank < 10
     group = group_of(np.diff(ptr)[users])
-    overall = _best(gain, np.ones(len(users), bool), fallback)
+    overall = _best(gain, top10, np.ones(len(users), bool), fallback)
     head_weights, popularity_weights, report = [], [], {}
     for g, (label, _) in enumerate(GROUPS):
         mask = group == g
         own = mask.sum() >= min_group_users
-        best = _best(gain, mask, fallback) if own else overall
+        best = _best(gain, top10, mask, fallback) if own else overall
         head_weights.append(grid[best][0])
         popularity_weights.append(grid[best][1])
         report[label] = {"holdout_users": int(mask.sum()),
@@ -236,13 +239,20 @@ def choose_weights(query, book_vectors, temperature, fit_split, holdout, head_in
 FALLBACK_STANDARD_ERRORS = 1.0
 
 
-def _best(gain, mask, fallback):
-    """The grid column with the highest mean gain over `mask`, unless it beats the popularity
-    fallback by less than FALLBACK_STANDARD_ERRORS standard errors of the paired per-user
-    difference: then the fallback."""
+def _best(gain, top10, mask, fallback):
+    """The grid column with the highest mean gain over `mask` among those at least level
+    with the popularity fallback on hits@10 alone (so a pair that trades top-10 hits for
+    top-100 ones is not taken), unless it beats the fallback by less than
+    FALLBACK_STANDARD_ERRORS standard errors of the paired per-user difference: then the
+    fallback."""
     if not mask.any():
         return fallback
-    best = int(np.argmax(gain[mask].mean(axis=0)))
+    mean_gain = gain[mask].mean(axis=0)
+    hits10 = top10[mask].mean(axis=0)
+    mean_gain[hits10 < hits10[fallback]] = -np.inf
+    best = int(np.argmax(mean_gain))
+    if best == fallback:
+        return fallback
     difference = gain[mask, best] - gain[mask, fallback]
     error = difference.std(ddof=1) / np.sqrt(len(difference)) if len(difference) > 1 else 0.0
     return best if difference.mean() > FALLBACK_STANDARD_ERRORS * error else fallback

@@ -443,3 +443,24 @@ def test_group_boundaries_and_item_cosine_head_above_the_ease_limit():
         for book in split.train_items(user):
             np.add.at(dense[row], index[book], weight[book])
     np.testing.assert_allclose(head, dense, rtol=1e-6)
+
+
+def test_a_pair_that_trades_top10_hits_for_top100_hits_is_not_chosen():
+    """Columns: 0 = more top-100 hits but fewer top-10 hits than popularity, 1 = level on
+    top-10 and a little better overall, 2 = the popularity fallback."""
+    rng = np.random.default_rng(3)
+    users = 2000
+    top10 = np.zeros((users, 3), bool)
+    top100 = np.zeros((users, 3), bool)
+    top10[:, 2] = rng.random(users) < 0.10
+    top100[:, 2] = top10[:, 2] | (rng.random(users) < 0.20)
+    top10[:, 0] = top10[:, 2] & (rng.random(users) < 0.7)         # loses top-10 hits
+    top100[:, 0] = top100[:, 2] | (rng.random(users) < 0.30)      # gains many top-100 hits
+    top10[:, 1] = top10[:, 2]
+    top100[:, 1] = top100[:, 2] | (rng.random(users) < 0.10)
+    gain = top10.astype(float) + top100
+    everyone = np.ones(users, bool)
+    assert gain[:, 0].mean() > gain[:, 1].mean()                  # best by the sum alone
+    assert rerank._best(gain, top10, everyone, fallback=2) == 1
+    # no pair level on top-10 hits: the popularity fallback
+    assert rerank._best(gain[:, [0, 2]], top10[:, [0, 2]], everyone, fallback=1) == 1
