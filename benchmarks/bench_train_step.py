@@ -1,6 +1,7 @@
 """Per-step cost of a training step, default model vs a plain TFRS two-tower (a diagnosis).
 
-    python benchmarks/bench_train_step.py --prep PREP [--steps 20] [--rounds 2]
+    python benchmarks/bench_train_step.py --prep PREP [--steps 20] [--rounds 2] [--parts]
+        [model.train flags, e.g. --batch_size 2048]
 
 On the same batches (model.data.epoch_dataset of PREP's train split, model.train's
 default batch size), times `train_step` of: `plain`, a TFRS id-only two-tower
@@ -10,7 +11,9 @@ with Keras's Adam instead of model/lazy_adam.py. Variants alternate for `--round
 rounds so that a shared machine's load hits them alike. Prints wall and CPU
 (process time, all threads) ms per step and the ratio to `plain`. The speed of
 the whole command is benchmarks/bench_train.py's figure; this one says where the
-time goes.
+time goes. `--parts` also times the default model's parts on their own, forward and
+backward: the in-batch softmax loss (and its three [B, D] x [D, B] matmuls alone), the
+user tower and the book tower.
 """
 import argparse
 import os
@@ -23,7 +26,7 @@ import pipeline_common  # noqa: E402,F401
 import tensorflow as tf  # noqa: E402
 import tensorflow_recommenders as tfrs  # noqa: E402
 
-from model import data, options, train  # noqa: E402
+from model import data, options, towers, train  # noqa: E402
 
 
 class PlainTwoTower(tfrs.Model):
@@ -52,9 +55,9 @@ def build(variant, args, inputs, content):
     return model
 
 
-def time_steps(model, batches, warmup=5):
-    """(wall ms, CPU ms) per step after `warmup` steps."""
-    step = tf.function(model.train_step)
+def time_steps(model, batches, warmup=5, fn=None):
+    """(wall ms, CPU ms) per step of `model.train_step` (or `fn`) after `warmup` steps."""
+    step = tf.function(fn or model.train_step)
     for batch in batches[:warmup]:
         step(batch)
     wall, cpu = time.perf_counter(), time.process_time()
@@ -65,11 +68,53 @@ def time_steps(model, batches, warmup=5):
     return ((time.perf_counter() - wall) / steps * 1000, (time.process_time() - cpu) / steps * 1000)
 
 
+def _tower_pass(tower, target, **kwargs):
+    """Forward and backward through one tower, its output pulled towards `target`."""
+    def run(batch):
+        key = "user_index" if tower.name == "query_tower" else "book_index"
+        with tf.GradientTape() as tape:
+            extra = {k: batch[v] for k, v in kwargs.items()}
+            loss = tf.reduce_sum(tower(batch[key], **extra) * target)
+        grads = tape.gradient(loss, tower.trainable_variables)
+        return {"loss": loss, "n": len([g for g in grads if g is not None])}
+    return run
+
+
+def time_parts(args, inputs, content, batches):
+    """(part, wall ms, CPU ms) for the default model's parts, forward and backward."""
+    model = build("default", args, inputs, content)
+    dim = args.embedding_dim
+    rows = int(batches[0]["book_index"].shape[0])
+    query = tf.math.l2_normalize(tf.random.stateless_normal([rows, dim], [1, 2]), axis=1)
+    candidate = tf.math.l2_normalize(tf.random.stateless_normal([rows, dim], [3, 4]), axis=1)
+
+    def softmax(batch):
+        with tf.GradientTape() as tape:
+            tape.watch([query, candidate])
+            book = tf.reshape(tf.cast(batch["book_index"], tf.int32), [-1])
+            loss = towers.in_batch_softmax_loss(query, candidate, book, model.log_probability,
+                                                args.temperature)
+        return {"loss": loss, "g": tape.gradient(loss, [query, candidate])}
+
+    def matmuls(batch):
+        scores = tf.matmul(query, candidate, transpose_b=True)
+        return {"loss": tf.reduce_sum(tf.matmul(scores, candidate))
+                + tf.reduce_sum(tf.matmul(scores, query, transpose_a=True))}
+
+    parts = [("train_step", model.train_step), ("softmax loss", softmax),
+             ("  its 3 matmuls", matmuls),
+             ("user tower", _tower_pass(model.query_tower, query, exclude_book="book_index")),
+             ("book tower", _tower_pass(model.candidate_tower, candidate))]
+    return [(name, *time_steps(None, batches, fn=fn)) for name, fn in parts]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--prep", required=True, help="a preprocess output")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--parts", action="store_true",
+                        help="also time the default model's parts (forward and backward)")
     bench, train_flags = parser.parse_known_args(argv)
     args, _ = options.parse_args(["--data", bench.prep, "--output", "-"] + train_flags)
     inputs = train.read_inputs(args)
@@ -89,6 +134,10 @@ def main(argv=None):
     for variant, runs in results.items():
         wall, cpu = min(w for w, _ in runs), min(c for _, c in runs)
         print(f"{variant:12s}{wall:14.1f}{cpu:14.1f}{plain_cpu / cpu:13.2f}x")
+    if bench.parts:
+        print(f"\n{'part (forward + backward)':28s}{'wall ms':>10s}{'CPU ms':>10s}")
+        for name, wall, cpu in time_parts(args, inputs, content, batches):
+            print(f"{name:28s}{wall:10.1f}{cpu:10.1f}")
 
 
 if __name__ == "__main__":
