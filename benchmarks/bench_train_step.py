@@ -68,15 +68,16 @@ def time_steps(model, batches, warmup=5, fn=None):
     return ((time.perf_counter() - wall) / steps * 1000, (time.process_time() - cpu) / steps * 1000)
 
 
-def _tower_pass(tower, target, **kwargs):
-    """Forward and backward through one tower, its output pulled towards `target`."""
+def _tower_pass(tower, key, target, **kwargs):
+    """Forward and backward through one tower on `batch[key]`, its output pulled towards
+    `target`. The gradients are returned: a tf.function prunes what its outputs do not need."""
     def run(batch):
-        key = "user_index" if tower.name == "query_tower" else "book_index"
         with tf.GradientTape() as tape:
             extra = {k: batch[v] for k, v in kwargs.items()}
             loss = tf.reduce_sum(tower(batch[key], **extra) * target)
         grads = tape.gradient(loss, tower.trainable_variables)
-        return {"loss": loss, "n": len([g for g in grads if g is not None])}
+        return {"loss": loss, "grads": [g.values if isinstance(g, tf.IndexedSlices) else g
+                                        for g in grads if g is not None]}
     return run
 
 
@@ -103,8 +104,9 @@ def time_parts(args, inputs, content, batches):
 
     parts = [("train_step", model.train_step), ("softmax loss", softmax),
              ("  its 3 matmuls", matmuls),
-             ("user tower", _tower_pass(model.query_tower, query, exclude_book="book_index")),
-             ("book tower", _tower_pass(model.candidate_tower, candidate))]
+             ("user tower", _tower_pass(model.query_tower, "user_index", query,
+                                        exclude_book="book_index")),
+             ("book tower", _tower_pass(model.candidate_tower, "book_index", candidate))]
     return [(name, *time_steps(None, batches, fn=fn)) for name, fn in parts]
 
 
