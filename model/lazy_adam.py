@@ -24,9 +24,9 @@ class LazyAdam(tf.keras.optimizers.Adam):
         key = self._var_key(variable)
         m = self._momentums[self._index_dict[key]]
         v = self._velocities[self._index_dict[key]]
-        # A row may appear several times in a batch: sum its gradients first.
-        rows, position = tf.unique(gradient.indices)
-        values = tf.math.unsorted_segment_sum(gradient.values, position, tf.shape(rows)[0])
+        # apply_gradients has already summed the slices of a row that appears several
+        # times in the batch (Optimizer._deduplicate_sparse_grad): the rows are unique.
+        rows, values = gradient.indices, gradient.values
         m_rows = tf.gather(m, rows) * beta_1 + values * (1 - beta_1)
         v_rows = tf.gather(v, rows) * beta_2 + tf.square(values) * (1 - beta_2)
         m.scatter_update(tf.IndexedSlices(m_rows, rows))

@@ -318,6 +318,47 @@ def test_history_dropout_masks_depend_only_on_seed_and_step():
     assert steps == 2  # serving calls take no dropout step
 
 
+def test_pooled_history_gradient_is_sparse_and_exact():
+    """towers._pooled's own gradient: slices over the ids read, equal to the dense one."""
+    ids = tf.constant([[3, 1, 0, 3], [0, 0, 0, 0], [2, 5, 5, 0]], tf.int32)
+    embedding = tf.keras.layers.Embedding(6, 4)
+    embedding.build(None)
+    upstream = tf.random.stateless_normal([3, 4], [5, 6])
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(towers._pooled(embedding, ids) * upstream)
+    sparse = tape.gradient(loss, embedding.embeddings)
+    with tf.GradientTape() as tape:   # reference: a masked mean of gathered rows
+        rows = tf.gather(embedding.embeddings, ids)
+        mask = tf.cast(ids > 0, tf.float32)[:, :, None]
+        mean = tf.reduce_sum(rows * mask, 1) / tf.maximum(tf.reduce_sum(mask, 1), 1.0)
+        reference_loss = tf.reduce_sum(mean * upstream)
+    dense = tape.gradient(reference_loss, embedding.embeddings)
+    assert isinstance(sparse, tf.IndexedSlices)
+    assert sorted(sparse.indices.numpy().tolist()) == [1, 2, 3, 3, 5, 5]
+    np.testing.assert_allclose(tf.convert_to_tensor(sparse).numpy(),
+                               tf.convert_to_tensor(dense).numpy(), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(towers._pooled(embedding, ids).numpy(), mean.numpy(), rtol=1e-6)
+
+
+def test_lazy_adam_sums_repeated_rows_and_leaves_untouched_rows_alone():
+    from model import lazy_adam
+    start = np.arange(12, dtype=np.float32).reshape(4, 3)
+    lazy, dense = tf.Variable(start), tf.Variable(start)
+    values = tf.constant([[1.0, 2.0, 3.0], [0.5, 0.5, 0.5], [-1.0, 0.0, 1.0]])
+    repeated = tf.IndexedSlices(values, tf.constant([2, 0, 2]), tf.constant([4, 3]))
+    lazy_adam.LazyAdam(0.1).apply_gradients([(repeated, lazy)])
+    tf.keras.optimizers.Adam(0.1).apply_gradients([(tf.convert_to_tensor(repeated), dense)])
+    np.testing.assert_allclose(lazy.numpy(), dense.numpy(), atol=1e-5)  # step 1: as Adam
+    assert np.array_equal(lazy.numpy()[[1, 3]], start[[1, 3]])
+    optimizer = lazy_adam.LazyAdam(0.1)
+    optimizer.apply_gradients([(repeated, lazy)])
+    before = lazy.numpy()
+    optimizer.apply_gradients([(tf.IndexedSlices(values[:1], tf.constant([3]),
+                                                 tf.constant([4, 3])), lazy)])
+    assert np.array_equal(lazy.numpy()[:3], before[:3])  # rows 0 and 2 keep still: lazy
+    assert not np.array_equal(lazy.numpy()[3], before[3])
+
+
 def test_config_file_and_command_line_override(tmp_path):
     config = tmp_path / "run.yaml"
     config.write_text("epochs: 9\nbatch_size: 32\nhidden_layers: 64,32\ndata: /x\noutput: /y\n")
