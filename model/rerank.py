@@ -175,7 +175,7 @@ def popularity_rank(counts):
 
 
 def choose_weights(query, book_vectors, temperature, fit_split, holdout, head_index,
-                   head_weight, min_group_users=200, max_cells=20_000_000):
+                   head_weight, min_group_users=200, max_cells=4_000_000):
     """Per group (head weight, popularity weight) from the grids, by holdout hits@10 + hits@100.
 
     `query` holds the holdout users' vectors (from the model trained without their
