@@ -22,29 +22,16 @@ def _pooled(embedding, ids):
     """Mean of the embeddings of the non-zero ids in each row ([B, L] -> [B, D]; 0 if none).
 
     One fused sparse_segment_mean reads the table rows directly: no [B, L, D] tensor
-    is built. The gradient is IndexedSlices over the ids read, one row per id (a
-    book read by several users of the batch appears several times; the optimizer
-    sums them). TensorFlow's own gradients of this op are either a dense [vocabulary,
-    D] tensor (the default: the optimizer then moved every row of the table in every
-    step) or, with `sparse_gradient=True`, slices it first sorts and merges by id,
-    single-threaded: on the 100M bench (~36k history ids in a batch of 1024) that took
-    ~28 of the user tower's 41.6 ms a step; with this gradient, a gather of the scaled
-    output gradient, the tower takes 13.8 ms (benchmarks/bench_train_step.py --parts).
+    is built forward or backward, and the gradient is IndexedSlices over the ids read
+    (`sparse_gradient`; TensorFlow's default is a dense [vocabulary, D] gradient, with
+    which the optimizer moved every row of the table in every step: at 50k books, a
+    fifth of a step). On the default model (L = 50 history books, D = 128) this took the
+    history pooling from ~half of a training step to a few percent.
     """
     present = tf.where(tf.not_equal(ids, 0))
-    flat_ids, rows = tf.gather_nd(ids, present), present[:, 0]
-    num_rows = tf.shape(ids)[0]
-
-    @tf.custom_gradient
-    def pool(table):
-        def gradient(upstream):
-            count = tf.math.bincount(tf.cast(rows, tf.int32), minlength=num_rows,
-                                     maxlength=num_rows, dtype=upstream.dtype)
-            scaled = upstream / tf.maximum(count, 1.0)[:, None]
-            return tf.IndexedSlices(tf.gather(scaled, rows), flat_ids,
-                                    tf.shape(table, out_type=flat_ids.dtype))
-        return tf.sparse.segment_mean(table, flat_ids, rows, num_segments=num_rows), gradient
-    return pool(embedding.embeddings)
+    return tf.sparse.segment_mean(embedding.embeddings, tf.gather_nd(ids, present),
+                                  present[:, 0], num_segments=tf.shape(ids)[0],
+                                  sparse_gradient=True)
 
 
 def _built(embedding):
