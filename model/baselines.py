@@ -123,8 +123,8 @@ class ItemCosine(_SumOfRows):
             top = tf.math.top_k(sim, k)
             values, index = top.values.numpy(), top.indices.numpy()
             # padding: a book's own index with similarity 0 adds nothing to any score
-            index[values <= 0] = np.broadcast_to(own[:, None], index.shape)[values <= 0]
-            self.nbr_index[start:stop], self.nbr_sim[start:stop] = index, np.maximum(values, 0)
+            self.nbr_index[start:stop] = np.where(values > 0, index, own[:, None])
+            self.nbr_sim[start:stop] = np.maximum(values, 0)
         self._tiebreak(split)
         return self
 

@@ -117,8 +117,9 @@ def evaluate_scores(score_fn, split, ks=KS, max_cells=2_000_000, groups=False):
     Users are scored in batches of about `max_cells` scores, so memory stays bounded
     for large catalogues. Small batches are also faster: their arrays (16 MB) are
     reused by the allocator, where 20M-cell batches were mapped afresh each time (the
-    100M bench, 2,000 users: popularity 14.1 -> 4.6 s, item_cosine 5.3 -> 3.5 s). With `groups`, the result also has "groups": {label: the same
-    metrics plus "users" and "eval_interactions"} for each of `GROUPS`.
+    100M bench, 2,000 users: popularity 14.1 -> 4.6 s, item_cosine 5.3 -> 3.5 s).
+    With `groups`, the result also has "groups": {label: the same metrics plus
+    "users" and "eval_interactions"} for each of `GROUPS`.
     """
     num_books, num_users = split.num_books, len(split.users)
     batch_users = max(1, min(256, max_cells // num_books))
