@@ -24,8 +24,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from graph_export import graph_files
-from graph_export.gexf_writer import token
-from graph_export.json_writer import write_graphology
+from graph_export.gexf_writer import GexfWriter, token
+from graph_export.json_writer import EdgeBatch, write_graphology
 from pipeline_common import artifacts, cli, fileio
 from pipeline_common.cli import positive_int
 from pipeline_common.entrypoint import main
@@ -174,26 +174,35 @@ def write_outputs(prefix, nodes, layer, parent, edges, centre, formats):
     members = sorted(layer, key=lambda b: (layer[b], b))
     sub = nodes.take(pa.array(_node_rows(nodes, np.array(members, np.int64))))
     pos = radial_positions(layer, parent, centre)
-    records = list(graph_files.node_records(
+    text = graph_files.NodeText(
         sub, positions=[(round(pos[b][0] * 100, 3), round(pos[b][1] * 100, 3))
                         for b in members],
-        extra={"layer": [layer[b] for b in members]}))
-    edge_rows = list(zip(edges.column("source").to_pylist(), edges.column("target").to_pylist(),
-                         edges.column("rank").to_pylist(), edges.column("cosine").to_pylist()))
+        extra={"layer": [layer[b] for b in members]}, extra_types=[("layer", "integer")])
+    records = list(text.records())
+    edge_batch = [edges.column(c).to_numpy() for c in ("source", "target", "rank", "cosine")]
+    edge_batch[3] = np.round(edge_batch[3].astype(np.float64), 6)
+    edge_rows = list(zip(*(column.tolist() for column in edge_batch)))
     title = records[0][1]
     written = []
     if "gexf" in formats:
         path = prefix + ".gexf"
-        graph_files.write_gexf_records(
-            path, graph_files.node_types(sub, [("layer", "integer")]), records, edge_rows,
-            f"ego graph of {title}")
+        with fileio.atomic_write(path) as handle:
+            writer = GexfWriter(handle, text.types, graph_files.EDGE_TYPES, directed=True,
+                                description=f"ego graph of {title}")
+            writer.start_nodes()
+            writer.node_rows(text.gexf_rows())
+            writer.start_edges()
+            writer.edge_batch(edge_batch[0], edge_batch[1], edge_batch[3],
+                              {"rank": edge_batch[2]})
+            writer.close()
         written.append(path)
     if "json" in formats:
         path = prefix + ".json"
         with fileio.atomic_write(path) as handle:
             write_graphology(
-                handle, map(graph_files.json_node, records),
-                ((s, t, {"weight": round(c, 6), "rank": r}) for s, t, r, c in edge_rows),
+                handle, [text.json_rows("graphology")],
+                [EdgeBatch(edge_batch[0], edge_batch[1],
+                           {"weight": edge_batch[3], "rank": edge_batch[2]})],
                 {"name": f"ego graph of {title}"})
         written.append(path)
     if "png" in formats:

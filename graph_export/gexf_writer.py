@@ -11,8 +11,12 @@ U+FFFE/U+FFFF) are removed, and `& < > " '` plus tab/newline/CR are written as
 entities, so a title such as ``Tom & "Jerry" <3 \\x07`` round-trips as
 ``Tom & "Jerry" <3``.
 """
-import math
 import re
+
+import numpy as np
+import pyarrow as pa
+
+from graph_export import text_columns
 
 GEXF_NS = "http://gexf.net/1.3"
 VIZ_NS = "http://gexf.net/1.3/viz"
@@ -43,23 +47,12 @@ def token(value):
     return " ".join(clean_text(value).split())
 
 
-def _number(value):
-    if isinstance(value, (bool,)):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"non-finite number {value!r} cannot be written to GEXF")
-    return repr(value)
-
-
 class GexfWriter:
-    """Writes one GEXF 1.3 graph to a binary handle, node by node, edge by edge.
+    """Writes one GEXF 1.3 graph to a binary handle, a batch of nodes or edges at a time.
 
-    Call order: `start_nodes()`, `node(...)` for each node, `start_edges()`,
-    `edge(...)` for each edge, `close()`. Output is buffered in batches of
-    `flush_every` elements, so memory does not depend on the graph size.
+    Call order: `start_nodes()`, `node_rows(...)` for each batch of nodes,
+    `start_edges()`, `edge_batch(...)` for each batch of edges, `close()`.
+    Memory depends on the batch sizes, not on the graph's size.
 
     Args:
       handle: binary file-like object (e.g. from `pipeline_common.fileio.atomic_write`).
@@ -72,8 +65,7 @@ class GexfWriter:
     """
 
     def __init__(self, handle, node_attributes=(), edge_attributes=(), directed=True,
-                 description="", creator="goodreads-book-map graph_export",
-                 flush_every=5000):
+                 description="", creator="goodreads-book-map graph_export"):
         self._handle = handle
         self._node_types = dict(node_attributes)
         self._edge_types = dict(edge_attributes)
@@ -81,7 +73,6 @@ class GexfWriter:
             if kind not in ATTRIBUTE_TYPES:
                 raise ValueError(f"attribute {name!r}: unsupported GEXF type {kind!r}")
         self._buffer = []
-        self._flush_every = flush_every
         self._state = "header"
         self.nodes_written = 0
         self.edges_written = 0
@@ -102,25 +93,11 @@ class GexfWriter:
 
     def _emit(self, text):
         self._buffer.append(text)
-        if len(self._buffer) >= self._flush_every:
-            self.flush()
 
     def flush(self):
         if self._buffer:
             self._handle.write("".join(self._buffer).encode("utf-8"))
             self._buffer = []
-
-    def _attvalues(self, values, types):
-        parts = []
-        for name, value in values.items():
-            if value is None or (isinstance(value, float) and not math.isfinite(value)):
-                continue  # missing value: no attvalue at all
-            kind = types.get(name)
-            if kind is None:
-                raise KeyError(f"attribute {name!r} was not declared")
-            text = xml_attr(value) if kind == "string" else _number(value)
-            parts.append(f'<attvalue for="{xml_attr(name)}" value="{text}"/>')
-        return f"<attvalues>{''.join(parts)}</attvalues>" if parts else ""
 
     def start_nodes(self):
         if self._state != "header":
@@ -128,24 +105,14 @@ class GexfWriter:
         self._emit("    <nodes>\n")
         self._state = "nodes"
 
-    def node(self, node_id, label=None, attributes=None, color=None, position=None,
-             size=None):
-        """One node. `color` (r, g, b) 0..255, `position` (x, y), `size` >= 0."""
+    def node_rows(self, rows):
+        """Whole `<node>` elements, one per row of an Arrow string column
+        (`graph_files.NodeText.gexf_rows`), written as one buffer."""
         if self._state != "nodes":
-            raise RuntimeError("node() outside start_nodes()/start_edges()")
-        text = f'      <node id="{xml_attr(node_id)}"'
-        if label is not None:
-            text += f' label="{xml_attr(token(label))}"'
-        text += ">" + self._attvalues(attributes or {}, self._node_types)
-        if color is not None:
-            r, g, b = (int(c) for c in color)
-            text += f'<viz:color r="{r}" g="{g}" b="{b}"/>'
-        if position is not None:
-            text += f'<viz:position x="{_number(position[0])}" y="{_number(position[1])}"/>'
-        if size is not None:
-            text += f'<viz:size value="{_number(max(0.0, float(size)))}"/>'
-        self._emit(text + "</node>\n")
-        self.nodes_written += 1
+            raise RuntimeError("node_rows() outside start_nodes()/start_edges()")
+        self.flush()
+        self._handle.write(text_columns.as_bytes(rows))
+        self.nodes_written += len(rows)
 
     def start_edges(self):
         if self._state != "nodes":
@@ -153,23 +120,11 @@ class GexfWriter:
         self._emit("    </nodes>\n    <edges>\n")
         self._state = "edges"
 
-    def edge(self, edge_id, source, target, weight=None, attributes=None):
-        if self._state != "edges":
-            raise RuntimeError("edge() before start_edges()")
-        text = (f'      <edge id="{xml_attr(edge_id)}" source="{xml_attr(source)}" '
-                f'target="{xml_attr(target)}"')
-        if weight is not None:
-            text += f' weight="{_number(weight)}"'
-        att = self._attvalues(attributes or {}, self._edge_types)
-        self._emit(text + (f">{att}</edge>\n" if att else "/>\n"))
-        self.edges_written += 1
+    def edge_batch(self, sources, targets, weights, attributes=None):
+        """Edges `edges_written, edges_written + 1, ...` between integer node ids.
 
-    def edge_batch(self, first_id, sources, targets, weights, attributes=None):
-        """Many edges with integer ids/endpoints, float weights and numeric attributes.
-
-        The fast path for big graphs (no text to escape): edge ids are
-        `first_id, first_id + 1, ...`; `attributes` maps a declared numeric
-        attribute to one value per edge.
+        `weights` are finite floats (a non-finite one raises ValueError);
+        `attributes` maps a declared numeric edge attribute to one value per edge.
         """
         if self._state != "edges":
             raise RuntimeError("edge_batch() before start_edges()")
@@ -177,23 +132,24 @@ class GexfWriter:
         for name in attributes:
             if self._edge_types.get(name) not in ("integer", "long", "double", "float"):
                 raise ValueError(f"edge_batch: attribute {name!r} must be declared numeric")
-        names = list(attributes)
-        att = "".join(f'<attvalue for="{xml_attr(n)}" value="%r"/>' for n in names)
-        if att:
-            template = ('      <edge id="%d" source="%d" target="%d" weight="%r">'
-                        f"<attvalues>{att}</attvalues></edge>\n")
+        count = len(weights)
+        ids = pa.array(np.arange(self.edges_written, self.edges_written + count, dtype=np.int64))
+        parts = ['      <edge id="', ids.cast(pa.string()), '" source="',
+                 pa.array(np.asarray(sources, np.int64)).cast(pa.string()), '" target="',
+                 pa.array(np.asarray(targets, np.int64)).cast(pa.string()), '" weight="',
+                 text_columns.finite_numbers(pa.array(np.asarray(weights, np.float64)),
+                                             "edge weight")]
+        if attributes:
+            parts.append('"><attvalues>')
+            for name, values in attributes.items():
+                parts += [f'<attvalue for="{xml_attr(name)}" value="',
+                          text_columns.finite_numbers(pa.array(np.asarray(values)), name), '"/>']
+            parts.append("</attvalues></edge>\n")
         else:
-            template = '      <edge id="%d" source="%d" target="%d" weight="%r"/>\n'
-        weights = [float(w) for w in weights]
-        if not all(math.isfinite(w) for w in weights):
-            raise ValueError("non-finite edge weight cannot be written to GEXF")
-        ids = range(first_id, first_id + len(weights))
-        columns = [attributes[n] for n in names]
+            parts.append('"/>\n')
         self.flush()
-        self._handle.write("".join(
-            template % row for row in zip(ids, sources, targets, weights, *columns)
-        ).encode("utf-8"))
-        self.edges_written += len(weights)
+        self._handle.write(text_columns.as_bytes(text_columns.concat(*parts)))
+        self.edges_written += count
 
     def close(self):
         """Ends the document (adds empty node/edge lists if none were started)."""

@@ -16,11 +16,14 @@ viewable:
   each file; a community bigger than that is cut to its most-read books.
 """
 import contextlib
+import json
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from graph_export import layout
-from graph_export.gexf_writer import GexfWriter, token
+from graph_export import gexf_writer, layout, text_columns
+from graph_export.gexf_writer import GexfWriter
 from graph_export.json_writer import EdgeBatch, write_graphology, write_nodelink
 from pipeline_common import artifacts, fileio
 
@@ -45,49 +48,86 @@ def popularity(nodes, columns=POPULARITY_COLUMNS):
     return name, np.array([0 if v is None or v != v else v for v in values], np.float64)
 
 
-def node_records(nodes, positions=None, extra=None):
-    """Per-node `(key, label, attributes, colour, position, size)` for the writers.
+class NodeText:
+    """The text of every node of a nodes table, made once for all the files written.
 
     Colour = community (the same colour for a community in every file), size =
     log of ratings_count (in-degree without a catalogue), position = the map's
-    x, y unless `positions` (`[n, 2]`) is given; `extra` adds attribute columns.
+    x, y unless `positions` (`[n, 2]`) is given; `extra` adds attribute columns
+    (name -> values) declared as `extra_types` (`[(name, type)]`).
     """
-    communities = nodes.column("community").to_numpy()
-    colours = layout.community_colours(communities)
-    names = [n for n, _ in node_types(nodes)]
-    sizes = layout.node_sizes(popularity(nodes, ("ratings_count", "in_degree"))[1])
-    cols = {n: nodes.column(n).to_pylist() for n in names}
-    cols.update(extra or {})
-    keys = nodes.column("book_index").to_pylist()
-    titles = nodes.column("title").to_pylist()
-    if positions is None:
-        positions = zip(nodes.column("x").to_pylist(), nodes.column("y").to_pylist())
-    for i, (key, position) in enumerate(zip(keys, positions)):
-        attrs = {n: values[i] for n, values in cols.items()}
-        attrs["community"] = str(attrs["community"])
-        label = token(titles[i]) if titles[i] is not None else str(key)
-        yield (str(key), label, attrs, tuple(int(c) for c in colours[communities[i]]),
-               tuple(position), float(sizes[i]))
 
+    def __init__(self, nodes, positions=None, extra=None, extra_types=()):
+        self.types = node_types(nodes, extra_types)
+        self.count = nodes.num_rows
+        communities = nodes.column("community").to_numpy()
+        colours = layout.community_colours(communities)
+        self.colours = colours[communities] if len(communities) else np.zeros((0, 3), np.int64)
+        self.hex = np.array(["#%02x%02x%02x" % tuple(c) for c in colours], dtype=object)
+        self.hex = pa.array(self.hex[communities] if len(communities) else [], pa.string())
+        self.sizes = layout.node_sizes(popularity(nodes, ("ratings_count", "in_degree"))[1])
+        self.keys = nodes.column("book_index").combine_chunks().cast(pa.string())
+        titles = nodes.column("title").combine_chunks()
+        self.labels = pc.if_else(pc.is_null(titles), self.keys, text_columns.collapsed(titles))
+        if positions is None:
+            positions = np.stack([nodes.column("x").to_numpy(), nodes.column("y").to_numpy()],
+                                 axis=1) if self.count else np.zeros((0, 2))
+        self.positions = np.asarray(positions, np.float64).reshape(-1, 2)
+        values = {name: nodes.column(name).combine_chunks()
+                  for name, _ in self.types if name in nodes.column_names}
+        values["community"] = values["community"].cast(pa.string())
+        for name, column in (extra or {}).items():
+            values[name] = pa.array(column)
+        self.values = values
 
-def json_node(record):
-    """A `node_records` record as graphology's `(key, attributes)`."""
-    key, label, attrs, colour, position, size = record
-    return key, dict(label=label, x=position[0], y=position[1], size=size,
-                     color="#%02x%02x%02x" % colour, **attrs)
+    def records(self):
+        """Per node `(key, label, attributes, colour, position, size)` as Python values."""
+        columns = {name: column.to_pylist() for name, column in self.values.items()}
+        for i, (key, label) in enumerate(zip(self.keys.to_pylist(), self.labels.to_pylist())):
+            yield (key, label, {name: column[i] for name, column in columns.items()},
+                   tuple(int(c) for c in self.colours[i]), tuple(self.positions[i]),
+                   float(self.sizes[i]))
 
+    def _numbers(self, which):
+        column = {"x": self.positions[:, 0], "y": self.positions[:, 1], "size": self.sizes}[which]
+        return text_columns.finite_numbers(pa.array(column, pa.float64()), f"node {which}")
 
-def write_gexf_records(path, types, records, edges, description):
-    """A GEXF file from node records and `(source, target, rank, cosine)` rows."""
-    with fileio.atomic_write(path) as handle:
-        writer = GexfWriter(handle, types, EDGE_TYPES, directed=True, description=description)
-        writer.start_nodes()
-        for key, label, attrs, colour, position, size in records:
-            writer.node(key, label, attrs, colour, position, size)
-        writer.start_edges()
-        for i, (s, t, r, c) in enumerate(edges):
-            writer.edge(i, s, t, weight=round(c, 6), attributes={"rank": r})
-        writer.close()
+    def gexf_rows(self):
+        """One `<node>` element per node, each line ending in a newline."""
+        kinds = dict(self.types)
+        attvalues = []
+        for name, column in self.values.items():
+            text = (text_columns.xml(column) if kinds[name] == "string"
+                    else text_columns.numbers(column, name))
+            attvalues.append(text_columns.optional(
+                text, f'<attvalue for="{gexf_writer.xml_attr(name)}" value="', '"/>'))
+        inner = text_columns.concat(*attvalues) if attvalues else pa.array([""] * self.count)
+        block = pc.if_else(pc.equal(inner, ""), "",
+                           text_columns.concat("<attvalues>", inner, "</attvalues>"))
+        r, g, b = (pa.array(self.colours[:, i]).cast(pa.string()) for i in range(3))
+        return text_columns.concat(
+            '      <node id="', text_columns.xml(self.keys), '" label="',
+            text_columns.xml(self.labels), '">', block, '<viz:color r="', r, '" g="', g,
+            '" b="', b, '"/><viz:position x="', self._numbers("x"), '" y="', self._numbers("y"),
+            '"/><viz:size value="', self._numbers("size"), '"/></node>\n')
+
+    def json_rows(self, style):
+        """One JSON object per node: graphology's `{"key", "attributes"}` or node-link's."""
+        fields = [("label", text_columns.json_string(self.labels)),
+                  ("x", self._numbers("x")), ("y", self._numbers("y")),
+                  ("size", self._numbers("size")), ("color", text_columns.json_string(self.hex))]
+        kinds = dict(self.types)
+        for name, column in self.values.items():
+            text = (text_columns.json_string(column) if kinds[name] == "string"
+                    else text_columns.numbers(column, name))
+            fields.append((name, pc.fill_null(text, "null")))
+        parts = []
+        for i, (name, text) in enumerate(fields):
+            parts += [("," if i else "") + json.dumps(name) + ":", text]
+        key = text_columns.json_string(self.keys)
+        if style == "graphology":
+            return text_columns.concat('{"key":', key, ',"attributes":{', *parts, "}}")
+        return text_columns.concat("{", *parts, ',"id":', key, "}")
 
 
 # ---------------------------------------------------------------- which books go in a file
@@ -161,30 +201,28 @@ def write_gexf(path, nodes, edges_path, description, keep=None):
         writer = GexfWriter(handle, node_types(nodes), EDGE_TYPES, directed=True,
                             description=description)
         writer.start_nodes()
-        for key, label, attrs, colour, position, size in node_records(nodes):
-            writer.node(key, label, attrs, colour, position, size)
+        writer.node_rows(NodeText(nodes).gexf_rows())
         writer.start_edges()
         for sources, targets, ranks, cosines in edge_batches(edges_path, keep):
-            writer.edge_batch(writer.edges_written, sources.tolist(), targets.tolist(),
-                              cosines.tolist(), {"rank": ranks.tolist()})
+            writer.edge_batch(sources, targets, cosines, {"rank": ranks})
         writer.close()
     return writer.edges_written
 
 
 def _json_edges(edges_path, keep):
     for sources, targets, ranks, cosines in edge_batches(edges_path, keep):
-        yield EdgeBatch(sources.tolist(), targets.tolist(),
-                        {"weight": cosines.tolist(), "rank": ranks.tolist()})
+        yield EdgeBatch(sources, targets, {"weight": cosines, "rank": ranks})
 
 
 def write_json_files(out_dir, nodes, edges_path, attributes, keep=None):
     """graph.json (graphology) and graph.nodelink.json (d3); returns (nodes, edges)."""
+    text = NodeText(nodes)
     with fileio.atomic_write(fileio.join(out_dir, artifacts.GRAPH_JSON)) as handle:
-        counts = write_graphology(handle, map(json_node, node_records(nodes)),
+        counts = write_graphology(handle, [text.json_rows("graphology")],
                                   _json_edges(edges_path, keep), attributes)
     with fileio.atomic_write(fileio.join(out_dir, artifacts.GRAPH_NODELINK)) as handle:
-        write_nodelink(handle, map(json_node, node_records(nodes)),
-                       _json_edges(edges_path, keep), attributes)
+        write_nodelink(handle, [text.json_rows("nodelink")], _json_edges(edges_path, keep),
+                       attributes)
     return counts
 
 
@@ -211,8 +249,7 @@ def write_community_pieces(directory, nodes, edges_path, max_nodes, description)
                                 description=f"{description}; this file: {which}, "
                                             f"{len(rows)} books and the edges among them")
             writer.start_nodes()
-            for key, label, attrs, colour, position, size in node_records(sub):
-                writer.node(key, label, attrs, colour, position, size)
+            writer.node_rows(NodeText(sub).gexf_rows())
             writer.start_edges()
             writers.append(writer)
             files.append({"file": f"part-{p:04d}.gexf", "communities": [first, last],
@@ -225,9 +262,8 @@ def write_community_pieces(directory, nodes, edges_path, max_nodes, description)
             bounds = np.searchsorted(sp[inside][order], np.arange(count + 1))
             for p in np.flatnonzero(np.diff(bounds)):
                 lo, hi = bounds[p], bounds[p + 1]
-                writers[p].edge_batch(writers[p].edges_written, cols[0][lo:hi].tolist(),
-                                      cols[1][lo:hi].tolist(), cols[3][lo:hi].tolist(),
-                                      {"rank": cols[2][lo:hi].tolist()})
+                writers[p].edge_batch(cols[0][lo:hi], cols[1][lo:hi], cols[3][lo:hi],
+                                      {"rank": cols[2][lo:hi]})
         for writer, info in zip(writers, files):
             writer.close()
             info["num_edges"] = writer.edges_written

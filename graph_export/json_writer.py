@@ -12,36 +12,43 @@ node-link (d3-force, `networkx.node_link_graph(data, edges="links")`)::
     {"directed": true, "multigraph": false, "graph": {...},
      "nodes": [{"id": "0", ...}], "links": [{"source": "0", "target": "7", ...}]}
 
-Both are written element by element, so memory does not grow with the graph.
-Strings are cleaned the same way as in the GEXF file (`gexf_writer.clean_text`)
-so all formats carry identical labels; non-finite numbers and None become null.
+Both are written a batch of nodes or edges at a time (Arrow string columns, see
+`text_columns`), so memory does not grow with the graph. Strings are cleaned the
+same way as in the GEXF file so all formats carry identical labels; non-finite
+node attributes and None become null.
 """
 import json
 import math
 
+import numpy as np
+import pyarrow as pa
+
+from graph_export import text_columns
 from graph_export.gexf_writer import clean_text
 
 
 class EdgeBatch:
-    """Many numeric edges at once (the fast path for big graphs).
+    """A batch of numeric edges.
 
     Args:
       sources, targets: integer node keys, one per edge.
-      columns: attribute name -> list of numbers (finite floats or ints).
+      columns: attribute name -> finite numbers, one per edge.
     """
 
     def __init__(self, sources, targets, columns):
         self.sources, self.targets, self.columns = sources, targets, columns
 
-    def format(self, template_head, template_tail):
-        names = list(self.columns)
-        attrs = ",".join(f"{json.dumps(n)}:%r" for n in names)
-        template = template_head + attrs + template_tail
-        for column in self.columns.values():
-            if any(isinstance(v, float) and not math.isfinite(v) for v in column):
-                raise ValueError("non-finite edge attribute")
-        return [template % row for row in zip(self.sources, self.targets,
-                                               *self.columns.values())]
+    def rows(self, middle, tail):
+        """One JSON object per edge, `{"source":"S","target":"T` + `middle` + the
+        attributes + `tail`, as an Arrow string column."""
+        parts = ['{"source":"', pa.array(np.asarray(self.sources, np.int64)).cast(pa.string()),
+                 '","target":"', pa.array(np.asarray(self.targets, np.int64)).cast(pa.string()),
+                 middle]
+        for i, (name, values) in enumerate(self.columns.items()):
+            parts += [("," if i else "") + json.dumps(name) + ":",
+                      text_columns.finite_numbers(pa.array(np.asarray(values)),
+                                                  f"edge attribute {name}")]
+        return text_columns.concat(*parts, tail)
 
 
 def _clean(value):
@@ -61,41 +68,16 @@ def _dumps(value):
                       separators=(",", ":"))
 
 
-class _Stream:
-    """Buffers text and writes it out as UTF-8 once about `flush_chars` are pending."""
-
-    def __init__(self, handle, flush_chars=1 << 20):
-        self.handle, self.buffer, self.pending, self.flush_chars = handle, [], 0, flush_chars
-
-    def write(self, text):
-        self.buffer.append(text)
-        self.pending += len(text)
-        if self.pending >= self.flush_chars:
-            self.flush()
-
-    def flush(self):
-        if self.buffer:
-            self.handle.write("".join(self.buffer).encode("utf-8"))
-            self.buffer, self.pending = [], 0
-
-
-def _write_list(stream, items, batch_templates=None):
+def _write_list(handle, batches):
+    """Writes `[` ... `]`'s inside: each batch's rows (JSON objects) one per line,
+    separated by commas. Returns the number of rows."""
     count = 0
-    for item in items:
-        if isinstance(item, EdgeBatch):
-            rows = item.format(*batch_templates)
-            if rows:
-                stream.write(("," if count else "") + "\n" + ",\n".join(rows))
-                count += len(rows)
-            continue
-        stream.write(("," if count else "") + "\n" + _dumps(item))
-        count += 1
+    for rows in batches:
+        if len(rows):
+            text = text_columns.as_bytes(text_columns.concat(",\n", rows))
+            handle.write(text if count else text[1:])
+            count += len(rows)
     return count
-
-
-def _edge_items(edges, make):
-    for item in edges:
-        yield item if isinstance(item, EdgeBatch) else make(*item)
 
 
 def write_graphology(handle, nodes, edges, attributes=None, directed=True):
@@ -103,39 +85,33 @@ def write_graphology(handle, nodes, edges, attributes=None, directed=True):
 
     Args:
       handle: binary file-like object.
-      nodes: iterable of `(key, attributes_dict)`.
-      edges: iterable of `(source, target, attributes_dict)` and/or `EdgeBatch`es.
+      nodes: iterable of Arrow string columns of node objects
+        (`graph_files.NodeText.json_rows("graphology")`).
+      edges: iterable of `EdgeBatch`es.
       attributes: graph attributes (name, description, ...).
       directed: graph type option.
 
     Returns:
       `(nodes_written, edges_written)`.
     """
-    stream = _Stream(handle)
     options = {"type": "directed" if directed else "undirected", "multi": False,
                "allowSelfLoops": False}
-    stream.write('{"attributes":' + _dumps(attributes or {}) + ',"options":'
-                 + _dumps(options) + ',"nodes":[')
-    n = _write_list(stream, ({"key": str(key), "attributes": attrs} for key, attrs in nodes))
-    stream.write('\n],"edges":[')
-    e = _write_list(stream, _edge_items(
-        edges, lambda s, t, attrs: {"source": str(s), "target": str(t), "attributes": attrs}),
-        ('{"source":"%d","target":"%d","attributes":{', "}}"))
-    stream.write("\n]}\n")
-    stream.flush()
+    handle.write(('{"attributes":' + _dumps(attributes or {}) + ',"options":'
+                  + _dumps(options) + ',"nodes":[').encode("utf-8"))
+    n = _write_list(handle, nodes)
+    handle.write(b'\n],"edges":[')
+    e = _write_list(handle, (batch.rows('","attributes":{', "}}") for batch in edges))
+    handle.write(b"\n]}\n")
     return n, e
 
 
 def write_nodelink(handle, nodes, edges, attributes=None, directed=True):
-    """Writes the d3 / networkx node-link format (edges under "links")."""
-    stream = _Stream(handle)
-    stream.write('{"directed":' + _dumps(bool(directed)) + ',"multigraph":false,"graph":'
-                 + _dumps(attributes or {}) + ',"nodes":[')
-    n = _write_list(stream, (dict(attrs, id=str(key)) for key, attrs in nodes))
-    stream.write('\n],"links":[')
-    e = _write_list(stream, _edge_items(
-        edges, lambda s, t, attrs: dict(attrs, source=str(s), target=str(t))),
-        ('{"source":"%d","target":"%d",', "}"))
-    stream.write("\n]}\n")
-    stream.flush()
+    """Writes the d3 / networkx node-link format (edges under "links"); `nodes` as
+    `graph_files.NodeText.json_rows("nodelink")`, `edges` as for `write_graphology`."""
+    handle.write(('{"directed":' + _dumps(bool(directed)) + ',"multigraph":false,"graph":'
+                  + _dumps(attributes or {}) + ',"nodes":[').encode("utf-8"))
+    n = _write_list(handle, nodes)
+    handle.write(b'\n],"links":[')
+    e = _write_list(handle, (batch.rows('",', "}") for batch in edges))
+    handle.write(b"\n]}\n")
     return n, e

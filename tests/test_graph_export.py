@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from lxml import etree
 
-from graph_export import gexf_writer, json_writer, layout, neighbors, topk
+from graph_export import gexf_writer, graph_files, json_writer, layout, neighbors, topk
 from tests import graph_fixtures
 from tests.reference_formats import GEXF_RNG
 
@@ -267,24 +267,49 @@ def test_tiny_and_empty_inputs(tmp_path, n):
 
 # ------------------------------------------------------------------ writers
 
+def _writer_nodes(titles, authors, average_rating=None):
+    """A nodes table as neighbors writes it, one row per title."""
+    n = len(titles)
+    columns = {"book_index": pa.array(range(n), pa.int64()),
+               "book_id": pa.array([f"id{i}" for i in range(n)]),
+               "title": pa.array(titles, pa.string()), "authors": pa.array(authors, pa.string())}
+    if average_rating is not None:
+        columns["average_rating"] = pa.array(average_rating, pa.float64())
+    columns.update(in_degree=pa.array([1] * n, pa.int64()), community=pa.array([0] * n, pa.int64()),
+                   x=pa.array([0.5 * i for i in range(n)]), y=pa.array([-1e-7] * n))
+    return pa.table(columns)
+
+
+# Everything XML 1.0 forbids (NUL, other C0 controls, U+FFFE) next to markup,
+# tabs/newlines and non-BMP text. (A lone surrogate cannot reach the writers:
+# Arrow and Parquet strings are valid UTF-8.)
+NASTY = "A\x00B\x01C\x08\x0b\x0c\x1f\ufffe<&>\"' \t\n\u202eRTL\u200f \U0001F600"
+NASTY_CLEANED = "ABC<&>\"' \t\n\u202eRTL\u200f \U0001F600"
+
+
 def test_gexf_writer_cleans_forbidden_characters_and_validates(tmp_path):
-    nasty = "A\x00B\x01C\x08\x0b\x0c\x1f\ud800\ufffe<&>\"' \t\n\u202eRTL\u200f \U0001F600"
+    text = graph_files.NodeText(_writer_nodes([NASTY, None], [NASTY, None]))
     path = tmp_path / "nasty.gexf"
     with open(path, "wb") as handle:
-        writer = gexf_writer.GexfWriter(handle, [("note", "string"), ("n", "integer")],
-                                        [("rank", "integer")], flush_every=1)
+        writer = gexf_writer.GexfWriter(handle, text.types, [("rank", "integer")],
+                                        description=NASTY)
         writer.start_nodes()
-        writer.node("a&<1>", nasty, {"note": nasty, "n": 3}, (1, 2, 3), (0.5, -1e-7), 2)
-        writer.node("b", None, {"note": None})
+        writer.node_rows(text.gexf_rows())
         writer.start_edges()
-        writer.edge(0, "a&<1>", "b", weight=0.25, attributes={"rank": 1})
+        writer.edge_batch([0], [1], [0.25], {"rank": [1]})
         writer.close()
     validate_gexf(path)
     graph = nx.read_gexf(path)
-    cleaned = "ABC<&>\"' \t\n\u202eRTL\u200f \U0001F600"
-    assert graph.nodes["a&<1>"]["note"] == cleaned
-    assert graph.nodes["a&<1>"]["label"] == " ".join(cleaned.split())
-    assert graph.edges["a&<1>", "b"]["weight"] == 0.25
+    assert graph.nodes["0"]["authors"] == NASTY_CLEANED
+    assert graph.nodes["0"]["label"] == " ".join(NASTY_CLEANED.split())
+    assert graph.nodes["1"]["label"] == "1" and "authors" not in graph.nodes["1"]
+    assert graph.nodes["0"]["viz"]["position"] == {"x": 0.0, "y": -1e-7, "z": 0.0}
+    assert graph.edges["0", "1"]["weight"] == 0.25 and graph.edges["0", "1"]["rank"] == 1
+    with open(path, "wb") as handle, pytest.raises(ValueError, match="non-finite"):
+        writer = gexf_writer.GexfWriter(handle)
+        writer.start_nodes()
+        writer.start_edges()
+        writer.edge_batch([0], [1], [float("nan")])
 
 
 def test_gexf_writer_memory_is_flat(tmp_path):
@@ -298,23 +323,35 @@ def test_gexf_writer_memory_is_flat(tmp_path):
             return len(data)
 
     sink = Sink()
-    writer = gexf_writer.GexfWriter(sink, flush_every=100)
+    writer = gexf_writer.GexfWriter(sink)
     writer.start_nodes()
-    for i in range(100):
-        writer.node(i, f"n{i}")
+    writer.node_rows(graph_files.NodeText(_writer_nodes([f"n{i}" for i in range(100)],
+                                                        [None] * 100)).gexf_rows())
     writer.start_edges()
-    for i in range(20000):
-        writer.edge(i, i % 100, (i + 1) % 100, weight=0.5)
+    for first in range(0, 20000, 1000):
+        ids = np.arange(first, first + 1000)
+        writer.edge_batch(ids % 100, (ids + 1) % 100, np.full(1000, 0.5))
     writer.close()
-    assert sink.largest < 20000 and sink.size > 20000 * 40
+    assert writer.edges_written == 20000
+    assert sink.largest < 1000 * 80 and sink.size > 20000 * 40
 
 
 def test_json_writer_handles_nan_and_bad_text():
+    text = graph_files.NodeText(_writer_nodes(["x\x00y", NASTY], ["a", None],
+                                              average_rating=[float("nan"), 4.5]))
     buffer = io.BytesIO()
-    json_writer.write_graphology(buffer, [("1", {"label": "x\x00\ud800y", "v": float("nan")})],
-                                 [("1", "1", {"weight": 1.0})])
+    json_writer.write_graphology(buffer, [text.json_rows("graphology")],
+                                 [json_writer.EdgeBatch([0], [1], {"weight": [1.0]})])
     data = json.loads(buffer.getvalue().decode("utf-8"))
-    assert data["nodes"][0]["attributes"] == {"label": "xy", "v": None}
+    first, second = (node["attributes"] for node in data["nodes"])
+    assert first["label"] == "xy" and first["average_rating"] is None
+    assert second["label"] == " ".join(NASTY_CLEANED.split()) and second["authors"] is None
+    assert second["average_rating"] == 4.5 and second["color"] == first["color"]
+    assert data["edges"] == [{"source": "0", "target": "1", "attributes": {"weight": 1.0}}]
+    buffer = io.BytesIO()
+    json_writer.write_nodelink(buffer, [text.json_rows("nodelink")], [])
+    data = json.loads(buffer.getvalue().decode("utf-8"))
+    assert [node["id"] for node in data["nodes"]] == ["0", "1"] and data["links"] == []
 
 
 def test_label_propagation_finds_disconnected_cliques():
