@@ -9,8 +9,8 @@
 2. Runs, in the same run and on the same data, one after the other in fresh
    processes: the named baseline, a plain TFRS id-only two-tower (user and book id
    embeddings, tfrs.tasks.Retrieval, Adam, the TFRS tutorial's input pipeline) for
-   one epoch at the same batch size; then the `python -m model.train` command line
-   with its defaults (extra flags are passed through), evaluating every epoch.
+   one epoch at the same batch size and embedding width; then the `python -m model.train`
+   command line with its defaults (extra flags are passed through), evaluating every epoch.
    Prints both throughputs (examples/s in Keras epochs), their ratio, the CLI wall
    time and peak RSS, the training time until the model first matched item_cosine
    on hit@100 and recall@10, and the final quality table with pass/fail checks.
@@ -108,7 +108,7 @@ def export_memory(num_books, dim=128):
     return seconds, _status_mb("VmHWM") - before, num_books * dim * 4 / 2**20, size
 
 
-def plain_tfrs_throughput(prep, batch_size, dim=128, learning_rate=0.003):
+def plain_tfrs_throughput(prep, batch_size, dim, learning_rate=0.003):
     """Examples/s of one Keras epoch of a plain TFRS id-only two-tower on `prep`'s train split."""
     import numpy as np
     import tensorflow as tf
@@ -259,7 +259,8 @@ def main(argv=None):
     from model import options
     train_args, _ = options.parse_args(["--data", "-", "--output", "-"] + train_flags)
     if args.plain_only:
-        print(json.dumps(plain_tfrs_throughput(args.plain_only, train_args.batch_size)))
+        print(json.dumps(plain_tfrs_throughput(args.plain_only, train_args.batch_size,
+                                               train_args.embedding_dim)))
         return
     work = args.work or tempfile.mkdtemp(prefix="bench_train_")
     os.makedirs(work, exist_ok=True)
@@ -273,9 +274,10 @@ def main(argv=None):
         manifest = json.load(handle)
     data_seconds = time.perf_counter() - start
 
-    # The named baseline first, in a fresh process, on the same data and batch size.
+    # The named baseline first, in a fresh process, on the same data, batch size and width.
     proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--plain_only", prep,
-                           "--batch_size", str(train_args.batch_size)],
+                           "--batch_size", str(train_args.batch_size),
+                           "--embedding_dim", str(train_args.embedding_dim)],
                           check=True, capture_output=True, text=True)
     plain = json.loads(proc.stdout.strip().splitlines()[-1])
 

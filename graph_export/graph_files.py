@@ -195,13 +195,15 @@ def edge_batches(edges_path, keep=None):
             yield columns
 
 
-def write_gexf(path, nodes, edges_path, description, keep=None):
-    """Streams a GEXF file: the rows of `nodes`, the edges among them batch by batch."""
+def write_gexf(path, nodes, edges_path, description, keep=None, text=None):
+    """Streams a GEXF file: the rows of `nodes` (their `NodeText` if already made),
+    the edges among them batch by batch."""
+    text = text or NodeText(nodes)
     with fileio.atomic_write(path) as handle:
-        writer = GexfWriter(handle, node_types(nodes), EDGE_TYPES, directed=True,
+        writer = GexfWriter(handle, text.types, EDGE_TYPES, directed=True,
                             description=description)
         writer.start_nodes()
-        writer.node_rows(NodeText(nodes).gexf_rows())
+        writer.node_rows(text.gexf_rows())
         writer.start_edges()
         for sources, targets, ranks, cosines in edge_batches(edges_path, keep):
             writer.edge_batch(sources, targets, cosines, {"rank": ranks})
@@ -214,9 +216,9 @@ def _json_edges(edges_path, keep):
         yield EdgeBatch(sources, targets, {"weight": cosines, "rank": ranks})
 
 
-def write_json_files(out_dir, nodes, edges_path, attributes, keep=None):
+def write_json_files(out_dir, nodes, edges_path, attributes, keep=None, text=None):
     """graph.json (graphology) and graph.nodelink.json (d3); returns (nodes, edges)."""
-    text = NodeText(nodes)
+    text = text or NodeText(nodes)
     with fileio.atomic_write(fileio.join(out_dir, artifacts.GRAPH_JSON)) as handle:
         counts = write_graphology(handle, [text.json_rows("graphology")],
                                   _json_edges(edges_path, keep), attributes)

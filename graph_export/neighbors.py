@@ -391,18 +391,25 @@ def write_graph_files(out, nodes, edges_path, args):
     kept = nodes if len(rows) == nodes.num_rows else nodes.take(rows)
     keep = (None if len(rows) == nodes.num_rows
             else graph_files.membership(nodes.column("book_index").to_numpy(), rows))
-    if "gexf" in args.formats:
-        info["graph_file_edges"] = graph_files.write_gexf(
-            fileio.join(out, artifacts.GRAPH_GEXF), kept, edges_path,
-            f"{description}. This file: {cut}",
-            keep)
-        files.append(artifacts.GRAPH_GEXF)
-    if "json" in args.formats:
-        _, info["graph_file_edges"] = graph_files.write_json_files(
-            out, kept, edges_path,
-            {"name": "Goodreads book neighbours", "description": description, "cut": cut,
-             "num_books": nodes.num_rows, "num_books_in_file": len(rows)}, keep)
-        files += [artifacts.GRAPH_JSON, artifacts.GRAPH_NODELINK]
+    # GEXF and JSON are written side by side: Arrow's kernels and the file writes
+    # release the GIL (100k books: 4.1 s one after the other).
+    text = graph_files.NodeText(kept)
+    with ThreadPoolExecutor(2) as pool:
+        gexf = json_files = None
+        if "gexf" in args.formats:
+            gexf = pool.submit(graph_files.write_gexf, fileio.join(out, artifacts.GRAPH_GEXF),
+                               kept, edges_path, f"{description}. This file: {cut}", keep, text)
+            files.append(artifacts.GRAPH_GEXF)
+        if "json" in args.formats:
+            json_files = pool.submit(
+                graph_files.write_json_files, out, kept, edges_path,
+                {"name": "Goodreads book neighbours", "description": description, "cut": cut,
+                 "num_books": nodes.num_rows, "num_books_in_file": len(rows)}, keep, text)
+            files += [artifacts.GRAPH_JSON, artifacts.GRAPH_NODELINK]
+        if gexf:
+            info["graph_file_edges"] = gexf.result()
+        if json_files:
+            info["graph_file_edges"] = json_files.result()[1]
     if args.split_by == "community":
         pieces = graph_files.write_community_pieces(
             fileio.join(out, "communities"), nodes, edges_path, args.max_graph_nodes,

@@ -57,8 +57,9 @@ def build_parser():
                         help="passes over the training data (more overfits on sparse data)")
     parser.add_argument("--batch_size", type=positive_int, default=1024,
                         help="examples per step; also the in-batch negatives per example")
-    parser.add_argument("--embedding_dim", type=positive_int, default=128,
-                        help="width of the user and book vectors")
+    parser.add_argument("--embedding_dim", type=positive_int, default=64,
+                        help="width of the user and book vectors (64: steps 1.65x faster "
+                             "than 128 at 100M ratings, same quality within noise)")
     parser.add_argument("--learning_rate", type=positive_float, default=0.003,
                         help="learning rate of the first epoch")
     parser.add_argument("--learning_rate_decay", type=positive_float, default=0.3,
