@@ -1,8 +1,8 @@
 """Graph rows -> GEXF and JSON files, cut to a size their viewers open.
 
-The one place that turns `nodes.parquet` rows into GEXF/JSON node records
-(used by `neighbors` and `ego`), plus the two ways a big graph is made
-viewable:
+The one place that turns `nodes.parquet` rows into GEXF/JSON node text
+(`NodeText`, a whole column at a time; used by `neighbors` and `ego`), plus the
+two ways a big graph is made viewable:
 
 - the cut (`--max_graph_nodes`, default 100,000): `graph.gexf` / `graph.json`
   hold the most-read books (by `num_interactions`, else `ratings_count`, else
