@@ -14,7 +14,6 @@ entities, so a title such as ``Tom & "Jerry" <3 \\x07`` round-trips as
 import re
 
 import numpy as np
-import pyarrow as pa
 
 from graph_export import text_columns
 
@@ -133,17 +132,16 @@ class GexfWriter:
             if self._edge_types.get(name) not in ("integer", "long", "double", "float"):
                 raise ValueError(f"edge_batch: attribute {name!r} must be declared numeric")
         count = len(weights)
-        ids = pa.array(np.arange(self.edges_written, self.edges_written + count, dtype=np.int64))
-        parts = ['      <edge id="', ids.cast(pa.string()), '" source="',
-                 pa.array(np.asarray(sources, np.int64)).cast(pa.string()), '" target="',
-                 pa.array(np.asarray(targets, np.int64)).cast(pa.string()), '" weight="',
-                 text_columns.finite_numbers(pa.array(np.asarray(weights, np.float64)),
-                                             "edge weight")]
+        ids = np.arange(self.edges_written, self.edges_written + count)
+        parts = ['      <edge id="', text_columns.integers(ids), '" source="',
+                 text_columns.integers(sources), '" target="', text_columns.integers(targets),
+                 '" weight="',
+                 text_columns.finite_numbers(np.asarray(weights, np.float64), "edge weight")]
         if attributes:
             parts.append('"><attvalues>')
             for name, values in attributes.items():
                 parts += [f'<attvalue for="{xml_attr(name)}" value="',
-                          text_columns.finite_numbers(pa.array(np.asarray(values)), name), '"/>']
+                          text_columns.finite_numbers(np.asarray(values), name), '"/>']
             parts.append("</attvalues></edge>\n")
         else:
             parts.append('"/>\n')

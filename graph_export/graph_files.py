@@ -62,9 +62,9 @@ class NodeText:
         self.count = nodes.num_rows
         communities = nodes.column("community").to_numpy()
         colours = layout.community_colours(communities)
-        self.colours = colours[communities] if len(communities) else np.zeros((0, 3), np.int64)
-        self.hex = np.array(["#%02x%02x%02x" % tuple(c) for c in colours], dtype=object)
-        self.hex = pa.array(self.hex[communities] if len(communities) else [], pa.string())
+        self.colours = colours[communities]
+        self.hex = pa.array(["#%02x%02x%02x" % tuple(c) for c in colours],
+                            pa.string()).take(communities)
         self.sizes = layout.node_sizes(popularity(nodes, ("ratings_count", "in_degree"))[1])
         self.keys = nodes.column("book_index").combine_chunks().cast(pa.string())
         titles = nodes.column("title").combine_chunks()
@@ -104,7 +104,7 @@ class NodeText:
         inner = text_columns.concat(*attvalues) if attvalues else pa.array([""] * self.count)
         block = pc.if_else(pc.equal(inner, ""), "",
                            text_columns.concat("<attvalues>", inner, "</attvalues>"))
-        r, g, b = (pa.array(self.colours[:, i]).cast(pa.string()) for i in range(3))
+        r, g, b = (text_columns.integers(self.colours[:, i]) for i in range(3))
         return text_columns.concat(
             '      <node id="', text_columns.xml(self.keys), '" label="',
             text_columns.xml(self.labels), '">', block, '<viz:color r="', r, '" g="', g,

@@ -21,7 +21,6 @@ import json
 import math
 
 import numpy as np
-import pyarrow as pa
 
 from graph_export import text_columns
 from graph_export.gexf_writer import clean_text
@@ -41,13 +40,11 @@ class EdgeBatch:
     def rows(self, middle, tail):
         """One JSON object per edge, `{"source":"S","target":"T` + `middle` + the
         attributes + `tail`, as an Arrow string column."""
-        parts = ['{"source":"', pa.array(np.asarray(self.sources, np.int64)).cast(pa.string()),
-                 '","target":"', pa.array(np.asarray(self.targets, np.int64)).cast(pa.string()),
-                 middle]
+        parts = ['{"source":"', text_columns.integers(self.sources), '","target":"',
+                 text_columns.integers(self.targets), middle]
         for i, (name, values) in enumerate(self.columns.items()):
             parts += [("," if i else "") + json.dumps(name) + ":",
-                      text_columns.finite_numbers(pa.array(np.asarray(values)),
-                                                  f"edge attribute {name}")]
+                      text_columns.finite_numbers(np.asarray(values), f"edge attribute {name}")]
         return text_columns.concat(*parts, tail)
 
 

@@ -76,6 +76,11 @@ def numbers(values, what="value"):
     return array.cast(pa.string())
 
 
+def integers(values):
+    """Integers (numpy, lists or Arrow) as decimal text."""
+    return _array(np.asarray(values, np.int64)).cast(pa.string())
+
+
 def finite_numbers(values, what):
     """`numbers`, raising ValueError on a null or non-finite value (positions, weights)."""
     text = numbers(values, what)
