@@ -13,6 +13,9 @@ The data has the structure that makes the rest of the pipeline meaningful:
   data); books in a user's favourite topics get higher ratings;
 * (user, book) pairs are unique; rows are grouped by user like the real CSV.
 
+Beside the UCSD files, `book_topics.csv` gives each book's planted topic: the answer
+key against which benchmarks/bench_neighbour_quality.py scores the graph's neighbours.
+
 Rows are generated in chunks of users with numpy and pyarrow, in `--workers`
 forked processes, so memory does not grow with `--ratings`; rows cost
 1.3 s (quiet machine) to 3 s (busy one) of CPU per million. The catalogue (titles and names from
@@ -51,6 +54,8 @@ _PUBLISHERS = ["Penguin", "Tor Books", "HarperCollins", "Vintage", "Orbit", "Sch
 # Share of rated interactions with rating 1..5 in the real data.
 _RATING_SHARE = np.array([2.05, 6.19, 23.3, 37.5, 35.5]) / 104.54
 TOPICS_PER_GENRE = 6
+# The planted topic of every book, next to the UCSD files (see write_book_topics).
+TOPICS_FILE = "book_topics.csv"
 _BOOK_BLOCK = 50_000  # catalogue records built per block
 _FIRST_SERIES_ID = 100_000
 MAX_BOOKS = 10_000_000
@@ -279,6 +284,7 @@ class SampleWriter:
                      self.args.ratings, elapsed, self.args.ratings / max(elapsed, 1e-9) / 1e6)
         self.write_id_maps()
         self.write_books_and_authors()
+        self.write_book_topics()
         return elapsed
 
     def chunk_rows(self, first):
@@ -371,6 +377,14 @@ class SampleWriter:
         with fileio.atomic_write(fileio.join(self.out, "book_id_map.csv")) as out:
             out.write(b"book_id_csv,book_id\n")
             out.write("".join(f"{i},{b}\n" for i, b in enumerate(self.goodreads_book_id)).encode())
+
+    def write_book_topics(self):
+        """book_topics.csv: each book's planted topic (not a UCSD file; the answer key that
+        benchmarks/bench_neighbour_quality.py scores neighbours against)."""
+        topic = self.world.book_topic
+        with fileio.atomic_write(fileio.join(self.out, TOPICS_FILE)) as out:
+            out.write(b"book_id,topic\n")
+            out.write(_lines(int_strings(self.goodreads_book_id), ",", int_strings(topic)))
 
     def write_books_and_authors(self):
         """goodreads_books, goodreads_book_authors and genres, consistent with the ratings."""

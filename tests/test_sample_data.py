@@ -33,12 +33,26 @@ def test_files_are_laid_out_like_ucsd(data_dir):
     assert names == sorted([
         "goodreads_interactions.csv", "user_id_map.csv", "book_id_map.csv",
         "goodreads_books.json.gz", "goodreads_book_authors.json.gz",
-        "goodreads_book_genres_initial.json.gz", "goodreads_interactions_dedup.json.gz"])
+        "goodreads_book_genres_initial.json.gz", "goodreads_interactions_dedup.json.gz",
+        sample_data.TOPICS_FILE])
     header = (data_dir / "goodreads_interactions.csv").read_text().splitlines()[0]
     real_header = (FORMATS / "goodreads_interactions.csv.head5").read_text().splitlines()[0]
     assert header == real_header
     assert (data_dir / "user_id_map.csv").read_text().splitlines()[0] == "user_id_csv,user_id"
     assert (data_dir / "book_id_map.csv").read_text().splitlines()[0] == "book_id_csv,book_id"
+
+
+def test_book_topics_name_every_book_and_sit_inside_its_genre(data_dir):
+    topics = pd.read_csv(data_dir / sample_data.TOPICS_FILE, dtype={"book_id": str})
+    books = pd.read_csv(data_dir / "book_id_map.csv", dtype={"book_id": str})
+    assert list(topics.columns) == ["book_id", "topic"]
+    assert sorted(topics.book_id) == sorted(books.book_id)
+    topic_of = dict(zip(topics.book_id, topics.topic))
+    assert len(set(topic_of.values())) > len(sample_names.GENRES)   # finer than genres
+    for record in _json_lines(data_dir / "goodreads_book_genres_initial.json.gz"):
+        planted = max(record["genres"], key=record["genres"].get)
+        assert topic_of[record["book_id"]] // sample_data.TOPICS_PER_GENRE == \
+            sample_names.GENRES.index(planted)
 
 
 @pytest.mark.parametrize("generated, sample", [
