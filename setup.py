@@ -28,6 +28,7 @@ TEST = [
     "lxml==6.1.3",
     "duckdb==2.0.1",
     "faiss-cpu==1.15.1",
+    "implicit==0.7.3",  # benchmarks/bench_als.py: the ALS peer
 ]
 
 setuptools.setup(

@@ -12,7 +12,9 @@ For every book of the preprocess output, its k nearest books by
 * item_cosine: the book's k most similar books by co-occurrence cosine
   (model.baselines.ItemCosine; a book co-read with fewer than k books has empty slots,
   which count as not sharing);
-both baselines fitted on the same training split the model trained on. Prints the
+* als: cosine of implicit ALS's item factors (`--als factors,reg,alpha`; the default is
+  the most coherent of 7 settings tried on the demo data: the README's table);
+all peers fitted on the same training split the model trained on. Prints the
 mean share of the k neighbours that share the book's genre (the catalogue's top
 genre, the generator's planted genre) and, when the generator's `book_topics.csv`
 (book_id,topic) is in --goodreads, its planted topic; "chance" is the share for k
@@ -33,6 +35,7 @@ import numpy as np  # noqa: E402
 
 from model import baselines, data, evaluate  # noqa: E402
 from pipeline_common import fileio  # noqa: E402
+from bench_als import AlsScorer  # noqa: E402  (same folder)
 
 TOPICS_FILE = "book_topics.csv"
 
@@ -90,7 +93,17 @@ def main(argv=None):
     parser.add_argument("--goodreads", default="demo_output/goodreads",
                         help="the generator's output, for its planted topics when written")
     parser.add_argument("--k", type=int, default=10, help="neighbours per book")
+    parser.add_argument("--als", default="128,10,10",
+                        help="factors,regularization,alpha of the implicit ALS peer (its item "
+                             "vectors' cosine neighbours; needs the optional package "
+                             "implicit); '' to leave it out")
     args = parser.parse_args(argv)
+    if args.als:
+        try:
+            import implicit  # noqa: F401
+        except ImportError:
+            parser.error("--als needs the optional package implicit (pip install implicit), "
+                         "or pass --als ''")
     try:
         manifest = data.check_data_dir(args.data)
         train = data.read_split(args.data, "train", manifest)
@@ -133,6 +146,15 @@ def main(argv=None):
     found = cosine.nbr_index.astype(np.int64)
     rows.append(("item_cosine", found, cosine.nbr_sim > 0))
     seconds["item_cosine"] = time.perf_counter() - start
+    if args.als:
+        factors, reg, alpha = (float(v) for v in args.als.split(","))
+        start = time.perf_counter()
+        items = AlsScorer(split, int(factors), reg, alpha, 15, 42).model.item_factors
+        items = items / np.maximum(np.linalg.norm(items, axis=1, keepdims=True), 1e-12)
+        found = top_k_rows(lambda r: items[r] @ items.T, num_books, k)
+        name = f"als ({int(factors)} / {reg:g} / {alpha:g})"
+        rows.append((name, found, np.ones_like(found, bool)))
+        seconds[name] = time.perf_counter() - start
 
     reference = {name: chance(codes) for name, codes in labels.items()}
     header = f"{'neighbours (k=' + str(k) + ')':28}"

@@ -4,7 +4,11 @@ One evaluator scores every recommender the same way, on the same split:
 
 * ``hit@K`` — share of eval interactions whose book ranks in the user's top K over
   the whole catalogue, training books *not* excluded (what TFRS's FactorizedTopK
-  top-K categorical accuracy measures; ties count in the book's favour, as there).
+  top-K categorical accuracy measures). Ties are broken at random, in expectation:
+  a book with g books scored above it and t others scored the same counts
+  clip((K - g) / (t + 1), 0, 1). (FactorizedTopK counts ties in the book's favour;
+  a scorer that gives many books one score -- e.g. ALS with near-zero factors for
+  users with one or two books -- would collect hits it did not rank.)
 * ``recall@K`` — per user, with the user's training books excluded from the
   ranking: (relevant books in the top K) / (relevant books), averaged over users,
   where a user's relevant books are their eval books that are not training books.
@@ -134,14 +138,19 @@ def evaluate_scores(score_fn, split, ks=KS, max_cells=2_000_000, groups=False):
         scores = np.array(score_fn(users), dtype=np.float64 if _is64(score_fn) else np.float32)
         e_rows, e_books = split.pairs(users, "eval")
         t_rows, t_books = split.pairs(users, "train")
-        # hit@K: rank of each eval book among all books, nothing excluded.
+        # hit@K: rank of each eval book among all books, nothing excluded, ties shared.
         for chunk in range(0, len(e_rows), chunk_rows):
             r, b = e_rows[chunk:chunk + chunk_rows], e_books[chunk:chunk + chunk_rows]
             positive = scores[r, b]
-            rank = (scores[r] > positive[:, None]).sum(axis=1)
+            rows = scores[r]
+            above = (rows > positive[:, None]).sum(axis=1)
+            tied = np.ones(len(r))   # the book itself; others only matter near the top
+            near = np.flatnonzero(above < max(ks))
+            if len(near):
+                tied[near] = np.maximum((rows[near] == positive[near, None]).sum(axis=1), 1)
             for k in ks:
                 hits[k][start:start + len(users)] += np.bincount(
-                    r, weights=rank < k, minlength=len(users))
+                    r, weights=np.clip((k - above) / tied, 0.0, 1.0), minlength=len(users))
         # recall@K: training books removed from the ranking and from the relevant set.
         relevant = np.zeros(scores.shape, dtype=bool)
         relevant[e_rows, e_books] = True

@@ -168,3 +168,17 @@ def test_run_baselines_skips_ease_above_its_catalogue_limit_and_says_why(tmp_pat
     assert written[0][:8] == b"\x89PNG\r\n\x1a\n"
     metrics, seconds = evaluate.run_baselines(split, ease_max_books=25)
     assert "hit@10" in metrics["ease"] and "ease" in seconds
+
+
+def test_hit_at_k_breaks_ties_at_random_in_expectation():
+    # One user trained on book 0, eval books 1 (user 0) and 1 (user 1), 5 books.
+    split = evaluate.EvalSplit(_Interactions([0, 1], [0, 0]), _Interactions([0, 1], [1, 1]),
+                               num_users=2, num_books=5)
+    scores = np.array([[3, 1, 1, 2, 0],     # book 1: 2 books above, 1 tied with it
+                       [1, 1, 1, 1, 1]],    # book 1: everything tied (a flat scorer)
+                      np.float64)
+    result = evaluate.evaluate_scores(lambda users: scores[users], split, ks=(1, 2, 3, 4, 5))
+    # user 0: hit@1,2 = 0, hit@3 = 1/2, hit@4,5 = 1; user 1: hit@K = K/5.
+    for k, expected in {1: (0 + 0.2) / 2, 2: (0 + 0.4) / 2, 3: (0.5 + 0.6) / 2,
+                        4: (1 + 0.8) / 2, 5: (1 + 1) / 2}.items():
+        assert result[f"hit@{k}"] == pytest.approx(expected), k
