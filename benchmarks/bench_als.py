@@ -1,6 +1,6 @@
 """Benchmark: implicit ALS (the classic matrix-factorisation peer) on the model's own split.
 
-    pip install implicit   # optional: used by this script only
+    (needs `implicit`: in the test extra, `pip install -e '.[test]'`)
     .venv/bin/python benchmarks/bench_als.py --data PREP [--model MODEL ...] \\
         [--factors 32,64,128] [--regularization 0.01,0.1] [--alpha 1,10,40] [--iterations 15]
 
@@ -83,7 +83,8 @@ def main(argv=None):
     try:
         import implicit  # noqa: F401
     except ImportError:
-        parser.error("this benchmark needs the optional package implicit: pip install implicit")
+        parser.error("this benchmark needs the package implicit (the test extra: "
+                     "pip install -e '.[test]')")
 
     split = model_split(args.data, args.eval_users)
     print(f"{args.data}: {len(split.train_user)} training pairs, {split.num_users} users, "

@@ -33,11 +33,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import pipeline_common  # noqa: E402,F401  (legacy Keras before TensorFlow loads)
 import numpy as np  # noqa: E402
 
+from beam_jobs.sample_data import TOPICS_FILE  # noqa: E402
 from model import baselines, data, evaluate  # noqa: E402
 from pipeline_common import fileio  # noqa: E402
 from bench_als import AlsScorer  # noqa: E402  (same folder)
-
-TOPICS_FILE = "book_topics.csv"
 
 
 def top_k_rows(scores_of_rows, num_books, k, block=1024):
@@ -95,15 +94,15 @@ def main(argv=None):
     parser.add_argument("--k", type=int, default=10, help="neighbours per book")
     parser.add_argument("--als", default="128,10,10",
                         help="factors,regularization,alpha of the implicit ALS peer (its item "
-                             "vectors' cosine neighbours; needs the optional package "
-                             "implicit); '' to leave it out")
+                             "vectors' cosine neighbours; needs the package implicit, "
+                             "in the test extra); '' to leave it out")
     args = parser.parse_args(argv)
     if args.als:
         try:
             import implicit  # noqa: F401
         except ImportError:
-            parser.error("--als needs the optional package implicit (pip install implicit), "
-                         "or pass --als ''")
+            parser.error("--als needs the package implicit (the test extra: pip install -e "
+                         "'.[test]'), or pass --als ''")
     try:
         manifest = data.check_data_dir(args.data)
         train = data.read_split(args.data, "train", manifest)
