@@ -25,8 +25,9 @@ def _pooled(embedding, ids):
     is built forward or backward, and the gradient is IndexedSlices over the ids read
     (`sparse_gradient`; TensorFlow's default is a dense [vocabulary, D] gradient, with
     which the optimizer moved every row of the table in every step: at 50k books, a
-    fifth of a step). On the default model (L = 50 history books, D = 128) this took the
-    history pooling from ~half of a training step to a few percent.
+    fifth of a step). On the default model of the time (L = 50 history books, D = 128;
+    the default width is now 64) this took the history pooling from ~half of a training
+    step to a few percent.
     """
     present = tf.where(tf.not_equal(ids, 0))
     return tf.sparse.segment_mean(embedding.embeddings, tf.gather_nd(ids, present),
