@@ -40,13 +40,7 @@ def model_split(data, eval_users):
     """The EvalSplit model.train builds for `data` (same eval users, same definitions)."""
     args, _ = options.parse_args(["--data", data, "--output", "-",
                                   "--eval_users", str(eval_users)])
-    inputs = train.read_inputs(args)
-    num_users = inputs.manifest["num_users"]
-    user_ids = (evaluate.read_user_ids(data)
-                if args.eval_users and num_users > args.eval_users else None)
-    return evaluate.EvalSplit(inputs.train, inputs.evals, num_users,
-                              inputs.manifest["num_books"], max_eval_users=args.eval_users,
-                              user_ids=user_ids)
+    return train.eval_split(args, train.read_inputs(args))
 
 
 class AlsScorer:

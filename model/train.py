@@ -312,17 +312,24 @@ def export_outputs(args, model, inputs, split, metrics, state, log, reranker):
     fileio.write_json(fileio.join(args.output, artifacts.METRICS_JSON), metrics)
 
 
-def train(args):
-    """The whole job; returns the metrics dict."""
-    inputs = read_inputs(args)
-    # Eval users are chosen by a hash of their Goodreads user id, so the same users are
-    # evaluated whatever the vocabulary order; the ids are only read when there is a choice.
+def eval_split(args, inputs):
+    """The EvalSplit every metric of this job is computed on (also used by benchmarks).
+
+    Eval users are chosen by a hash of their Goodreads user id, so the same users are
+    evaluated whatever the vocabulary order; the ids are only read when there is a choice.
+    """
     num_users = inputs.manifest["num_users"]
     user_ids = (evaluate.read_user_ids(args.data)
                 if args.eval_users and num_users > args.eval_users else None)
-    split = evaluate.EvalSplit(inputs.train, inputs.evals, num_users,
-                               inputs.manifest["num_books"], max_eval_users=args.eval_users,
-                               user_ids=user_ids)
+    return evaluate.EvalSplit(inputs.train, inputs.evals, num_users,
+                              inputs.manifest["num_books"], max_eval_users=args.eval_users,
+                              user_ids=user_ids)
+
+
+def train(args):
+    """The whole job; returns the metrics dict."""
+    inputs = read_inputs(args)
+    split = eval_split(args, inputs)
     # One training book of a few thousand users is hidden from training: the weights
     # of the served score are chosen on it (model/rerank.py), never on the eval split.
     fit_inputs, holdout = holdout_inputs(args, inputs)
