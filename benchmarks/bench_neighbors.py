@@ -131,11 +131,18 @@ def synthetic_graph(n_books, k, tmp):
     return nodes, edges_path
 
 
+def write_files(tmp, nodes, edges, styles):
+    text = graph_files.NodeText(nodes)
+    for style in styles:
+        graph_files.write_graph_file(os.path.join(tmp, f"graph-{style}"), style, text,
+                                     graph_files.edge_rows(edges, None, style), {} if
+                                     style != "gexf" else "bench")
+
+
 WRITERS = {
-    "graph.gexf": lambda tmp, nodes, edges: graph_files.write_gexf(
-        os.path.join(tmp, "graph.gexf"), nodes, edges, "bench"),
-    "graph.json + graph.nodelink.json": lambda tmp, nodes, edges: graph_files.write_json_files(
-        tmp, nodes, edges, {}),
+    "graph.gexf": lambda tmp, nodes, edges: write_files(tmp, nodes, edges, ["gexf"]),
+    "graph.json + graph.nodelink.json": lambda tmp, nodes, edges: write_files(
+        tmp, nodes, edges, ["graphology", "nodelink"]),
 }
 
 
@@ -231,19 +238,17 @@ def bench_graph_steps(n_books, k, dim, tmp, split):
     edges_path = os.path.join(tmp, "edges.parquet")
     pq.write_table(edges, edges_path, row_group_size=neighbors.EDGE_ROW_GROUP,
                    compression="zstd")
+    del edges
     before = peak_rss_mb()
     timings = {}
     start = time.perf_counter()
-    nodes = neighbors.build_nodes(meta, unit, valid, edges, {}, 0,
-                                  neighbors.layout.LOUVAIN_MAX_NODES, timings)
-    del edges, unit
-    pq.write_table(nodes, os.path.join(tmp, "nodes.parquet"), compression="zstd")
-    files_start = time.perf_counter()
     args = argparse.Namespace(k=k, max_graph_nodes=neighbors.MAX_GRAPH_NODES,
-                              formats=list(neighbors.FORMATS),
+                              formats=list(neighbors.FORMATS), seed=0,
+                              louvain_max_nodes=neighbors.layout.LOUVAIN_MAX_NODES,
                               split_by="community" if split else None)
-    files, info = neighbors.write_graph_files(tmp, nodes, edges_path, args)
-    timings["graph_files_seconds"] = time.perf_counter() - files_start
+    nodes, files, info = neighbors.write_graph(tmp, meta, unit, valid, edges_path, {}, args,
+                                               timings)
+    del unit
     timings["total_seconds"] = time.perf_counter() - start
     sizes = {f: os.path.getsize(os.path.join(tmp, f)) for f in files}
     return timings, int(nodes.column("community").to_numpy().max()) + 1, sizes, info, \

@@ -202,7 +202,7 @@ def write_outputs(prefix, nodes, layer, parent, edges, centre, formats):
             write_graphology(
                 handle, [text.json_rows("graphology")],
                 [EdgeBatch(edge_batch[0], edge_batch[1],
-                           {"weight": edge_batch[3], "rank": edge_batch[2]})],
+                           {"weight": edge_batch[3], "rank": edge_batch[2]}).graphology_rows()],
                 {"name": f"ego graph of {title}"})
         written.append(path)
     if "png" in formats:

@@ -125,29 +125,17 @@ class GexfWriter:
         `weights` are finite floats (a non-finite one raises ValueError);
         `attributes` maps a declared numeric edge attribute to one value per edge.
         """
+        self.edge_rows(edge_elements(self.edges_written, sources, targets, weights,
+                                     attributes, self._edge_types))
+
+    def edge_rows(self, rows):
+        """Whole `<edge>` elements (from `edge_elements`, ids counting on from
+        `edges_written`), written as one buffer."""
         if self._state != "edges":
-            raise RuntimeError("edge_batch() before start_edges()")
-        attributes = attributes or {}
-        for name in attributes:
-            if self._edge_types.get(name) not in ("integer", "long", "double", "float"):
-                raise ValueError(f"edge_batch: attribute {name!r} must be declared numeric")
-        count = len(weights)
-        ids = np.arange(self.edges_written, self.edges_written + count)
-        parts = ['      <edge id="', text_columns.integers(ids), '" source="',
-                 text_columns.integers(sources), '" target="', text_columns.integers(targets),
-                 '" weight="',
-                 text_columns.finite_numbers(np.asarray(weights, np.float64), "edge weight")]
-        if attributes:
-            parts.append('"><attvalues>')
-            for name, values in attributes.items():
-                parts += [f'<attvalue for="{xml_attr(name)}" value="',
-                          text_columns.finite_numbers(np.asarray(values), name), '"/>']
-            parts.append("</attvalues></edge>\n")
-        else:
-            parts.append('"/>\n')
+            raise RuntimeError("edge_rows() before start_edges()")
         self.flush()
-        self._handle.write(text_columns.as_bytes(text_columns.concat(*parts)))
-        self.edges_written += count
+        self._handle.write(text_columns.as_bytes(rows))
+        self.edges_written += len(rows)
 
     def close(self):
         """Ends the document (adds empty node/edge lists if none were started)."""
@@ -159,3 +147,31 @@ class GexfWriter:
             self._emit("    </edges>\n  </graph>\n</gexf>\n")
             self.flush()
             self._state = "closed"
+
+
+def edge_elements(first_id, sources, targets, weights, attributes=None, edge_types=None):
+    """`<edge>` elements with ids `first_id, first_id + 1, ...`, one per row of an
+    Arrow string column, for `GexfWriter.edge_rows`.
+
+    `weights` are finite floats (a non-finite one raises ValueError);
+    `attributes` maps an edge attribute declared numeric in `edge_types`
+    (name -> GEXF type) to one value per edge.
+    """
+    attributes = attributes or {}
+    for name in attributes:
+        if (edge_types or {}).get(name) not in ("integer", "long", "double", "float"):
+            raise ValueError(f"edge attribute {name!r} must be declared numeric")
+    ids = np.arange(first_id, first_id + len(weights))
+    parts = ['      <edge id="', text_columns.integers(ids), '" source="',
+             text_columns.integers(sources), '" target="', text_columns.integers(targets),
+             '" weight="',
+             text_columns.finite_numbers(np.asarray(weights, np.float64), "edge weight")]
+    if attributes:
+        parts.append('"><attvalues>')
+        for name, values in attributes.items():
+            parts += [f'<attvalue for="{xml_attr(name)}" value="',
+                      text_columns.finite_numbers(np.asarray(values), name), '"/>']
+        parts.append("</attvalues></edge>\n")
+    else:
+        parts.append('"/>\n')
+    return text_columns.concat(*parts)

@@ -195,37 +195,47 @@ def edge_batches(edges_path, keep=None):
             yield columns
 
 
-def write_gexf(path, nodes, edges_path, description, keep=None, text=None):
-    """Streams a GEXF file: the rows of `nodes` (their `NodeText` if already made),
-    the edges among them batch by batch."""
-    text = text or NodeText(nodes)
-    with fileio.atomic_write(path) as handle:
-        writer = GexfWriter(handle, text.types, EDGE_TYPES, directed=True,
-                            description=description)
-        writer.start_nodes()
-        writer.node_rows(text.gexf_rows())
-        writer.start_edges()
-        for sources, targets, ranks, cosines in edge_batches(edges_path, keep):
-            writer.edge_batch(sources, targets, cosines, {"rank": ranks})
-        writer.close()
-    return writer.edges_written
+# The graph files and the edge text each needs: graph.json is graphology's
+# format, graph.nodelink.json d3's.
+FILE_STYLES = {artifacts.GRAPH_GEXF: "gexf", artifacts.GRAPH_JSON: "graphology",
+               artifacts.GRAPH_NODELINK: "nodelink"}
 
 
-def _json_edges(edges_path, keep):
+def edge_rows(edges_path, keep, style):
+    """The edges among `keep` (None: all) as text for one file style ("gexf",
+    "graphology" or "nodelink"): an Arrow string column per 100k edges, GEXF
+    ids counting from 0."""
+    written = 0
     for sources, targets, ranks, cosines in edge_batches(edges_path, keep):
-        yield EdgeBatch(sources, targets, {"weight": cosines, "rank": ranks})
+        if style == "gexf":
+            rows = gexf_writer.edge_elements(written, sources, targets, cosines,
+                                             {"rank": ranks}, dict(EDGE_TYPES))
+        else:
+            batch = EdgeBatch(sources, targets, {"weight": cosines, "rank": ranks})
+            rows = batch.graphology_rows() if style == "graphology" else batch.nodelink_rows()
+        written += len(rows)
+        yield rows
 
 
-def write_json_files(out_dir, nodes, edges_path, attributes, keep=None, text=None):
-    """graph.json (graphology) and graph.nodelink.json (d3); returns (nodes, edges)."""
-    text = text or NodeText(nodes)
-    with fileio.atomic_write(fileio.join(out_dir, artifacts.GRAPH_JSON)) as handle:
-        counts = write_graphology(handle, [text.json_rows("graphology")],
-                                  _json_edges(edges_path, keep), attributes)
-    with fileio.atomic_write(fileio.join(out_dir, artifacts.GRAPH_NODELINK)) as handle:
-        write_nodelink(handle, [text.json_rows("nodelink")], _json_edges(edges_path, keep),
-                       attributes)
-    return counts
+def write_graph_file(path, style, text, edges, header):
+    """Writes one graph file of `style` ("gexf", "graphology", "nodelink"): the
+    nodes of `text` (a `NodeText`), then `edges` (`edge_rows` of that style, or
+    the same already made). `header` is the GEXF description or the JSON graph
+    attributes. Returns the number of edges written.
+    """
+    with fileio.atomic_write(path) as handle:
+        if style == "gexf":
+            writer = GexfWriter(handle, text.types, EDGE_TYPES, directed=True,
+                                description=header)
+            writer.start_nodes()
+            writer.node_rows(text.gexf_rows())
+            writer.start_edges()
+            for rows in edges:
+                writer.edge_rows(rows)
+            writer.close()
+            return writer.edges_written
+        write = write_graphology if style == "graphology" else write_nodelink
+        return write(handle, [text.json_rows(style)], edges, header)[1]
 
 
 def write_community_pieces(directory, nodes, edges_path, max_nodes, description):

@@ -37,9 +37,16 @@ class EdgeBatch:
     def __init__(self, sources, targets, columns):
         self.sources, self.targets, self.columns = sources, targets, columns
 
-    def rows(self, middle, tail):
-        """One JSON object per edge, `{"source":"S","target":"T` + `middle` + the
-        attributes + `tail`, as an Arrow string column."""
+    def graphology_rows(self):
+        """graphology edge objects, one per row of an Arrow string column."""
+        return self._rows('","attributes":{', "}}")
+
+    def nodelink_rows(self):
+        """node-link edge objects, one per row of an Arrow string column."""
+        return self._rows('",', "}")
+
+    def _rows(self, middle, tail):
+        """`{"source":"S","target":"T` + `middle` + the attributes + `tail`."""
         parts = ['{"source":"', text_columns.integers(self.sources), '","target":"',
                  text_columns.integers(self.targets), middle]
         for i, (name, values) in enumerate(self.columns.items()):
@@ -84,7 +91,8 @@ def write_graphology(handle, nodes, edges, attributes=None, directed=True):
       handle: binary file-like object.
       nodes: iterable of Arrow string columns of node objects
         (`graph_files.NodeText.json_rows("graphology")`).
-      edges: iterable of `EdgeBatch`es.
+      edges: iterable of Arrow string columns of edge objects
+        (`EdgeBatch.graphology_rows()`).
       attributes: graph attributes (name, description, ...).
       directed: graph type option.
 
@@ -97,18 +105,18 @@ def write_graphology(handle, nodes, edges, attributes=None, directed=True):
                   + _dumps(options) + ',"nodes":[').encode("utf-8"))
     n = _write_list(handle, nodes)
     handle.write(b'\n],"edges":[')
-    e = _write_list(handle, (batch.rows('","attributes":{', "}}") for batch in edges))
+    e = _write_list(handle, edges)
     handle.write(b"\n]}\n")
     return n, e
 
 
 def write_nodelink(handle, nodes, edges, attributes=None, directed=True):
     """Writes the d3 / networkx node-link format (edges under "links"); `nodes` as
-    `graph_files.NodeText.json_rows("nodelink")`, `edges` as for `write_graphology`."""
+    `graph_files.NodeText.json_rows("nodelink")`, `edges` as `EdgeBatch.nodelink_rows()`."""
     handle.write(('{"directed":' + _dumps(bool(directed)) + ',"multigraph":false,"graph":'
                   + _dumps(attributes or {}) + ',"nodes":[').encode("utf-8"))
     n = _write_list(handle, nodes)
     handle.write(b'\n],"links":[')
-    e = _write_list(handle, (batch.rows('",', "}") for batch in edges))
+    e = _write_list(handle, edges)
     handle.write(b"\n]}\n")
     return n, e

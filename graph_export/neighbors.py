@@ -34,6 +34,7 @@ import logging
 import os
 import posixpath
 import time
+from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 
 import apache_beam as beam
@@ -41,6 +42,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.options.pipeline_options import DirectOptions
+from apache_beam.transforms.window import GlobalWindows
 from apache_beam.utils import shared
 
 from graph_export import graph_files, layout, topk
@@ -165,21 +167,30 @@ class TopKBlockFn(beam.DoFn):
     """(start, stop) positions among the valid books -> `DIR/block-START.parquet`.
 
     One step from block to file, so the block's edge arrays are never Beam
-    elements. Inside a block the kernel
-    blocks of `kernel_rows` books run on `threads` Python threads (numpy
-    releases the GIL in BLAS, max and partition) with OpenBLAS at 1 thread
-    each -- the configuration `benchmarks/bench_neighbors.py` times as "the
-    kernel". The matrix is loaded once per worker process (`Shared`).
+    elements. Inside a block the kernel blocks of `kernel_rows` books run on
+    `threads` Python threads (numpy releases the GIL in BLAS, max and
+    partition) with OpenBLAS at 1 thread each -- the configuration
+    `benchmarks/bench_neighbors.py` times as "the kernel". The matrix is loaded
+    once per worker process (`Shared`).
+
+    The blocks of a bundle do not wait for each other: `process` queues a
+    block's kernel blocks behind the previous block's, a writer thread writes
+    each block's file as soon as its kernel blocks are done, and
+    `finish_bundle` waits for every file (then raises the first failure, if
+    any) and outputs their paths. Waiting per block left a thread idle at the
+    end of every block and the file writes between blocks (~1 s of 18 at 100k
+    books).
     """
 
     def __init__(self, path, directory, k, tile, chunk, threads=1,
                  kernel_rows=topk.DEFAULT_BLOCK_ROWS, blas_threads=1):
         self._path, self._directory = path, directory
         self._k, self._tile, self._chunk = k, tile, chunk
-        self._threads, self._kernel_rows = threads, kernel_rows
+        self._threads, self._kernel_rows = max(1, threads), kernel_rows
         self._blas_threads = blas_threads
         self._shared = shared.Shared()
-        self._pool = None
+        self._kernels = self._writer = None
+        self._pending = []
 
     def setup(self):
         if self._blas_threads:
@@ -187,23 +198,35 @@ class TopKBlockFn(beam.DoFn):
         key = (self._path, self._tile, self._chunk)
         self._matrix = self._shared.acquire(
             lambda: _LAUNCHER_MATRICES.get(key) or CandidateMatrix.load(*key), tag=key)
-        if self._threads > 1:
-            self._pool = ThreadPoolExecutor(self._threads)
+        self._kernels = ThreadPoolExecutor(self._threads)
+        self._writer = ThreadPoolExecutor(1)
 
     def teardown(self):
-        if self._pool is not None:
-            self._pool.shutdown()
+        for pool in (self._kernels, self._writer):
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+
+    def start_bundle(self):
+        self._pending = []
 
     def process(self, block):
         start, stop = block
+        parts = [self._kernels.submit(topk.topk_block, self._matrix.index,
+                                      np.arange(lo, min(stop, lo + self._kernel_rows)),
+                                      self._k)
+                 for lo in range(start, stop, self._kernel_rows)]
+        self._pending.append(self._writer.submit(self._write_block, start, stop, parts))
+        return []
+
+    def finish_bundle(self):
+        pending, self._pending = self._pending, []
+        futures.wait(pending)
+        for written in pending:
+            yield GlobalWindows.windowed_value(written.result())
+
+    def _write_block(self, start, stop, parts):
+        parts = [part.result() for part in parts]
         m = self._matrix
-
-        def kernel(lo):
-            return topk.topk_block(m.index, np.arange(lo, min(stop, lo + self._kernel_rows)),
-                                   self._k)
-
-        starts = range(start, stop, self._kernel_rows)
-        parts = list(self._pool.map(kernel, starts) if self._pool else map(kernel, starts))
         neighbours = np.concatenate([p[0] for p in parts])
         scores = np.concatenate([p[1] for p in parts])
         k_eff = neighbours.shape[1]
@@ -216,7 +239,7 @@ class TopKBlockFn(beam.DoFn):
         path = block_path(self._directory, start)
         with fileio.atomic_write(path) as handle:
             pq.write_table(table, handle, compression="zstd", **artifacts.PARQUET_WRITE_OPTIONS)
-        yield path
+        return path
 
 
 def block_path(directory, start):
@@ -340,83 +363,152 @@ def read_catalog(path, book_index, book_ids=None):
     return columns
 
 
-def build_nodes(meta, unit, valid, edges, catalog_columns, seed, louvain_max_nodes, timings):
-    """nodes.parquet table: the valid books with catalogue columns, in-degree, layout.
-
-    `unit` holds the valid books' unit vectors; `timings` gets the seconds of
-    the community and layout steps.
-    """
+def catalogue_nodes(meta, valid, edges, catalog_columns):
+    """nodes.parquet's columns that need no map: the valid books, their catalogue
+    columns and in-degree (what the cut to --max_graph_nodes ranks by)."""
     book_index = meta.column("book_index").to_numpy()[valid]
     n = len(book_index)
+    tgt = np.searchsorted(book_index, edges.column("target").to_numpy())
+    columns = {
+        "book_index": pa.array(book_index.astype(np.int64)),
+        "book_id": meta.column("book_id").filter(pa.array(valid)).cast(pa.string()),
+        "title": (meta.column("title").filter(pa.array(valid)).cast(pa.string())
+                  if "title" in meta.column_names else pa.nulls(n, pa.string())),
+    }
+    types = {"authors": pa.string(), "ratings_count": pa.int64(),
+             "average_rating": pa.float64(), "genre": pa.string(),
+             "num_interactions": pa.int64(), "work_id": pa.string()}
+    for name, values in catalog_columns.items():
+        columns[name] = pa.array(values, type=types[name])
+    columns["in_degree"] = pa.array(np.bincount(tgt, minlength=n).astype(np.int64))
+    return pa.table(columns)
+
+
+def add_map(nodes, unit, edges, seed, louvain_max_nodes, timings):
+    """`nodes` plus community, x and y (see `graph_export.layout`); `unit` holds
+    the valid books' unit vectors; `timings` gets the two steps' seconds."""
+    book_index = nodes.column("book_index").to_numpy()
     src = np.searchsorted(book_index, edges.column("source").to_numpy())
     tgt = np.searchsorted(book_index, edges.column("target").to_numpy())
     weights = edges.column("cosine").to_numpy().astype(np.float64)
-    in_degree = np.bincount(tgt, minlength=n).astype(np.int64)
     started = time.time()
-    communities = layout.detect_communities(n, src, tgt, weights, seed=seed,
+    communities = layout.detect_communities(len(book_index), src, tgt, weights, seed=seed,
                                             louvain_max_nodes=louvain_max_nodes)
     timings["communities_seconds"] = round(time.time() - started, 3)
     started = time.time()
     positions = layout.compute_positions(unit, communities, src, tgt, weights, seed=seed)
     timings["layout_seconds"] = round(time.time() - started, 3)
-    columns = {
-        "book_index": book_index.astype(np.int64),
-        "book_id": meta.column("book_id").filter(pa.array(valid)).cast(pa.string()),
-        "title": (meta.column("title").filter(pa.array(valid)).cast(pa.string())
-                  if "title" in meta.column_names else pa.nulls(n, pa.string())),
-    }
-    for name, values in catalog_columns.items():
-        columns[name] = values
-    columns.update(in_degree=in_degree, community=communities.astype(np.int64),
-                   x=positions[:, 0], y=positions[:, 1])
-    types = {"authors": pa.string(), "ratings_count": pa.int64(),
-             "average_rating": pa.float64(), "genre": pa.string(),
-             "num_interactions": pa.int64(), "work_id": pa.string()}
-    arrays = {name: (pa.array(v, type=types[name]) if name in types else v)
-              for name, v in columns.items()}
-    return pa.table(arrays)
+    return (nodes.append_column("community", pa.array(communities.astype(np.int64)))
+            .append_column("x", pa.array(positions[:, 0]))
+            .append_column("y", pa.array(positions[:, 1])))
 
 
-def write_graph_files(out, nodes, edges_path, args):
-    """graph.gexf / graph.json (cut to --max_graph_nodes) and the community pieces.
+def graph_file_styles(formats):
+    """(file name, text style) of each graph file that `formats` asks for."""
+    names = {"gexf": [artifacts.GRAPH_GEXF],
+             "json": [artifacts.GRAPH_JSON, artifacts.GRAPH_NODELINK]}
+    return [(name, graph_files.FILE_STYLES[name]) for f in formats for name in names[f]]
 
-    Returns `(files, summary fields)`.
+
+class GraphFiles:
+    """graph.gexf / graph.json / graph.nodelink.json, cut to --max_graph_nodes.
+
+    The edge text does not depend on the map, so `start_edge_text` makes it on
+    a background thread while the launcher computes communities and layout
+    (single-threaded), and `write` only adds the nodes: at 100k books the three
+    files then take ~1 s after the layout instead of ~2.5 s. Held in memory:
+    ~300 bytes per edge for the three files, so only up to
+    `PRERENDER_MAX_EDGES` edges; above that the text is made while writing.
     """
-    rows, by = graph_files.most_read(nodes, args.max_graph_nodes)
-    cut = graph_files.cut_text(len(rows), nodes.num_rows, by, args.max_graph_nodes)
-    description = (f"Goodreads books: each book -> its {args.k} nearest books by cosine "
-                   "of the model's book embeddings")
-    files, info = [], {"graph_file_nodes": len(rows), "graph_file_cut": cut,
-                       "max_graph_nodes": args.max_graph_nodes}
-    kept = nodes if len(rows) == nodes.num_rows else nodes.take(rows)
-    keep = (None if len(rows) == nodes.num_rows
-            else graph_files.membership(nodes.column("book_index").to_numpy(), rows))
-    # GEXF and JSON are written side by side: Arrow's kernels and the file writes
-    # release the GIL (100k books: 2.1 s, 4.1 s one after the other).
-    text = graph_files.NodeText(kept) if args.formats else None
-    with ThreadPoolExecutor(2) as pool:
-        gexf = json_files = None
-        if "gexf" in args.formats:
-            gexf = pool.submit(graph_files.write_gexf, fileio.join(out, artifacts.GRAPH_GEXF),
-                               kept, edges_path, f"{description}. This file: {cut}", keep, text)
-            files.append(artifacts.GRAPH_GEXF)
-        if "json" in args.formats:
-            json_files = pool.submit(
-                graph_files.write_json_files, out, kept, edges_path,
-                {"name": "Goodreads book neighbours", "description": description, "cut": cut,
-                 "num_books": nodes.num_rows, "num_books_in_file": len(rows)}, keep, text)
-            files += [artifacts.GRAPH_JSON, artifacts.GRAPH_NODELINK]
-        if gexf:
-            info["graph_file_edges"] = gexf.result()
-        if json_files:
-            info["graph_file_edges"] = json_files.result()[1]
-    if args.split_by == "community":
-        pieces = graph_files.write_community_pieces(
-            fileio.join(out, "communities"), nodes, edges_path, args.max_graph_nodes,
-            description)
-        info["community_files"] = pieces
-        files += [f"communities/{p['file']}" for p in pieces]
-    return files, info
+
+    PRERENDER_MAX_EDGES = 2_000_000
+
+    def __init__(self, out, nodes, edges, edges_path, args):
+        self.out, self.edges_path, self.args = out, edges_path, args
+        self.rows, self.by = graph_files.most_read(nodes, args.max_graph_nodes)
+        book_index = nodes.column("book_index").to_numpy()
+        self.keep = (None if len(self.rows) == nodes.num_rows
+                     else graph_files.membership(book_index, self.rows))
+        self.styles = graph_file_styles(args.formats)
+        if self.keep is None:
+            self.num_edges = edges.num_rows
+        else:
+            self.num_edges = int(np.count_nonzero(
+                self.keep[edges.column("source").to_numpy()]
+                & self.keep[edges.column("target").to_numpy()]))
+        self.cut = graph_files.cut_text(len(self.rows), nodes.num_rows, self.by,
+                                        args.max_graph_nodes)
+        self._pending = None
+        self.edge_text_seconds = None
+
+    def start_edge_text(self, pool):
+        """Makes every file's edge text on `pool` (if small enough to hold)."""
+        if self.styles and self.num_edges <= self.PRERENDER_MAX_EDGES:
+            self._pending = pool.submit(self._edge_text)
+
+    def _edge_text(self):
+        started = time.time()
+        text = {style: list(graph_files.edge_rows(self.edges_path, self.keep, style))
+                for _, style in self.styles}
+        self.edge_text_seconds = round(time.time() - started, 3)
+        return text
+
+    def write(self, nodes):
+        """Writes the files (one thread each; Arrow's kernels and the writes
+        release the GIL) and the community pieces. Returns `(files, summary fields)`."""
+        args = self.args
+        description = (f"Goodreads books: each book -> its {args.k} nearest books by cosine "
+                       "of the model's book embeddings")
+        info = {"graph_file_nodes": len(self.rows), "graph_file_cut": self.cut,
+                "max_graph_nodes": args.max_graph_nodes}
+        made = self._pending.result() if self._pending else {}
+        if self.edge_text_seconds is not None:
+            info["edge_text_seconds"] = self.edge_text_seconds
+        files = []
+        if self.styles:
+            kept = nodes if len(self.rows) == nodes.num_rows else nodes.take(self.rows)
+            text = graph_files.NodeText(kept)
+            headers = {"gexf": f"{description}. This file: {self.cut}"}
+            headers["graphology"] = headers["nodelink"] = {
+                "name": "Goodreads book neighbours", "description": description,
+                "cut": self.cut, "num_books": nodes.num_rows, "num_books_in_file": len(self.rows)}
+            with ThreadPoolExecutor(len(self.styles)) as pool:
+                written = [pool.submit(
+                    graph_files.write_graph_file, fileio.join(self.out, name), style, text,
+                    made[style] if style in made
+                    else graph_files.edge_rows(self.edges_path, self.keep, style),
+                    headers[style]) for name, style in self.styles]
+                info["graph_file_edges"] = [w.result() for w in written][0]
+            files = [name for name, _ in self.styles]
+        if args.split_by == "community":
+            pieces = graph_files.write_community_pieces(
+                fileio.join(self.out, "communities"), nodes, self.edges_path,
+                args.max_graph_nodes, description)
+            info["community_files"] = pieces
+            files += [f"communities/{p['file']}" for p in pieces]
+        return files, info
+
+
+def write_graph(out, meta, unit, valid, edges_path, catalog_columns, args, timings):
+    """The graph-level steps after the Beam job: nodes.parquet with the map
+    (communities, layout) and the graph files; `timings` gets each step's seconds.
+
+    Returns `(nodes, files, summary fields)`.
+    """
+    edges = artifacts.read_parquet(edges_path)
+    nodes = catalogue_nodes(meta, valid, edges, catalog_columns)
+    graph = GraphFiles(out, nodes, edges, edges_path, args)
+    with ThreadPoolExecutor(1) as pool:
+        graph.start_edge_text(pool)
+        nodes = add_map(nodes, unit, edges, args.seed, args.louvain_max_nodes, timings)
+        del edges
+        with fileio.atomic_write(fileio.join(out, artifacts.NODES)) as handle:
+            pq.write_table(nodes, handle, compression="zstd",
+                           **artifacts.PARQUET_WRITE_OPTIONS)
+        started = time.time()
+        files, info = graph.write(nodes)
+    timings["graph_files_seconds"] = round(time.time() - started, 3)
+    return nodes, files, info
 
 
 # ---------------------------------------------------------------- entry point
@@ -559,16 +651,9 @@ def run(argv=None):
     num_edges = assemble_edges(block_dir, blocks, edges_path)
     fileio.remove_tree(block_dir)
 
-    edges = artifacts.read_parquet(edges_path)
-    nodes = build_nodes(meta, unit, valid, edges, catalog_columns, args.seed,
-                        args.louvain_max_nodes, timings)
-    del edges, unit
-    with fileio.atomic_write(fileio.join(out, artifacts.NODES)) as handle:
-        pq.write_table(nodes, handle, compression="zstd", **artifacts.PARQUET_WRITE_OPTIONS)
-
-    files_started = time.time()
-    files, graph_info = write_graph_files(out, nodes, edges_path, args)
-    timings["graph_files_seconds"] = round(time.time() - files_started, 3)
+    nodes, files, graph_info = write_graph(out, meta, unit, valid, edges_path,
+                                           catalog_columns, args, timings)
+    del unit
     summary = {
         "embeddings": emb_path, "catalog": args.catalog, "k": args.k,
         "num_books_in": int(len(valid)), "num_nodes": num_valid,

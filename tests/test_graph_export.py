@@ -73,25 +73,23 @@ def graph_dir(tmp_path_factory):
 
 def test_a_failed_run_leaves_blocks_the_next_run_on_the_same_inputs_reuses(graph_dir, tmp_path,
                                                                           monkeypatch):
-    """A run that dies after 3 of its blocks: the rerun computes only the others (same
-    edges as a clean run); other embeddings never reuse them."""
+    """A run whose kernel dies on every block after the first 3: the rerun computes
+    only the others (same edges as a clean run); other embeddings never reuse them."""
     out, _, _ = graph_dir
     model, graph = out.parent / "model", tmp_path / "g"
     args = ["--embeddings", str(model), "--output", str(graph), "--block_rows", "8",
             "--formats", "none", "--direct_num_workers=1"]
-    real = neighbors.TopKBlockFn.process
-    finished = []
+    real = topk.topk_block
 
-    def dies_after_three(self, block):
-        if len(finished) == 3:
+    def dies_after_three(index, query_ids, k):
+        if query_ids[0] >= 3 * 8:
             raise RuntimeError("worker lost")
-        yield from real(self, block)
-        finished.append(block)
+        return real(index, query_ids, k)
 
-    monkeypatch.setattr(neighbors.TopKBlockFn, "process", dies_after_three)
+    monkeypatch.setattr(topk, "topk_block", dies_after_three)
     with pytest.raises(Exception, match="worker lost"):
         neighbors.run(args)
-    monkeypatch.setattr(neighbors.TopKBlockFn, "process", real)
+    monkeypatch.setattr(topk, "topk_block", real)
     assert not (graph / "edges.parquet").exists()
     assert len(list(graph.glob(".blocks-*/block-*.parquet"))) == 3
     summary = neighbors.run(args)
@@ -99,11 +97,10 @@ def test_a_failed_run_leaves_blocks_the_next_run_on_the_same_inputs_reuses(graph
     assert pq.read_table(graph / "edges.parquet").equals(pq.read_table(out / "edges.parquet"))
     assert not list(graph.glob(".blocks-*"))
 
-    monkeypatch.setattr(neighbors.TopKBlockFn, "process", dies_after_three)
-    finished.clear()
+    monkeypatch.setattr(topk, "topk_block", dies_after_three)
     with pytest.raises(Exception, match="worker lost"):
         neighbors.run(args)
-    monkeypatch.setattr(neighbors.TopKBlockFn, "process", real)
+    monkeypatch.setattr(topk, "topk_block", real)
     other = tmp_path / "other"
     graph_fixtures.make_model_output(str(other), n=N_BOOKS, seed=99)
     summary = neighbors.run(["--embeddings", str(other)] + args[2:])
@@ -341,7 +338,7 @@ def test_json_writer_handles_nan_and_bad_text():
                                               average_rating=[float("nan"), 4.5]))
     buffer = io.BytesIO()
     json_writer.write_graphology(buffer, [text.json_rows("graphology")],
-                                 [json_writer.EdgeBatch([0], [1], {"weight": [1.0]})])
+                                 [json_writer.EdgeBatch([0], [1], {"weight": [1.0]}).graphology_rows()])
     data = json.loads(buffer.getvalue().decode("utf-8"))
     first, second = (node["attributes"] for node in data["nodes"])
     assert first["label"] == "xy" and first["average_rating"] is None
