@@ -3,11 +3,14 @@
 The idea: scoring every book against every other is one huge matrix product
 (N x N), far too big to hold. Instead a *block* of query rows is multiplied with
 one *tile* of candidate rows at a time (a few MB, it stays in cache), and of each
-tile only a summary is kept: the maximum over each group ("chunk") of `chunk`
+tile only a summary is kept: the maximum over each run ("chunk") of `chunk`
 consecutive candidates. The k-th largest chunk maximum is a lower bound for the row's k-th
 best score, so every true top-k neighbour lies in a chunk whose maximum reaches
 that bound -- normally exactly k chunks, i.e. k * chunk candidates out of N.
-Those few candidates are then rescored in float64 and ranked exactly.
+Those few candidates are then rescored in float64 and ranked exactly. The k
+chunks are themselves found through maxima of groups of chunks
+(`_select_chunks`), so each query partitions ~N / (chunk * group) values
+instead of N / chunk.
 
 Memory per block is `block_rows x (tile + N / chunk)` floats; nothing N x N
 exists. The result does not depend on how blocks are spread over workers: each
@@ -29,7 +32,8 @@ import numpy as np
 
 DEFAULT_BLOCK_ROWS = 256
 DEFAULT_TILE = 2048
-DEFAULT_CHUNK = 32
+DEFAULT_CHUNK = 16
+DEFAULT_GROUP = 16
 # float32 scores in the tiles differ from the float64 rescoring by a few ulps;
 # chunks within this margin of the bound are kept so that rounding never drops
 # a true neighbour.
@@ -74,18 +78,20 @@ class CandidateIndex:
         BLAS calls; the tile's scores (`tile x block_rows` floats) should stay
         in cache. Must be a multiple of `chunk`.
       chunk: consecutive candidates summarised by one maximum. Smaller chunks
-        mean more maxima to partition per query; larger ones mean more
-        candidates to rescore (k * chunk per query).
+        mean more maxima to reduce and select from per query; larger ones mean
+        more candidates to rescore (k * chunk per query).
+      group: consecutive chunks whose maxima are summarised again when the
+        chunks are chosen (see `_select_chunks`).
     """
 
-    def __init__(self, unit, tile=DEFAULT_TILE, chunk=DEFAULT_CHUNK):
+    def __init__(self, unit, tile=DEFAULT_TILE, chunk=DEFAULT_CHUNK, group=DEFAULT_GROUP):
         unit = np.ascontiguousarray(unit, dtype=np.float32)
         if tile % chunk:
             raise ValueError(f"tile ({tile}) must be a multiple of chunk ({chunk})")
         self.n, self.dim = unit.shape
         # Small inputs: one tile just big enough (still a multiple of chunk).
         self.tile = min(tile, max(chunk, -(-self.n // chunk) * chunk))
-        self.chunk = chunk
+        self.chunk, self.group = chunk, group
         self.num_tiles = max(1, -(-self.n // self.tile))
         padded = self.num_tiles * self.tile
         self.matrix = np.zeros((padded, self.dim), np.float32)
@@ -180,18 +186,7 @@ def topk_block(index, query_ids, k):
             scores_t[max(0, index.n - lo):] = -np.inf
         np.max(scores_t.reshape(per_tile, index.chunk, b), axis=1,
                out=chunk_max_t[t * per_tile:(t + 1) * per_tile])
-    chunk_max = np.ascontiguousarray(chunk_max_t.T)    # queries x chunks
-
-    # The k chunks with the largest maxima hold the top k, unless other chunks
-    # come within _MARGIN of the k-th maximum (ties, rounding): those rows
-    # take every chunk in reach.
-    if k_eff >= index.num_chunks:
-        selected = np.broadcast_to(np.arange(index.num_chunks), (b, index.num_chunks))
-        hard = np.zeros(b, bool)
-    else:
-        selected = np.argpartition(-chunk_max, k_eff - 1, axis=1)[:, :k_eff]
-        bound = np.take_along_axis(chunk_max, selected, axis=1).min(axis=1) - _MARGIN
-        hard = np.count_nonzero(chunk_max >= bound[:, None], axis=1) > k_eff
+    selected, bound, hard = _select_chunks(chunk_max_t, k_eff, index.group)
 
     neighbours = np.empty((b, k_eff), np.int64)
     best = np.empty((b, k_eff), np.float64)
@@ -201,10 +196,68 @@ def topk_block(index, query_ids, k):
     for r in np.flatnonzero(hard):
         # Many (near-)ties, e.g. duplicated vectors: rank every candidate of
         # every chunk in reach. Rare, one row at a time.
-        chunks = np.flatnonzero(chunk_max[r] >= bound[r])[None, :]
+        chunks = np.flatnonzero(chunk_max_t[:, r] >= bound[r])[None, :]
         neighbours[r], best[r] = _rank_exact(queries[r:r + 1], chunks, index,
                                              query_ids[r:r + 1], k_eff)
     return neighbours, best.astype(np.float32)
+
+
+def _select_all_chunks(chunk_max, k):
+    """`_select_chunks` for `chunk_max` `[queries, chunks]`, over every chunk."""
+    if k >= chunk_max.shape[1]:
+        selected = np.broadcast_to(np.arange(chunk_max.shape[1]), chunk_max.shape)
+        return selected, np.full(len(chunk_max), -np.inf), np.zeros(len(chunk_max), bool)
+    selected = np.argpartition(-chunk_max, k - 1, axis=1)[:, :k]
+    bound = np.take_along_axis(chunk_max, selected, axis=1).min(axis=1) - _MARGIN
+    hard = np.count_nonzero(chunk_max >= bound[:, None], axis=1) > k
+    return selected, bound, hard
+
+
+def _select_chunks(chunk_max_t, k, group):
+    """Per query, the k chunks with the largest maxima.
+
+    Args:
+      chunk_max_t: `[chunks, queries]` chunk maxima.
+      k: chunks wanted per query.
+      group: chunks summarised once more by one maximum.
+
+    Returns:
+      `(selected [queries, k] chunk ids, bound [queries], hard [queries])`:
+      `bound` is the k-th largest maximum less _MARGIN; `hard` rows have more
+      than k chunks reaching it (ties, rounding), and the caller takes every
+      chunk at or above `bound` there.
+
+    Partitioning every query's N / chunk maxima cost as much as the rest of the
+    selection together, so it is done on group maxima first: the k-th largest
+    group maximum is at most the k-th largest chunk maximum (the k groups'
+    maxima are maxima of k different chunks), so when exactly k groups reach
+    it (less _MARGIN), those k groups hold every chunk that can reach `bound`,
+    and only their k * group chunk maxima are partitioned. Other rows
+    (several groups within _MARGIN) are selected over every chunk.
+    """
+    num_chunks, b = chunk_max_t.shape
+    num_groups = -(-num_chunks // group)
+    if k >= num_groups:
+        return _select_all_chunks(np.ascontiguousarray(chunk_max_t.T), k)
+    padded = np.full((num_groups * group, b), -np.inf, np.float32)
+    padded[:num_chunks] = chunk_max_t
+    group_max = np.ascontiguousarray(np.max(padded.reshape(num_groups, group, b), axis=1).T)
+    groups = np.argpartition(-group_max, k - 1, axis=1)[:, :k]
+    group_bound = np.take_along_axis(group_max, groups, axis=1).min(axis=1) - _MARGIN
+    hard_group = np.count_nonzero(group_max >= group_bound[:, None], axis=1) > k
+    candidates = (groups[:, :, None] * group + np.arange(group)).reshape(b, -1)
+    maxima = padded[candidates, np.arange(b)[:, None]]
+    chosen = np.argpartition(-maxima, k - 1, axis=1)[:, :k]
+    selected = np.take_along_axis(candidates, chosen, axis=1)
+    bound = np.take_along_axis(maxima, chosen, axis=1).min(axis=1) - _MARGIN
+    # (a padding chunk, maximum -inf, is chosen only when fewer than k maxima
+    # are finite; then bound is -inf, every candidate reaches it: a hard row)
+    hard = hard_group | (np.count_nonzero(maxima >= bound[:, None], axis=1) > k)
+    rows = np.flatnonzero(hard)
+    if len(rows):
+        selected[rows], bound[rows], hard[rows] = _select_all_chunks(
+            np.ascontiguousarray(chunk_max_t[:, rows].T), k)
+    return selected, bound, hard
 
 
 def set_numpy_blas_threads(count):

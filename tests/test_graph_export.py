@@ -108,17 +108,23 @@ def test_a_failed_run_leaves_blocks_the_next_run_on_the_same_inputs_reuses(graph
     assert not list(graph.glob(".blocks-*"))
 
 
-@pytest.mark.parametrize("n,dim,tile,chunk", [
-    (1, 3, 64, 32), (2, 3, 64, 32), (11, 4, 64, 32), (500, 3, 128, 16), (700, 16, 256, 32)])
-def test_topk_block_equals_brute_force_with_ties(n, dim, tile, chunk):
+@pytest.mark.parametrize("n,dim,tile,chunk,group", [
+    (1, 3, 64, 32, 16), (2, 3, 64, 32, 16), (11, 4, 64, 32, 16), (500, 3, 128, 16, 16),
+    (700, 16, 256, 32, 16),
+    # chunks chosen through group maxima: many groups, a last group cut short
+    # (132 chunks in groups of 5), and 3 dims (many near-ties between groups)
+    (2000, 8, 256, 16, 4), (1000, 6, 96, 8, 5), (1500, 3, 128, 8, 2)])
+def test_topk_block_equals_brute_force_with_ties(n, dim, tile, chunk, group):
     rng = np.random.default_rng(n)
     x = rng.normal(size=(n, dim))
     if n > 50:
         x[10:30] = x[3]                  # many exact ties
         x[40:50] = np.round(x[40:50]) + 0.5  # near-collinear duplicates
+    if n > 1000:
+        x[100::97] = x[1]                # exact ties spread over many groups
     unit, valid = topk.normalise_rows(x)
     assert valid.all()
-    index = topk.CandidateIndex(unit, tile=tile, chunk=chunk)
+    index = topk.CandidateIndex(unit, tile=tile, chunk=chunk, group=group)
     got_n, got_s = zip(*(topk.topk_block(index, np.arange(lo, min(n, lo + 37)), 10)
                          for lo in range(0, n, 37)))
     want_n, want_s = brute_force_topk(unit, 10)
