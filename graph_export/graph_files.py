@@ -63,8 +63,7 @@ class NodeText:
         communities = nodes.column("community").to_numpy()
         colours = layout.community_colours(communities)
         self.colours = colours[communities]
-        self.hex = pa.array(["#%02x%02x%02x" % tuple(c) for c in colours],
-                            pa.string()).take(communities)
+        self.hex = layout.hex_colours(colours).take(communities)
         self.sizes = layout.node_sizes(popularity(nodes, ("ratings_count", "in_degree"))[1])
         self.keys = nodes.column("book_index").combine_chunks().cast(pa.string())
         titles = nodes.column("title").combine_chunks()

@@ -489,6 +489,11 @@ class GraphFiles:
         return files, info
 
 
+def write_nodes(path, nodes):
+    with fileio.atomic_write(path) as handle:
+        pq.write_table(nodes, handle, compression="zstd", **artifacts.PARQUET_WRITE_OPTIONS)
+
+
 def write_graph(out, meta, unit, valid, edges_path, catalog_columns, args, timings):
     """The graph-level steps after the Beam job: nodes.parquet with the map
     (communities, layout) and the graph files; `timings` gets each step's seconds.
@@ -502,11 +507,10 @@ def write_graph(out, meta, unit, valid, edges_path, catalog_columns, args, timin
         graph.start_edge_text(pool)
         nodes = add_map(nodes, unit, edges, args.seed, args.louvain_max_nodes, timings)
         del edges
-        with fileio.atomic_write(fileio.join(out, artifacts.NODES)) as handle:
-            pq.write_table(nodes, handle, compression="zstd",
-                           **artifacts.PARQUET_WRITE_OPTIONS)
         started = time.time()
+        nodes_file = pool.submit(write_nodes, fileio.join(out, artifacts.NODES), nodes)
         files, info = graph.write(nodes)
+        nodes_file.result()
     timings["graph_files_seconds"] = round(time.time() - started, 3)
     return nodes, files, info
 

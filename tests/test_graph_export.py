@@ -1,4 +1,5 @@
 """graph_export.neighbors: exact top-k, outputs per docs/artifacts.md section 3, GEXF/JSON."""
+import colorsys
 import io
 import json
 import os
@@ -355,6 +356,16 @@ def test_json_writer_handles_nan_and_bad_text():
     json_writer.write_nodelink(buffer, [text.json_rows("nodelink")], [])
     data = json.loads(buffer.getvalue().decode("utf-8"))
     assert [node["id"] for node in data["nodes"]] == ["0", "1"] and data["links"] == []
+
+
+def test_community_colours_are_tab20_then_golden_ratio_hues():
+    colours = layout.community_colours(np.array([0, 3000, 7]))
+    assert colours.shape == (3001, 3) and colours[:20].tolist() == [list(c) for c in layout.PALETTE]
+    for c in (20, 21, 999, 3000):
+        hue = (c * 0.618033988749895) % 1.0
+        assert colours[c].tolist() == [round(255 * v) for v in colorsys.hsv_to_rgb(hue, 0.55, 0.85)]
+    assert layout.hex_colours(colours[[0, 21]]).to_pylist() == [
+        "#1f77b4", "#%02x%02x%02x" % tuple(colours[21])]
 
 
 def test_label_propagation_finds_disconnected_cliques():
