@@ -239,19 +239,23 @@ def _select_chunks(chunk_max_t, k, group):
     num_groups = -(-num_chunks // group)
     if k >= num_groups:
         return _select_all_chunks(np.ascontiguousarray(chunk_max_t.T), k)
-    padded = np.full((num_groups * group, b), -np.inf, np.float32)
-    padded[:num_chunks] = chunk_max_t
-    group_max = np.ascontiguousarray(np.max(padded.reshape(num_groups, group, b), axis=1).T)
+    whole = num_chunks // group    # the last group may be short
+    group_max = np.empty((num_groups, b), np.float32)
+    np.max(chunk_max_t[:whole * group].reshape(whole, group, b), axis=1, out=group_max[:whole])
+    if num_groups > whole:
+        np.max(chunk_max_t[whole * group:], axis=0, out=group_max[whole])
+    group_max = np.ascontiguousarray(group_max.T)
     groups = np.argpartition(-group_max, k - 1, axis=1)[:, :k]
     group_bound = np.take_along_axis(group_max, groups, axis=1).min(axis=1) - _MARGIN
     hard_group = np.count_nonzero(group_max >= group_bound[:, None], axis=1) > k
     candidates = (groups[:, :, None] * group + np.arange(group)).reshape(b, -1)
-    maxima = padded[candidates, np.arange(b)[:, None]]
+    maxima = chunk_max_t[np.minimum(candidates, num_chunks - 1), np.arange(b)[:, None]]
+    maxima[candidates >= num_chunks] = -np.inf     # past the end of a short last group
     chosen = np.argpartition(-maxima, k - 1, axis=1)[:, :k]
     selected = np.take_along_axis(candidates, chosen, axis=1)
     bound = np.take_along_axis(maxima, chosen, axis=1).min(axis=1) - _MARGIN
-    # (a padding chunk, maximum -inf, is chosen only when fewer than k maxima
-    # are finite; then bound is -inf, every candidate reaches it: a hard row)
+    # (a place past the end, maximum -inf, is chosen only when fewer than k
+    # maxima are finite; then bound is -inf, every candidate reaches it: a hard row)
     hard = hard_group | (np.count_nonzero(maxima >= bound[:, None], axis=1) > k)
     rows = np.flatnonzero(hard)
     if len(rows):
