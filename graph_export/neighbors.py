@@ -552,14 +552,14 @@ def build_parser():
                         help="also write GRAPH/communities/part-NNNN.gexf: whole communities "
                              "packed into files of at most --max_graph_nodes books")
     parser.add_argument("--block_rows", type=positive_int, default=8192,
-                        help="query books per Beam work item (one edge file each)")
+                        help="query books per Beam work item (one edge file each; 8192)")
     parser.add_argument("--kernel_rows", type=positive_int, default=topk.DEFAULT_BLOCK_ROWS,
-                        help="query books per matrix product (memory ~ kernel_rows x "
-                             "(tile + N/chunk) floats per thread)")
+                        help=f"query books per matrix product ({topk.DEFAULT_BLOCK_ROWS}; "
+                             "memory ~ kernel_rows x (tile + N/chunk) floats per thread)")
     parser.add_argument("--tile", type=positive_int, default=topk.DEFAULT_TILE,
-                        help="candidate rows per matrix product")
+                        help=f"candidate rows per matrix product ({topk.DEFAULT_TILE})")
     parser.add_argument("--chunk", type=positive_int, default=topk.DEFAULT_CHUNK,
-                        help="candidates summarised by one maximum")
+                        help=f"candidates summarised by one maximum ({topk.DEFAULT_CHUNK})")
     parser.add_argument("--threads", type=int, default=0,
                         help="kernel threads per worker process (0: every core when the "
                              "local runner runs in one process, the default; else 1)")

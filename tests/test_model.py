@@ -505,3 +505,14 @@ def test_a_pair_that_trades_top10_hits_for_top100_hits_is_not_chosen():
     assert rerank._best(gain, top10, everyone, fallback=2) == 1
     # no pair level on top-10 hits: the popularity fallback
     assert rerank._best(gain[:, [0, 2]], top10[:, [0, 2]], everyone, fallback=1) == 1
+
+
+def test_holdout_hit_credit_shares_ties_like_the_evaluator():
+    """A flat scorer gets hit@K = K / (number of tied books), not a hit for everyone."""
+    scores = np.zeros((3, 200), np.float32)
+    scores[1, :5] = 1.0                      # row 1: 5 books above a 195-way tie
+    scores[2, 7] = 1.0                       # row 2: the target alone on top
+    scores[:, 150:] = -np.inf                # read books, excluded
+    hits10, hits100 = rerank._hit_credit(scores, np.arange(3), np.array([3, 20, 7]), (10, 100))
+    np.testing.assert_allclose(hits10, [10 / 150, 5 / 145, 1.0])
+    np.testing.assert_allclose(hits100, [100 / 150, 95 / 145, 1.0])
