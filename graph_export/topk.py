@@ -176,12 +176,13 @@ def topk_block(index, query_ids, k):
     per_tile = index.tile // index.chunk
     chunk_max_t = np.empty((index.num_chunks, b), np.float32)
     scores_t = np.empty((index.tile, b), np.float32)   # candidates x queries
-    cols = np.arange(b)
+    tile_of = query_ids // index.tile     # the tile holding each query itself
+    own = {int(t): np.flatnonzero(tile_of == t) for t in np.unique(tile_of)}
     for t in range(index.num_tiles):
         lo = t * index.tile
         np.matmul(index.matrix[lo:lo + index.tile], queries_t, out=scores_t)
-        own = (query_ids >= lo) & (query_ids < lo + index.tile)
-        scores_t[query_ids[own] - lo, cols[own]] = -np.inf
+        if t in own:
+            scores_t[query_ids[own[t]] - lo, own[t]] = -np.inf
         if lo + index.tile > index.n:
             scores_t[max(0, index.n - lo):] = -np.inf
         np.max(scores_t.reshape(per_tile, index.chunk, b), axis=1,
@@ -202,14 +203,32 @@ def topk_block(index, query_ids, k):
     return neighbours, best.astype(np.float32)
 
 
+def _reaching_kth(values, k):
+    """Per row of `values`: the k-th largest value less _MARGIN, and which values
+    reach it (at least k per row; exactly k unless there are near-ties).
+
+    np.partition finds the k-th value ~4x faster than np.argpartition finds the
+    k positions, and the positions are then the values that reach it."""
+    kth = values.shape[1] - k
+    bound = np.partition(values, kth, axis=1)[:, kth] - _MARGIN
+    return bound, values >= bound[:, None]
+
+
+def _chosen(ids, reach, k):
+    """`[rows, k]` ids where `reach` holds exactly k per row (others: zeros)."""
+    exact = np.count_nonzero(reach, axis=1) == k
+    chosen = np.zeros((len(reach), k), np.int64)
+    chosen[exact] = np.broadcast_to(ids, reach.shape)[exact][reach[exact]].reshape(-1, k)
+    return chosen, ~exact
+
+
 def _select_all_chunks(chunk_max, k):
     """`_select_chunks` for `chunk_max` `[queries, chunks]`, over every chunk."""
     if k >= chunk_max.shape[1]:
         selected = np.broadcast_to(np.arange(chunk_max.shape[1]), chunk_max.shape)
         return selected, np.full(len(chunk_max), -np.inf), np.zeros(len(chunk_max), bool)
-    selected = np.argpartition(-chunk_max, k - 1, axis=1)[:, :k]
-    bound = np.take_along_axis(chunk_max, selected, axis=1).min(axis=1) - _MARGIN
-    hard = np.count_nonzero(chunk_max >= bound[:, None], axis=1) > k
+    bound, reach = _reaching_kth(chunk_max, k)
+    selected, hard = _chosen(np.arange(chunk_max.shape[1]), reach, k)
     return selected, bound, hard
 
 
@@ -225,7 +244,7 @@ def _select_chunks(chunk_max_t, k, group):
       `(selected [queries, k] chunk ids, bound [queries], hard [queries])`:
       `bound` is the k-th largest maximum less _MARGIN; `hard` rows have more
       than k chunks reaching it (ties, rounding), and the caller takes every
-      chunk at or above `bound` there.
+      chunk at or above `bound` there (their `selected` is not used).
 
     Partitioning every query's N / chunk maxima cost as much as the rest of the
     selection together, so it is done on group maxima first: the k-th largest
@@ -245,18 +264,15 @@ def _select_chunks(chunk_max_t, k, group):
     if num_groups > whole:
         np.max(chunk_max_t[whole * group:], axis=0, out=group_max[whole])
     group_max = np.ascontiguousarray(group_max.T)
-    groups = np.argpartition(-group_max, k - 1, axis=1)[:, :k]
-    group_bound = np.take_along_axis(group_max, groups, axis=1).min(axis=1) - _MARGIN
-    hard_group = np.count_nonzero(group_max >= group_bound[:, None], axis=1) > k
+    groups, hard = _chosen(np.arange(num_groups), _reaching_kth(group_max, k)[1], k)
     candidates = (groups[:, :, None] * group + np.arange(group)).reshape(b, -1)
     maxima = chunk_max_t[np.minimum(candidates, num_chunks - 1), np.arange(b)[:, None]]
     maxima[candidates >= num_chunks] = -np.inf     # past the end of a short last group
-    chosen = np.argpartition(-maxima, k - 1, axis=1)[:, :k]
-    selected = np.take_along_axis(candidates, chosen, axis=1)
-    bound = np.take_along_axis(maxima, chosen, axis=1).min(axis=1) - _MARGIN
+    bound, reach = _reaching_kth(maxima, k)
+    selected, hard_chunks = _chosen(candidates, reach, k)
     # (a place past the end, maximum -inf, is chosen only when fewer than k
     # maxima are finite; then bound is -inf, every candidate reaches it: a hard row)
-    hard = hard_group | (np.count_nonzero(maxima >= bound[:, None], axis=1) > k)
+    hard |= hard_chunks
     rows = np.flatnonzero(hard)
     if len(rows):
         selected[rows], bound[rows], hard[rows] = _select_all_chunks(
