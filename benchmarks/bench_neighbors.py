@@ -1,7 +1,7 @@
 """Benchmark: the neighbours CLI vs its kernel vs FAISS IndexFlatIP, plus writers.
 
     .venv/bin/python benchmarks/bench_neighbors.py [--books 100000] [--dim 64] [--k 10]
-        [--threads 2] [--block_rows 256] [--tile 2048] [--chunk 16] [--write_books 100000]
+        [--threads 2] [--block_rows 512] [--tile 1024] [--chunk 16] [--write_books 100000]
         [--cli] [--cli_profile]
 
 `--cli` also times the whole command a user runs, `python -m graph_export.neighbors`

@@ -30,8 +30,8 @@ import os
 
 import numpy as np
 
-DEFAULT_BLOCK_ROWS = 256
-DEFAULT_TILE = 2048
+DEFAULT_BLOCK_ROWS = 512
+DEFAULT_TILE = 1024
 DEFAULT_CHUNK = 16
 DEFAULT_GROUP = 16
 # float32 scores in the tiles differ from the float64 rescoring by a few ulps;
