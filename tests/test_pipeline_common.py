@@ -167,3 +167,19 @@ def test_entrypoint_turns_errors_into_one_line(capsys):
         assert first in line and second in line
     with pytest.raises(ValueError):   # --debug: the traceback, not one line
         entrypoint.main(fails_with(ValueError("x")), "python -m x", ["--debug"])
+
+
+def test_a_successful_command_line_runs_its_atexit_handlers_and_flushes_its_output():
+    """main() ends a real command line with os._exit (no interpreter teardown): the
+    atexit handlers still run, buffered output still arrives, the status is 0."""
+    script = ("import atexit, sys\n"
+              "from pipeline_common.entrypoint import main\n"
+              "atexit.register(lambda: print('atexit ran'))\n"
+              "sys.argv = ['x']\n"
+              "main(lambda argv: print('done', end=''), 'x')\n"
+              "print('not reached')\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "doneatexit ran\n"
