@@ -238,7 +238,6 @@ def bench_graph_steps(n_books, k, dim, tmp, split):
     edges_path = os.path.join(tmp, "edges.parquet")
     pq.write_table(edges, edges_path, row_group_size=neighbors.EDGE_ROW_GROUP,
                    compression="zstd")
-    del edges
     before = peak_rss_mb()
     timings = {}
     start = time.perf_counter()
@@ -246,9 +245,9 @@ def bench_graph_steps(n_books, k, dim, tmp, split):
                               formats=list(neighbors.FORMATS), seed=0,
                               louvain_max_nodes=neighbors.layout.LOUVAIN_MAX_NODES,
                               split_by="community" if split else None)
-    nodes, files, info = neighbors.write_graph(tmp, meta, unit, valid, edges_path, {}, args,
-                                               timings)
-    del unit
+    nodes, files, info = neighbors.write_graph(tmp, meta, unit, valid, edges, edges_path, {},
+                                               args, timings)
+    del unit, edges
     timings["total_seconds"] = time.perf_counter() - start
     sizes = {f: os.path.getsize(os.path.join(tmp, f)) for f in files}
     return timings, int(nodes.column("community").to_numpy().max()) + 1, sizes, info, \

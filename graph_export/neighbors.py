@@ -302,27 +302,27 @@ def split_finished_blocks(block_dir, blocks, k, num_valid):
 
 
 def assemble_edges(block_dir, blocks, out_path):
-    """Concatenates the block files in block order into one sorted edges.parquet."""
-    num_edges = 0
+    """Concatenates the block files in block order into one sorted edges.parquet;
+    returns the edges (the graph-level steps need them all in memory anyway)."""
+    tables, pending = [], []
     with fileio.atomic_write(out_path) as handle:
         with pq.ParquetWriter(handle, EDGE_SCHEMA, compression="zstd",
                               **artifacts.PARQUET_WRITE_OPTIONS) as writer:
-            pending = []
             for start, _ in blocks:
                 path = block_path(block_dir, start)
                 if not fileio.exists(path):
                     raise RuntimeError(f"block file {path} is missing: the pipeline "
                                        "did not finish every block")
                 table = pq.read_table(pa.BufferReader(fileio.read_bytes(path)))
+                tables.append(table)
                 pending.append(table)
-                num_edges += table.num_rows
                 if sum(t.num_rows for t in pending) >= EDGE_ROW_GROUP:
                     writer.write_table(pa.concat_tables(pending), EDGE_ROW_GROUP)
                     pending = []
-            if pending or num_edges == 0:
+            if pending or not tables:
                 writer.write_table(pa.concat_tables(pending) if pending
                                    else EDGE_SCHEMA.empty_table(), EDGE_ROW_GROUP)
-    return num_edges
+    return pa.concat_tables(tables) if tables else EDGE_SCHEMA.empty_table()
 
 
 # ---------------------------------------------------------------- graph files
@@ -494,13 +494,13 @@ def write_nodes(path, nodes):
         pq.write_table(nodes, handle, compression="zstd", **artifacts.PARQUET_WRITE_OPTIONS)
 
 
-def write_graph(out, meta, unit, valid, edges_path, catalog_columns, args, timings):
+def write_graph(out, meta, unit, valid, edges, edges_path, catalog_columns, args, timings):
     """The graph-level steps after the Beam job: nodes.parquet with the map
-    (communities, layout) and the graph files; `timings` gets each step's seconds.
+    (communities, layout) and the graph files; `edges` is the table of
+    `edges_path`; `timings` gets each step's seconds.
 
     Returns `(nodes, files, summary fields)`.
     """
-    edges = artifacts.read_parquet(edges_path)
     nodes = catalogue_nodes(meta, valid, edges, catalog_columns)
     graph = GraphFiles(out, nodes, edges, edges_path, args)
     with ThreadPoolExecutor(1) as pool:
@@ -652,12 +652,13 @@ def run(argv=None):
     timings = {"topk_seconds": round(time.time() - pipeline_started, 3)}
 
     edges_path = fileio.join(out, artifacts.EDGES)
-    num_edges = assemble_edges(block_dir, blocks, edges_path)
+    edges = assemble_edges(block_dir, blocks, edges_path)
+    num_edges = edges.num_rows
     fileio.remove_tree(block_dir)
 
-    nodes, files, graph_info = write_graph(out, meta, unit, valid, edges_path,
+    nodes, files, graph_info = write_graph(out, meta, unit, valid, edges, edges_path,
                                            catalog_columns, args, timings)
-    del unit
+    del unit, edges
     summary = {
         "embeddings": emb_path, "catalog": args.catalog, "k": args.k,
         "num_books_in": int(len(valid)), "num_nodes": num_valid,
