@@ -228,16 +228,14 @@ def synthetic_knn(n_books, k, dim, seed=3):
 
 def bench_graph_steps(n_books, k, dim, tmp, split):
     """The job's graph-level steps exactly as the CLI runs them after the Beam
-    step: communities, layout, nodes.parquet, graph files cut to 100k books."""
+    step: edges.parquet, communities, layout, nodes.parquet, graph files cut to
+    100k books."""
     vectors, edges = synthetic_knn(n_books, k, dim)
     unit, valid = topk.normalise_rows(vectors)
     del vectors
     meta = pa.table({"book_index": np.arange(n_books, dtype=np.int64),
                      "book_id": pa.array(np.arange(n_books).astype(str)),
                      "title": pa.array(np.char.add("Book ", np.arange(n_books).astype(str)))})
-    edges_path = os.path.join(tmp, "edges.parquet")
-    pq.write_table(edges, edges_path, row_group_size=neighbors.EDGE_ROW_GROUP,
-                   compression="zstd")
     before = peak_rss_mb()
     timings = {}
     start = time.perf_counter()
@@ -245,8 +243,8 @@ def bench_graph_steps(n_books, k, dim, tmp, split):
                               formats=list(neighbors.FORMATS), seed=0,
                               louvain_max_nodes=neighbors.layout.LOUVAIN_MAX_NODES,
                               split_by="community" if split else None)
-    nodes, files, info = neighbors.write_graph(tmp, meta, unit, valid, edges, edges_path, {},
-                                               args, timings)
+    nodes, files, info = neighbors.write_graph(tmp, meta, unit, valid, edges, {}, args,
+                                               timings)
     del unit, edges
     timings["total_seconds"] = time.perf_counter() - start
     sizes = {f: os.path.getsize(os.path.join(tmp, f)) for f in files}

@@ -180,18 +180,25 @@ def community_pieces(communities, pop, book_index, max_nodes):
 
 # ---------------------------------------------------------------- streaming writers
 
-def edge_batches(edges_path, keep=None):
-    """`(sources, targets, ranks, cosines)` numpy arrays, 100k edges at a time,
-    only edges with both ends in `keep` (a bool lookup by book_index) if given."""
-    with artifacts.parquet_file(edges_path) as parquet:
-        for batch in parquet.iter_batches(batch_size=EDGE_BATCH):
-            columns = [batch.column(c).to_numpy() for c in ("source", "target", "rank",
-                                                           "cosine")]
-            if keep is not None:
-                inside = keep[columns[0]] & keep[columns[1]]
-                columns = [c[inside] for c in columns]
-            columns[3] = np.round(columns[3].astype(np.float64), 6)
-            yield columns
+def edge_batches(edges, keep=None):
+    """`(sources, targets, ranks, cosines)` numpy arrays, at most 100k edges at a
+    time, only edges with both ends in `keep` (a bool lookup by book_index) if
+    given. `edges`: the edges table, or the path of edges.parquet."""
+    if isinstance(edges, pa.Table):
+        yield from _edge_columns(edges.to_batches(max_chunksize=EDGE_BATCH), keep)
+        return
+    with artifacts.parquet_file(edges) as parquet:
+        yield from _edge_columns(parquet.iter_batches(batch_size=EDGE_BATCH), keep)
+
+
+def _edge_columns(batches, keep):
+    for batch in batches:
+        columns = [batch.column(c).to_numpy() for c in ("source", "target", "rank", "cosine")]
+        if keep is not None:
+            inside = keep[columns[0]] & keep[columns[1]]
+            columns = [c[inside] for c in columns]
+        columns[3] = np.round(columns[3].astype(np.float64), 6)
+        yield columns
 
 
 # The graph files and the edge text each needs: graph.json is graphology's
@@ -200,12 +207,12 @@ FILE_STYLES = {artifacts.GRAPH_GEXF: "gexf", artifacts.GRAPH_JSON: "graphology",
                artifacts.GRAPH_NODELINK: "nodelink"}
 
 
-def edge_rows(edges_path, keep, style):
-    """The edges among `keep` (None: all) as text for one file style ("gexf",
-    "graphology" or "nodelink"): an Arrow string column per 100k edges, GEXF
-    ids counting from 0."""
+def edge_rows(edges, keep, style):
+    """The edges (table or path, as `edge_batches`) among `keep` (None: all) as
+    text for one file style ("gexf", "graphology" or "nodelink"): an Arrow
+    string column per batch, GEXF ids counting from 0."""
     written = 0
-    for sources, targets, ranks, cosines in edge_batches(edges_path, keep):
+    for sources, targets, ranks, cosines in edge_batches(edges, keep):
         if style == "gexf":
             rows = gexf_writer.edge_elements(written, sources, targets, cosines,
                                              {"rank": ranks}, dict(EDGE_TYPES))
@@ -237,9 +244,10 @@ def write_graph_file(path, style, text, edges, header):
         return write(handle, [text.json_rows(style)], edges, header)[1]
 
 
-def write_community_pieces(directory, nodes, edges_path, max_nodes, description):
+def write_community_pieces(directory, nodes, edges, max_nodes, description):
     """`directory/part-NNNN.gexf`, one per piece (see `community_pieces`), written
-    side by side from one pass over the edges. Returns one dict per file."""
+    side by side from one pass over the edges (table or path, as `edge_batches`).
+    Returns one dict per file."""
     book_index = nodes.column("book_index").to_numpy()
     communities = nodes.column("community").to_numpy()
     pieces = community_pieces(communities, popularity(nodes)[1], book_index, max_nodes)
@@ -265,7 +273,7 @@ def write_community_pieces(directory, nodes, edges_path, max_nodes, description)
             writers.append(writer)
             files.append({"file": f"part-{p:04d}.gexf", "communities": [first, last],
                           "num_nodes": len(rows)})
-        for sources, targets, ranks, cosines in edge_batches(edges_path):
+        for sources, targets, ranks, cosines in edge_batches(edges):
             sp, tp = piece_lookup[sources], piece_lookup[targets]
             inside = (sp == tp) & (sp >= 0)
             order = np.argsort(sp[inside], kind="stable")

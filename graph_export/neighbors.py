@@ -10,9 +10,9 @@ The all-pairs step runs in Beam: the books are cut into fixed blocks of
 block, finds the exact top-k with `graph_export.topk` on `--threads` threads
 and writes the block's edges to their own parquet file in the same step -- no
 N x N matrix anywhere, memory per block bounded by the block size. The
-launcher then concatenates the blocks in block order into `edges.parquet`
-(sorted by source, rank), so the result is the same on any runner, worker
-count, thread count and block size. Block files live in `OUTPUT/.blocks-KEY/`,
+launcher then reads the blocks in block order into one table and writes
+`edges.parquet` (sorted by source, rank), so the result is the same on any
+runner, worker count, thread count and block size. Block files live in `OUTPUT/.blocks-KEY/`,
 KEY a hash of the vectors, k and the block size: a run that was killed reuses
 the blocks an earlier run on the same inputs finished (`reused_blocks` in
 `summary.json`).
@@ -25,7 +25,9 @@ phase several times slower than the kernel (see graph_export/README.md).
 Books whose vector is zero or non-finite have no cosine: they are listed in
 `excluded.parquet`, counted in `summary.json`, and left out of the graph.
 The graph-level steps (communities, layout, GEXF/JSON files) run in the launcher
-after the pipeline; see `graph_export.layout` and `graph_export.graph_files`.
+after the pipeline (`write_graph`): the single-threaded communities and layout on
+one thread while a second writes edges.parquet and makes the files' edge text;
+see `graph_export.layout` and `graph_export.graph_files`.
 """
 import argparse
 import glob as globlib
@@ -301,28 +303,22 @@ def split_finished_blocks(block_dir, blocks, k, num_valid):
     return todo, done
 
 
-def assemble_edges(block_dir, blocks, out_path):
-    """Concatenates the block files in block order into one sorted edges.parquet;
-    returns the edges (the graph-level steps need them all in memory anyway)."""
-    tables, pending = [], []
-    with fileio.atomic_write(out_path) as handle:
-        with pq.ParquetWriter(handle, EDGE_SCHEMA, compression="zstd",
-                              **artifacts.PARQUET_WRITE_OPTIONS) as writer:
-            for start, _ in blocks:
-                path = block_path(block_dir, start)
-                if not fileio.exists(path):
-                    raise RuntimeError(f"block file {path} is missing: the pipeline "
-                                       "did not finish every block")
-                table = pq.read_table(pa.BufferReader(fileio.read_bytes(path)))
-                tables.append(table)
-                pending.append(table)
-                if sum(t.num_rows for t in pending) >= EDGE_ROW_GROUP:
-                    writer.write_table(pa.concat_tables(pending), EDGE_ROW_GROUP)
-                    pending = []
-            if pending or not tables:
-                writer.write_table(pa.concat_tables(pending) if pending
-                                   else EDGE_SCHEMA.empty_table(), EDGE_ROW_GROUP)
+def read_blocks(block_dir, blocks):
+    """The block files' edges in block order: every edge, sorted by source, rank."""
+    tables = []
+    for start, _ in blocks:
+        path = block_path(block_dir, start)
+        if not fileio.exists(path):
+            raise RuntimeError(f"block file {path} is missing: the pipeline did not "
+                               "finish every block")
+        tables.append(pq.read_table(pa.BufferReader(fileio.read_bytes(path))))
     return pa.concat_tables(tables) if tables else EDGE_SCHEMA.empty_table()
+
+
+def write_edges(path, edges):
+    with fileio.atomic_write(path) as handle:
+        pq.write_table(edges, handle, row_group_size=EDGE_ROW_GROUP, compression="zstd",
+                       **artifacts.PARQUET_WRITE_OPTIONS)
 
 
 # ---------------------------------------------------------------- graph files
@@ -423,8 +419,8 @@ class GraphFiles:
 
     PRERENDER_MAX_EDGES = 2_000_000
 
-    def __init__(self, out, nodes, edges, edges_path, args):
-        self.out, self.edges_path, self.args = out, edges_path, args
+    def __init__(self, out, nodes, edges, args):
+        self.out, self.edges, self.args = out, edges, args
         self.rows, self.by = graph_files.most_read(nodes, args.max_graph_nodes)
         book_index = nodes.column("book_index").to_numpy()
         self.keep = (None if len(self.rows) == nodes.num_rows
@@ -448,7 +444,7 @@ class GraphFiles:
 
     def _edge_text(self):
         started = time.time()
-        text = {style: list(graph_files.edge_rows(self.edges_path, self.keep, style))
+        text = {style: list(graph_files.edge_rows(self.edges, self.keep, style))
                 for _, style in self.styles}
         self.edge_text_seconds = round(time.time() - started, 3)
         return text
@@ -476,13 +472,13 @@ class GraphFiles:
                 written = [pool.submit(
                     graph_files.write_graph_file, fileio.join(self.out, name), style, text,
                     made[style] if style in made
-                    else graph_files.edge_rows(self.edges_path, self.keep, style),
+                    else graph_files.edge_rows(self.edges, self.keep, style),
                     headers[style]) for name, style in self.styles]
                 info["graph_file_edges"] = [w.result() for w in written][0]
             files = [name for name, _ in self.styles]
         if args.split_by == "community":
             pieces = graph_files.write_community_pieces(
-                fileio.join(self.out, "communities"), nodes, self.edges_path,
+                fileio.join(self.out, "communities"), nodes, self.edges,
                 args.max_graph_nodes, description)
             info["community_files"] = pieces
             files += [f"communities/{p['file']}" for p in pieces]
@@ -494,22 +490,24 @@ def write_nodes(path, nodes):
         pq.write_table(nodes, handle, compression="zstd", **artifacts.PARQUET_WRITE_OPTIONS)
 
 
-def write_graph(out, meta, unit, valid, edges, edges_path, catalog_columns, args, timings):
-    """The graph-level steps after the Beam job: nodes.parquet with the map
-    (communities, layout) and the graph files; `edges` is the table of
-    `edges_path`; `timings` gets each step's seconds.
+def write_graph(out, meta, unit, valid, edges, catalog_columns, args, timings):
+    """The steps after the Beam job: edges.parquet, nodes.parquet with the map
+    (communities, layout) and the graph files; `timings` gets each step's seconds.
 
+    The single-threaded communities and layout run here while a second thread
+    writes edges.parquet and makes the graph files' edge text (`GraphFiles`).
     Returns `(nodes, files, summary fields)`.
     """
     nodes = catalogue_nodes(meta, valid, edges, catalog_columns)
-    graph = GraphFiles(out, nodes, edges, edges_path, args)
+    graph = GraphFiles(out, nodes, edges, args)
     with ThreadPoolExecutor(1) as pool:
+        edges_file = pool.submit(write_edges, fileio.join(out, artifacts.EDGES), edges)
         graph.start_edge_text(pool)
         nodes = add_map(nodes, unit, edges, args.seed, args.louvain_max_nodes, timings)
-        del edges
         started = time.time()
         nodes_file = pool.submit(write_nodes, fileio.join(out, artifacts.NODES), nodes)
         files, info = graph.write(nodes)
+        edges_file.result()
         nodes_file.result()
     timings["graph_files_seconds"] = round(time.time() - started, 3)
     return nodes, files, info
@@ -651,13 +649,11 @@ def run(argv=None):
         del _LAUNCHER_MATRICES[key]
     timings = {"topk_seconds": round(time.time() - pipeline_started, 3)}
 
-    edges_path = fileio.join(out, artifacts.EDGES)
-    edges = assemble_edges(block_dir, blocks, edges_path)
+    edges = read_blocks(block_dir, blocks)
     num_edges = edges.num_rows
-    fileio.remove_tree(block_dir)
-
-    nodes, files, graph_info = write_graph(out, meta, unit, valid, edges, edges_path,
-                                           catalog_columns, args, timings)
+    nodes, files, graph_info = write_graph(out, meta, unit, valid, edges, catalog_columns,
+                                           args, timings)
+    fileio.remove_tree(block_dir)   # only now: edges.parquet is complete
     del unit, edges
     summary = {
         "embeddings": emb_path, "catalog": args.catalog, "k": args.k,
