@@ -134,9 +134,9 @@ def synthetic_graph(n_books, k, tmp):
 def write_files(tmp, nodes, edges, styles):
     text = graph_files.NodeText(nodes)
     for style in styles:
+        header = "bench" if style == "gexf" else {}
         graph_files.write_graph_file(os.path.join(tmp, f"graph-{style}"), style, text,
-                                     graph_files.edge_rows(edges, None, style), {} if
-                                     style != "gexf" else "bench")
+                                     graph_files.edge_rows(edges, None, style), header)
 
 
 WRITERS = {

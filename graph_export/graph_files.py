@@ -63,7 +63,7 @@ class NodeText:
         communities = nodes.column("community").to_numpy()
         colours = layout.community_colours(communities)
         self.colours = colours[communities]
-        self.hex = layout.hex_colours(colours).take(communities)
+        self.hex = hex_colours(colours).take(communities)
         self.sizes = layout.node_sizes(popularity(nodes, ("ratings_count", "in_degree"))[1])
         self.keys = nodes.column("book_index").combine_chunks().cast(pa.string())
         titles = nodes.column("title").combine_chunks()
@@ -127,6 +127,13 @@ class NodeText:
         if style == "graphology":
             return text_columns.concat('{"key":', key, ',"attributes":{', *parts, "}}")
         return text_columns.concat("{", *parts, ',"id":', key, "}")
+
+
+def hex_colours(colours):
+    """`#rrggbb` text of `[n, 3]` integer colours (0..255), as an Arrow string column."""
+    digits = pa.array([f"{i:02x}" for i in range(256)])
+    return text_columns.concat("#", *(digits.take(pa.array(np.asarray(colours)[:, i]))
+                                      for i in range(3)))
 
 
 # ---------------------------------------------------------------- which books go in a file

@@ -17,8 +17,6 @@ each neighbourhood has its own colour. Doing that with a force layout over all
 
 Community ids are renumbered by size (0 = largest; ties: lowest book first).
 """
-import colorsys
-
 import numpy as np
 
 LOUVAIN_MAX_NODES = 50_000
@@ -242,15 +240,6 @@ def community_colours(communities):
     head = min(num_c, len(PALETTE))
     colours[:head] = np.reshape(PALETTE[:head], (head, 3))
     return colours
-
-
-def hex_colours(colours):
-    """`#rrggbb` text of `[n, 3]` integer colours (0..255), as an Arrow string column."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    digits = pa.array([f"{i:02x}" for i in range(256)])
-    channels = [digits.take(pa.array(np.asarray(colours)[:, i])) for i in range(3)]
-    return pc.binary_join_element_wise("#", *channels, "")
 
 
 def node_sizes(popularity):

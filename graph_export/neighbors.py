@@ -359,14 +359,13 @@ def read_catalog(path, book_index, book_ids=None):
     return columns
 
 
-def catalogue_nodes(meta, valid, edges, catalog_columns):
+def catalogue_nodes(meta, valid, targets, catalog_columns):
     """nodes.parquet's columns that need no map: the valid books, their catalogue
-    columns and in-degree (what the cut to --max_graph_nodes ranks by)."""
-    book_index = meta.column("book_index").to_numpy()[valid]
-    n = len(book_index)
-    tgt = np.searchsorted(book_index, edges.column("target").to_numpy())
+    columns and in-degree (what the cut to --max_graph_nodes ranks by);
+    `targets` are the edges' target rows among the valid books."""
+    n = int(valid.sum())
     columns = {
-        "book_index": pa.array(book_index.astype(np.int64)),
+        "book_index": pa.array(meta.column("book_index").to_numpy()[valid].astype(np.int64)),
         "book_id": meta.column("book_id").filter(pa.array(valid)).cast(pa.string()),
         "title": (meta.column("title").filter(pa.array(valid)).cast(pa.string())
                   if "title" in meta.column_names else pa.nulls(n, pa.string())),
@@ -376,23 +375,21 @@ def catalogue_nodes(meta, valid, edges, catalog_columns):
              "num_interactions": pa.int64(), "work_id": pa.string()}
     for name, values in catalog_columns.items():
         columns[name] = pa.array(values, type=types[name])
-    columns["in_degree"] = pa.array(np.bincount(tgt, minlength=n).astype(np.int64))
+    columns["in_degree"] = pa.array(np.bincount(targets, minlength=n).astype(np.int64))
     return pa.table(columns)
 
 
-def add_map(nodes, unit, edges, seed, louvain_max_nodes, timings):
-    """`nodes` plus community, x and y (see `graph_export.layout`); `unit` holds
-    the valid books' unit vectors; `timings` gets the two steps' seconds."""
-    book_index = nodes.column("book_index").to_numpy()
-    src = np.searchsorted(book_index, edges.column("source").to_numpy())
-    tgt = np.searchsorted(book_index, edges.column("target").to_numpy())
-    weights = edges.column("cosine").to_numpy().astype(np.float64)
+def add_map(nodes, unit, sources, targets, weights, seed, louvain_max_nodes, timings):
+    """`nodes` plus community, x and y (see `graph_export.layout`) from the edges
+    (`sources`, `targets`: rows of `nodes`; float64 `weights`); `unit` holds the
+    valid books' unit vectors; `timings` gets the two steps' seconds."""
     started = time.time()
-    communities = layout.detect_communities(len(book_index), src, tgt, weights, seed=seed,
-                                            louvain_max_nodes=louvain_max_nodes)
+    communities = layout.detect_communities(nodes.num_rows, sources, targets, weights,
+                                            seed=seed, louvain_max_nodes=louvain_max_nodes)
     timings["communities_seconds"] = round(time.time() - started, 3)
     started = time.time()
-    positions = layout.compute_positions(unit, communities, src, tgt, weights, seed=seed)
+    positions = layout.compute_positions(unit, communities, sources, targets, weights,
+                                         seed=seed)
     timings["layout_seconds"] = round(time.time() - started, 3)
     return (nodes.append_column("community", pa.array(communities.astype(np.int64)))
             .append_column("x", pa.array(positions[:, 0]))
@@ -498,12 +495,18 @@ def write_graph(out, meta, unit, valid, edges, catalog_columns, args, timings):
     writes edges.parquet and makes the graph files' edge text (`GraphFiles`).
     Returns `(nodes, files, summary fields)`.
     """
-    nodes = catalogue_nodes(meta, valid, edges, catalog_columns)
+    book_index = meta.column("book_index").to_numpy()[valid]
+    sources, targets = (np.searchsorted(book_index, edges.column(end).to_numpy())
+                        for end in ("source", "target"))
+    nodes = catalogue_nodes(meta, valid, targets, catalog_columns)
     graph = GraphFiles(out, nodes, edges, args)
     with ThreadPoolExecutor(1) as pool:
         edges_file = pool.submit(write_edges, fileio.join(out, artifacts.EDGES), edges)
         graph.start_edge_text(pool)
-        nodes = add_map(nodes, unit, edges, args.seed, args.louvain_max_nodes, timings)
+        nodes = add_map(nodes, unit, sources, targets,
+                        edges.column("cosine").to_numpy().astype(np.float64), args.seed,
+                        args.louvain_max_nodes, timings)
+        del sources, targets
         started = time.time()
         nodes_file = pool.submit(write_nodes, fileio.join(out, artifacts.NODES), nodes)
         files, info = graph.write(nodes)

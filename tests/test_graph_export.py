@@ -364,7 +364,7 @@ def test_community_colours_are_tab20_then_golden_ratio_hues():
     for c in (20, 21, 999, 3000):
         hue = (c * 0.618033988749895) % 1.0
         assert colours[c].tolist() == [round(255 * v) for v in colorsys.hsv_to_rgb(hue, 0.55, 0.85)]
-    assert layout.hex_colours(colours[[0, 21]]).to_pylist() == [
+    assert graph_files.hex_colours(colours[[0, 21]]).to_pylist() == [
         "#1f77b4", "#%02x%02x%02x" % tuple(colours[21])]
 
 
