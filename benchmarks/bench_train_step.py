@@ -13,11 +13,16 @@ rounds so that a shared machine's load hits them alike. Prints wall and CPU
 the whole command is benchmarks/bench_train.py's figure; this one says where the
 time goes. `--parts` also times the default model's parts on their own, forward and
 backward: the in-batch softmax loss (and its three [B, D] x [D, B] matmuls alone), the
-user tower and the book tower.
+user tower and the book tower. `--op_profile N` traces the default model's steps with
+TensorFlow's profiler and prints the N TensorFlow ops with the most self time per step
+(time on the two cores together, plus IDLE: a core waiting on the other).
 """
 import argparse
+import glob
+import json
 import os
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -111,6 +116,28 @@ def time_parts(args, inputs, content, batches):
     return [(name, *time_steps(None, batches, fn=fn)) for name, fn in parts]
 
 
+def op_profile(model, batches, top):
+    """(ms per step, op type, op name) of the `top` ops with the most self time."""
+    step = tf.function(model.train_step)
+    for batch in batches[:5]:
+        step(batch)
+    with tempfile.TemporaryDirectory() as logdir:
+        tf.profiler.experimental.start(logdir)
+        for batch in batches[5:]:
+            out = step(batch)
+        float(out["loss"])
+        tf.profiler.experimental.stop()
+        from tensorflow.python.profiler.internal import _pywrap_profiler_plugin as plugin
+        trace = glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True)
+        table = json.loads(plugin.xspace_to_tools_data(trace, "framework_op_stats", {})[0])[0]
+    column = {c["id"]: i for i, c in enumerate(table["cols"])}
+    steps = len(batches) - 5
+    rows = [[cell.get("v") if cell else None for cell in row["c"]] for row in table["rows"]]
+    rows.sort(key=lambda r: -r[column["total_self_time"]])
+    return [(r[column["total_self_time"]] / steps / 1000, r[column["type"]],
+             r[column["operation"]]) for r in rows[:top]]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--prep", required=True, help="a preprocess output")
@@ -120,6 +147,8 @@ def main(argv=None):
                         help="comma-separated subset of plain,default,dense_adam")
     parser.add_argument("--parts", action="store_true",
                         help="also time the default model's parts (forward and backward)")
+    parser.add_argument("--op_profile", type=int, default=0, metavar="N",
+                        help="also print the N ops with the most self time per step")
     bench, train_flags = parser.parse_known_args(argv)
     args, _ = options.parse_args(["--data", bench.prep, "--output", "-"] + train_flags)
     inputs = train.read_inputs(args)
@@ -144,6 +173,11 @@ def main(argv=None):
         print(f"\n{'part (forward + backward)':28s}{'wall ms':>10s}{'CPU ms':>10s}")
         for name, wall, cpu in time_parts(args, inputs, content, batches):
             print(f"{name:28s}{wall:10.1f}{cpu:10.1f}")
+    if bench.op_profile:
+        print(f"\n{'ms/step':>8s}  {'op type':30s}op")
+        for ms, kind, name in op_profile(build("default", args, inputs, content), batches,
+                                         bench.op_profile):
+            print(f"{ms:8.2f}  {kind[:30]:30s}{name}")
 
 
 if __name__ == "__main__":

@@ -225,6 +225,11 @@ def as_tensors(interactions):
     return Interactions(tf.constant(interactions.user), tf.constant(interactions.book))
 
 
+def steps_per_epoch(examples, batch_size):
+    """Batches in one `epoch_dataset` (the last partial batch is dropped, unless it is all)."""
+    return examples // batch_size if examples >= batch_size else int(examples > 0)
+
+
 def epoch_dataset(tensors, batch_size, seed, epoch):
     """One epoch of shuffled training batches; the order depends only on (seed, epoch).
 

@@ -64,15 +64,24 @@ def build_model(args, manifest, content, train):
     return model, optimizer
 
 
-class EpochTimer(tf.keras.callbacks.Callback):
-    """Keeps the seconds between epoch begin and end (Keras time, without fit's set-up)."""
-    seconds = 0.0
+def train_epoch(step, dataset, steps, verbose):
+    """Runs `step` (a tf.function of model.train_step) on every batch of `dataset`.
 
-    def on_epoch_begin(self, epoch, logs=None):
-        self.start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds = time.perf_counter() - self.start
+    A plain loop rather than Keras's `fit`: fit's per-step callbacks and bookkeeping
+    took ~8% of a step at 100M ratings (33 ms a step in fit, 30.7 ms here, same
+    batches). Stops at the first non-finite loss. `verbose` as fit's: 1 a progress
+    bar, 2 one line at the end. Returns (mean loss over the batches, seconds).
+    """
+    progress = tf.keras.utils.Progbar(steps, verbose=verbose, stateful_metrics=["loss"])
+    start, total, done = time.perf_counter(), 0.0, 0
+    for batch in dataset:
+        loss = float(step(batch)["loss"])
+        total, done = total + loss, done + 1
+        if not np.isfinite(loss):
+            return loss, time.perf_counter() - start
+        if done % 20 == 0 or done == steps:
+            progress.update(done, [("loss", total / done)])
+    return total / max(done, 1), time.perf_counter() - start
 
 
 def model_scorer(model, vectors):
@@ -170,21 +179,24 @@ def fit(args, inputs, split):
     first_epoch = min(first_epoch, args.epochs)
 
     examples, tensors = len(train_set.user), data.as_tensors(train_set)
+    step = tf.function(model.train_step)
+    steps = data.steps_per_epoch(examples, args.batch_size)
     for epoch in range(first_epoch, args.epochs):
-        start, timer = time.perf_counter(), EpochTimer()
+        start = time.perf_counter()
         optimizer.learning_rate.assign(args.learning_rate * args.learning_rate_decay ** epoch)
-        history = model.fit(data.epoch_dataset(tensors, args.batch_size, args.seed, epoch),
-                            initial_epoch=epoch, epochs=epoch + 1, verbose=args.verbose,
-                            callbacks=[tf.keras.callbacks.TerminateOnNaN(), timer])
+        if args.verbose:
+            print(f"Epoch {epoch + 1}/{args.epochs}")
+        loss, loop_seconds = train_epoch(
+            step, data.epoch_dataset(tensors, args.batch_size, args.seed, epoch), steps,
+            args.verbose)
         seconds = time.perf_counter() - start
-        loss = history.history.get("loss", [float("nan")])[-1]
-        if model.stop_training or not np.isfinite(loss):
+        if not np.isfinite(loss):
             raise SystemExit(
                 f"error: the training loss became {loss} in epoch {epoch + 1}; stopped without "
                 "exporting anything (try a lower --learning_rate or a higher --temperature)")
         entry = {"epoch": epoch + 1, "loss": float(loss), "train_seconds": seconds,
-                 "keras_epoch_seconds": timer.seconds,
-                 "examples_per_second": examples / max(timer.seconds, 1e-9)}
+                 "loop_seconds": loop_seconds,
+                 "examples_per_second": examples / max(loop_seconds, 1e-9)}
         if (epoch + 1) % args.eval_every == 0 or epoch + 1 == args.epochs:
             entry.update(evaluate.evaluate_scores(model_scorer(model, _all_vectors(model)),
                                                   split))
