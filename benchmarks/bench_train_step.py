@@ -3,7 +3,7 @@
     python benchmarks/bench_train_step.py --prep PREP [--steps 20] [--rounds 2] [--parts]
         [model.train flags, e.g. --batch_size 2048]
 
-On the same batches (model.data.epoch_dataset of PREP's train split, model.train's
+On the same batches (model.data.epoch_batches of PREP's train split, model.train's
 default batch size), times `train_step` of: `plain`, a TFRS id-only two-tower
 (user and book id embeddings, tfrs.tasks.Retrieval, Keras Adam), the named
 baseline; `default`, model.train's default model; `dense_adam`, the default model
@@ -154,8 +154,9 @@ def main(argv=None):
     inputs = train.read_inputs(args)
     content = data.content_features(inputs.catalog, args.max_title_tokens, args.max_authors,
                                     args.min_feature_count)
-    batches = list(data.epoch_dataset(data.as_tensors(inputs.train), args.batch_size, args.seed,
-                                      0).take(bench.steps + 5))
+    tensors = data.as_tensors(inputs.train)
+    batches = [data.batch_features(tensors, index) for index in data.epoch_batches(
+        len(inputs.train.user), args.batch_size, args.seed, 0)[:bench.steps + 5]]
     results = {}
     for _ in range(bench.rounds):
         for variant in bench.variants.split(","):

@@ -225,30 +225,29 @@ def as_tensors(interactions):
     return Interactions(tf.constant(interactions.user), tf.constant(interactions.book))
 
 
-def steps_per_epoch(examples, batch_size):
-    """Batches in one `epoch_dataset` (the last partial batch is dropped, unless it is all)."""
-    return examples // batch_size if examples >= batch_size else int(examples > 0)
+def epoch_batches(examples, batch_size, seed, epoch):
+    """One epoch's batches of interaction indices (int32 views of one permutation).
 
-
-def epoch_dataset(tensors, batch_size, seed, epoch):
-    """One epoch of shuffled training batches; the order depends only on (seed, epoch).
-
-    A numpy permutation from a per-epoch seed (kept as int32: 4 bytes per interaction)
-    makes a resumed run see exactly the batches an uninterrupted run would have seen;
-    tf.data gathers each batch from the `as_tensors` tensors, so no shuffled copy of
-    the interactions is made and no Python runs per batch.
+    The order depends only on (seed, epoch): a numpy permutation from a per-epoch seed
+    (4 bytes per interaction) makes a resumed run see exactly the batches an
+    uninterrupted run would have seen. The last partial batch is dropped unless it is
+    the only one. The training step gathers its batch from the `as_tensors` tensors
+    (`batch_features`), so no shuffled copy of the interactions is made, and no
+    tf.data pipeline runs beside the step (its iterator sometimes took 2-5 s to reach
+    the end of an epoch or to be torn down).
     """
-    size = int(tensors.user.shape[0])
-    order = np.arange(size, dtype=np.int32)
-    np.random.default_rng([seed, epoch]).shuffle(order)  # in place, as permutation(size) would
+    order = np.arange(examples, dtype=np.int32)
+    np.random.default_rng([seed, epoch]).shuffle(order)  # in place, as permutation() would
+    size = min(batch_size, examples)
+    if size == 0:
+        return []
+    return [order[start:start + size] for start in range(0, examples - size + 1, size)]
 
-    def gather(index):
-        return {"user_index": tf.gather(tensors.user, index),
-                "book_index": tf.gather(tensors.book, index)}
-    return (tf.data.Dataset.from_tensor_slices(order)
-            .batch(batch_size, drop_remainder=size >= batch_size)
-            .map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-            .prefetch(4))
+
+def batch_features(tensors, index):
+    """The features of the interactions `index` (a batch of `epoch_batches`)."""
+    return {"user_index": tf.gather(tensors.user, index),
+            "book_index": tf.gather(tensors.book, index)}
 
 
 def user_histories(train, num_users, length, seed, chunk=1 << 22):
