@@ -233,7 +233,7 @@ def epoch_batches(examples, batch_size, seed, epoch):
     uninterrupted run would have seen. The last partial batch is dropped unless it is
     the only one. The training step gathers its batch from the `as_tensors` tensors
     (`batch_features`), so no shuffled copy of the interactions is made, and no
-    tf.data pipeline runs beside the step (its iterator sometimes took 2-5 s to reach
+    tf.data pipeline runs beside the step (its iterator sometimes took 1.6-5 s to reach
     the end of an epoch or to be torn down).
     """
     order = np.arange(examples, dtype=np.int32)
