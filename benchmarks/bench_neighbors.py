@@ -110,8 +110,8 @@ CLI_PROFILE_ARGS = ["--direct_num_workers=2", "--direct_running_mode=multi_proce
                     "--threads", "1", "--blas_threads", "0"]
 
 
-def synthetic_graph(n_books, k, tmp):
-    """nodes table + edges.parquet path of a random graph (n_books x k edges)."""
+def synthetic_graph(n_books, k):
+    """nodes and edges tables of a random graph (n_books x k edges)."""
     rng = np.random.default_rng(1)
     nodes = pa.table({
         "book_index": np.arange(n_books, dtype=np.int64),
@@ -126,9 +126,7 @@ def synthetic_graph(n_books, k, tmp):
         "rank": np.tile(np.arange(1, k + 1, dtype=np.int32), n_books),
         "cosine": rng.uniform(0, 1, n_books * k).astype(np.float32)},
         schema=neighbors.EDGE_SCHEMA)
-    edges_path = os.path.join(tmp, f"edges-{n_books}-{k}.parquet")
-    pq.write_table(edges, edges_path, row_group_size=neighbors.EDGE_ROW_GROUP)
-    return nodes, edges_path
+    return nodes, edges
 
 
 def write_files(tmp, nodes, edges, styles):
@@ -148,9 +146,9 @@ WRITERS = {
 
 def bench_writers(n_books, k, tmp):
     """Writing rate (edges/s, untraced) and traced peak memory at k and 4k edges a node."""
-    nodes, edges = synthetic_graph(n_books, k, tmp)
+    nodes, edges = synthetic_graph(n_books, k)
     small = max(1000, n_books // 10)
-    peaks_nodes = synthetic_graph(small, k, tmp)[0]
+    peaks_nodes = synthetic_graph(small, k)[0]
     results = {}
     for name, write in WRITERS.items():
         start = time.perf_counter()
@@ -158,9 +156,9 @@ def bench_writers(n_books, k, tmp):
         seconds = time.perf_counter() - start
         peaks = []
         for edges_per_node in (k, 4 * k):
-            _, path = synthetic_graph(small, edges_per_node, tmp)
+            _, more_edges = synthetic_graph(small, edges_per_node)
             tracemalloc.start()
-            write(tmp, peaks_nodes, path)
+            write(tmp, peaks_nodes, more_edges)
             peaks.append(tracemalloc.get_traced_memory()[1])
             tracemalloc.stop()
         results[name] = (n_books * k / seconds, seconds, peaks, small)

@@ -188,18 +188,10 @@ def community_pieces(communities, pop, book_index, max_nodes):
 # ---------------------------------------------------------------- streaming writers
 
 def edge_batches(edges, keep=None):
-    """`(sources, targets, ranks, cosines)` numpy arrays, at most 100k edges at a
-    time, only edges with both ends in `keep` (a bool lookup by book_index) if
-    given. `edges`: the edges table, or the path of edges.parquet."""
-    if isinstance(edges, pa.Table):
-        yield from _edge_columns(edges.to_batches(max_chunksize=EDGE_BATCH), keep)
-        return
-    with artifacts.parquet_file(edges) as parquet:
-        yield from _edge_columns(parquet.iter_batches(batch_size=EDGE_BATCH), keep)
-
-
-def _edge_columns(batches, keep):
-    for batch in batches:
+    """`(sources, targets, ranks, cosines)` numpy arrays of the edges table, at most
+    100k edges at a time, only edges with both ends in `keep` (a bool lookup by
+    book_index) if given."""
+    for batch in edges.to_batches(max_chunksize=EDGE_BATCH):
         columns = [batch.column(c).to_numpy() for c in ("source", "target", "rank", "cosine")]
         if keep is not None:
             inside = keep[columns[0]] & keep[columns[1]]
@@ -215,7 +207,7 @@ FILE_STYLES = {artifacts.GRAPH_GEXF: "gexf", artifacts.GRAPH_JSON: "graphology",
 
 
 def edge_rows(edges, keep, style):
-    """The edges (table or path, as `edge_batches`) among `keep` (None: all) as
+    """The edges (a table, as `edge_batches`) among `keep` (None: all) as
     text for one file style ("gexf", "graphology" or "nodelink"): an Arrow
     string column per batch, GEXF ids counting from 0."""
     written = 0
@@ -253,7 +245,7 @@ def write_graph_file(path, style, text, edges, header):
 
 def write_community_pieces(directory, nodes, edges, max_nodes, description):
     """`directory/part-NNNN.gexf`, one per piece (see `community_pieces`), written
-    side by side from one pass over the edges (table or path, as `edge_batches`).
+    side by side from one pass over the edges table.
     Returns one dict per file."""
     book_index = nodes.column("book_index").to_numpy()
     communities = nodes.column("community").to_numpy()
