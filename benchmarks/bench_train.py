@@ -137,9 +137,8 @@ def plain_tfrs_throughput(prep, batch_size, dim, learning_rate=0.003):
     timer = EpochTimer()
     model.fit(dataset, epochs=1, verbose=0, callbacks=[timer])
     steps = len(order) // batch_size
-    tensors = data.as_tensors(interactions)
     _, loop_seconds = train.train_epoch(
-        tf.function(lambda index: model.train_step(data.batch_features(tensors, index))),
+        train.index_step(model, data.as_tensors(interactions)),
         data.epoch_batches(len(order), batch_size, 0, 0), 0)
     return steps * batch_size / timer.seconds, steps * batch_size / loop_seconds
 
