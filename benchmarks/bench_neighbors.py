@@ -41,6 +41,7 @@ import pyarrow.parquet as pq  # noqa: E402
 
 from graph_export import graph_files, neighbors, topk  # noqa: E402
 from pipeline_common import artifacts  # noqa: E402
+import machine  # noqa: E402  (same folder)
 from bench_preprocess import peak_rss_mb  # noqa: E402  (same folder: VmHWM, this process only)
 
 
@@ -326,7 +327,7 @@ def main(argv=None):
         same_sets = np.mean([len(set(a) & set(b)) / args.k for a, b in zip(ours, theirs)])
         identical = np.mean([list(a) == list(b) for a, b in zip(ours, theirs)])
     print(f"\nAll-pairs top-{args.k}: {args.books} books x dim {args.dim}, "
-          f"{os.cpu_count()} cores; kernel threads={args.threads} block_rows={args.block_rows} "
+          f"{machine.describe()}; kernel threads={args.threads} block_rows={args.block_rows} "
           f"tile={args.tile} chunk={args.chunk}")
     print(f"{'method':44s} {'best s':>9s} {'scores/s':>12s} {'scores/cpu-s':>13s}  "
           "all runs (s)")

@@ -42,6 +42,8 @@ import subprocess
 import sys
 import time
 
+import machine  # (same folder)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STAGES = ("preprocess", "train", "neighbors", "explorer")
 TARGET_TOTAL_S = 30 * 60
@@ -266,8 +268,7 @@ def main(argv=None):
     json_path = args.json or os.path.join(args.work, "bench_scale.json")
     paths = {name: os.path.join(args.work, name) for name in ("prep", "model", "graph")}
     paths["explorer"] = os.path.join(args.work, "explorer.html")
-    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start",
-          flush=True)
+    print(f"machine: {machine.describe()} at start", flush=True)
     rows, error, data, generation = [], None, None, None
     try:
         data, generation = generated_data(args, log_dir)

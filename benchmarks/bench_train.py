@@ -39,6 +39,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import pipeline_common  # noqa: E402,F401
 from model import evaluate  # noqa: E402
+import machine  # noqa: E402  (same folder)
 
 
 def _status_mb(field):
@@ -321,8 +322,8 @@ def main(argv=None):
     print()
     print(f"data: {source}: {manifest['train_examples']} train / {manifest['eval_examples']} "
           f"eval interactions, {manifest['num_users']} users, {manifest['num_books']} books "
-          f"({data_seconds:.0f} s to prepare); batch size {train_args.batch_size}, "
-          f"{os.cpu_count()} CPUs")
+          f"({data_seconds:.0f} s to prepare); batch size {train_args.batch_size}")
+    print(f"machine: {machine.describe()}")
     print(f"{'figure':52s}{'value':>14s}")
     print(f"{'plain TFRS id-only two-tower in Keras fit (ex/s, baseline)':52s}{plain_fit:14.0f}")
     print(f"{'the same in model.train.train_epoch (examples/s)':52s}{plain_loop:14.0f}")

@@ -32,6 +32,7 @@ import tensorflow as tf  # noqa: E402
 import tensorflow_recommenders as tfrs  # noqa: E402
 
 from model import data, options, towers, train  # noqa: E402
+import machine  # noqa: E402  (same folder)
 
 
 class PlainTwoTower(tfrs.Model):
@@ -163,7 +164,8 @@ def main(argv=None):
             results.setdefault(variant, []).append(
                 time_steps(build(variant, args, inputs, content), batches))
     print(f"{len(inputs.train.user)} train interactions, {inputs.manifest['num_users']} users, "
-          f"{inputs.manifest['num_books']} books, batch {args.batch_size}, {os.cpu_count()} CPUs")
+          f"{inputs.manifest['num_books']} books, batch {args.batch_size}")
+    print(f"machine: {machine.describe()}")
     print(f"{'variant':12s}{'wall ms/step':>14s}{'CPU ms/step':>14s}{'CPU vs plain':>14s}")
     plain_cpu = min(cpu for _, cpu in results["plain"]) if "plain" in results else None
     for variant, runs in results.items():

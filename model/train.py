@@ -307,8 +307,11 @@ def evaluate_model(args, model, inputs, split, weights):
                      "two_tower_alone": two_tower, "rerank": reranker.describe()}, reranker
 
 
-def export_outputs(args, model, inputs, split, metrics, state, log, reranker):
+def export_outputs(args, model, inputs, split, metrics, state, log, reranker, clock=None):
     """Export phase: vectors, projector files, SavedModel, metrics.png, logs; metrics.json last.
+
+    `clock` (a PhaseClock) gets the export's time up to writing the logs, which
+    then carry every phase's time (`phase_seconds`).
 
     The SavedModel carries each user's training books (the split's CSR lists), so
     that serving never recommends a book the user has read.
@@ -324,6 +327,9 @@ def export_outputs(args, model, inputs, split, metrics, state, log, reranker):
     png_path = fileio.join(args.output, artifacts.METRICS_PNG)
     evaluate.plot_history(history, metrics["baselines"],
                           lambda png: fileio.write_bytes(png_path, png))
+    if clock is not None:
+        clock.lap("export")
+        log = dict(log, phase_seconds=clock.seconds)
     fileio.write_json(fileio.join(args.output, "training_log.json"),
                       dict(history=state.history, options=state.options, **log))
     fileio.write_json(fileio.join(args.output, artifacts.METRICS_JSON), metrics)
@@ -343,18 +349,37 @@ def eval_split(args, inputs):
                               user_ids=user_ids)
 
 
+class PhaseClock:
+    """Wall seconds of each phase of the job (training_log.json's `phase_seconds`):
+    at Goodreads scale the phases around the epochs take as long as the epochs."""
+
+    def __init__(self):
+        self.seconds, self._last = {}, time.perf_counter()
+
+    def lap(self, phase):
+        now = time.perf_counter()
+        self.seconds[phase] = self.seconds.get(phase, 0.0) + now - self._last
+        self._last = now
+
+
 def train(args):
     """The whole job; returns the metrics dict."""
+    clock = PhaseClock()
     inputs = read_inputs(args)
     split = eval_split(args, inputs)
     # One training book of a few thousand users is hidden from training: the weights
     # of the served score are chosen on it (model/rerank.py), never on the eval split.
     fit_inputs, holdout = holdout_inputs(args, inputs)
+    clock.lap("read")
     model, state = fit(args, fit_inputs, split)
+    clock.lap("fit")
     weights = choose_rerank_weights(args, model, inputs, holdout)
     use_full_histories(args, model, inputs)
+    clock.lap("rerank_weights")
     metrics, log, reranker = evaluate_model(args, model, inputs, split, weights)
-    export_outputs(args, model, inputs, split, metrics, state, log, reranker)
+    clock.lap("evaluate")
+    export_outputs(args, model, inputs, split, metrics, state, log, reranker, clock)
+    logging.info("phase seconds: %s", ", ".join(f"{k} {v:.1f}" for k, v in clock.seconds.items()))
 
     print(evaluate.format_table(metrics))
     examples = len(inputs.train.user)

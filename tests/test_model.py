@@ -225,7 +225,12 @@ def test_rerun_resumes_and_matches_an_uninterrupted_fresh_process(prep, tmp_path
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "model.train: 2 epochs" in proc.stdout
     with open(os.path.join(resumed, "training_log.json")) as handle:
-        assert [h["epoch"] for h in json.load(handle)["history"]] == [1, 2]
+        log = json.load(handle)
+    assert [h["epoch"] for h in log["history"]] == [1, 2]
+    phases = log["phase_seconds"]
+    assert set(phases) == {"read", "fit", "rerank_weights", "evaluate", "export"}
+    assert all(seconds >= 0 for seconds in phases.values())
+    assert phases["fit"] >= log["history"][1]["train_seconds"]   # the resumed epoch is in it
     np.testing.assert_array_equal(np.load(os.path.join(resumed, "book_embeddings.npy")),
                                   np.load(os.path.join(straight, "book_embeddings.npy")))
     with pytest.raises(SystemExit, match="other embedding_dim"):
