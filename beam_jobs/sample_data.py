@@ -46,6 +46,7 @@ from isal import isal_zlib
 from beam_jobs.sample_names import (GENRES, Titles, concat, draw_author_names, draw_distinct,
                                     int_strings)
 from pipeline_common import cli, fileio
+from pipeline_common.arrays import sorted_unique
 from pipeline_common.entrypoint import main
 
 _FORMATS = ["Paperback", "Hardcover", "Kindle Edition", "Mass Market Paperback", "ebook"]
@@ -206,7 +207,7 @@ def generate_chunk(world, rng, first_user, counts):
         else:
             # Heavy users who exhausted their small topics: any book at random.
             books = rng.integers(0, nb, len(draws))
-        keys = _sorted_unique(draws.astype(np.int64) * nb + perm[books])
+        keys = sorted_unique(draws.astype(np.int64) * nb + perm[books])
         if len(have_keys):
             pos = np.minimum(np.searchsorted(have_keys, keys), len(have_keys) - 1)
             keys = keys[have_keys[pos] != keys]
@@ -222,14 +223,6 @@ def generate_chunk(world, rng, first_user, counts):
     books = unperm[have_keys % nb]
     ratings = draw_ratings(world, rng, tastes, users, books)
     return users + first_user, books, ratings
-
-
-def _sorted_unique(values):
-    """np.unique for int64 via one sort (numpy's hash-based unique is slower here)."""
-    values = np.sort(values)
-    if len(values) == 0:
-        return values
-    return values[np.concatenate(([True], values[1:] != values[:-1]))]
 
 
 def draw_ratings(world, rng, tastes, users, books):

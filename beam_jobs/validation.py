@@ -13,6 +13,7 @@ from beam_jobs import counting, parsing, selection
 from beam_jobs.blocks import ValidatedBlock
 from beam_jobs.rejects import Reject, RejectReason
 from beam_jobs.side_inputs import PerSideInput
+from pipeline_common.arrays import sorted_unique
 
 
 def _catalog_flags(book_map, catalog):
@@ -99,7 +100,7 @@ class ParseCatalogFile(beam.DoFn):
 
 def catalog_ids_of(table):
     """Goodreads ids of one parsed block of goodreads_books."""
-    return np.unique(table.column("book_id").to_numpy())
+    return sorted_unique(table.column("book_id").to_numpy())
 
 
 class SortedUnion(beam.CombineFn):
@@ -109,13 +110,10 @@ class SortedUnion(beam.CombineFn):
         return np.zeros(0, np.int64)
 
     def add_input(self, acc, values):
-        return np.union1d(acc, values)
+        return sorted_unique(np.concatenate((acc, values)))
 
     def merge_accumulators(self, accs):
-        out = np.zeros(0, np.int64)
-        for acc in accs:
-            out = np.union1d(out, acc)
-        return out
+        return sorted_unique(np.concatenate([np.zeros(0, np.int64), *accs]))
 
     def extract_output(self, acc):
         return acc

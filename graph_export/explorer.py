@@ -28,6 +28,7 @@ import re
 import numpy as np
 
 from pipeline_common import artifacts, cli, config, fileio
+from pipeline_common.arrays import sorted_unique
 from pipeline_common.cli import positive_int
 from pipeline_common.entrypoint import main
 
@@ -84,7 +85,7 @@ def select_nodes(book_index, max_nodes):
     first `max_nodes` are the most-read books.
     """
     order = np.argsort(book_index, kind="stable")
-    if len(np.unique(book_index)) != len(book_index):
+    if len(sorted_unique(book_index)) != len(book_index):
         raise ExplorerError("nodes.parquet has duplicate book_index values")
     if max_nodes is not None:
         order = order[:max_nodes]

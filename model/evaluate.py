@@ -26,6 +26,7 @@ import numpy as np
 
 from model.baselines import BASELINES, Ease, ItemCosine, Popularity  # noqa: F401 (as before)
 from pipeline_common import fileio
+from pipeline_common.arrays import sorted_unique
 
 # Line i of this file (in a preprocess output) is the user id of user_index i.
 USER_VOCABULARY = "transform_output/transform_fn/assets/user_id_vocab"
@@ -75,7 +76,7 @@ class EvalSplit:
 
     def __init__(self, train, evals, num_users, num_books, max_eval_users=0, user_ids=None):
         self.num_users, self.num_books = num_users, num_books
-        pairs = np.unique(train.user.astype(np.int64) * num_books + train.book)
+        pairs = sorted_unique(train.user.astype(np.int64) * num_books + train.book)
         self.train_user = (pairs // num_books).astype(np.int32)
         self.train_book = (pairs % num_books).astype(np.int32)
         self.train_ptr = np.searchsorted(self.train_user, np.arange(num_users + 1))
@@ -83,7 +84,7 @@ class EvalSplit:
         self.eval_user, self.eval_book = evals.user[order], evals.book[order]
         self.eval_ptr = np.searchsorted(self.eval_user, np.arange(num_users + 1))
         self.counts = np.bincount(train.book, minlength=num_books)
-        users = np.unique(self.eval_user).astype(np.int32)
+        users = sorted_unique(self.eval_user).astype(np.int32)
         self.eval_users_total = len(users)
         self.chosen_by = "all eval users"
         if 0 < max_eval_users < len(users):

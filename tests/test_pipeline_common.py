@@ -3,9 +3,11 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from pipeline_common import beam_runner, config, fileio
+from pipeline_common.arrays import sorted_unique
 
 
 def test_config_file_flags_come_first_so_command_line_wins(tmp_path):
@@ -183,3 +185,14 @@ def test_a_successful_command_line_runs_its_atexit_handlers_and_flushes_its_outp
                             timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout == "doneatexit ran\n"
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+def test_sorted_unique_equals_np_unique(dtype):
+    rng = np.random.default_rng(3)
+    for values in (np.zeros(0, dtype), np.array([5], dtype),
+                   rng.integers(-50, 50, 1000).astype(dtype),
+                   rng.integers(0, 2**30, (40, 25)).astype(dtype)):
+        got = sorted_unique(values)
+        np.testing.assert_array_equal(got, np.unique(values))
+        assert got.dtype == values.dtype
