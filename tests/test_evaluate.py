@@ -94,6 +94,10 @@ def test_group_metrics_add_up_to_the_overall_metrics():
         assert total == pytest.approx(result[metric])
     flat = evaluate.evaluate_scores(lambda u: scores[u], split)
     assert flat == {k: v for k, v in result.items() if k != "groups"}
+    # Batches of 2 users scored on 1 or 3 threads: the same figures to the last bit.
+    for threads in (1, 3):
+        assert evaluate.evaluate_scores(lambda u: scores[u], split, max_cells=2 * num_books,
+                                        groups=True, threads=threads) == result
 
 
 def test_item_cosine_keeps_the_top_neighbours_of_a_dense_computation():
