@@ -26,5 +26,6 @@ def describe():
             f"{first.get('cpu family', '?')} model {first.get('model', '?')} ({vector}), "
             f"load average {os.getloadavg()[0]:.1f}")
 
+
 if __name__ == "__main__":
     print(describe())
