@@ -203,9 +203,9 @@ class Ease(_SumOfRows):
     def __init__(self, l2=None, holdout=0.2, select_books=2000, select_users=5000, seed=0):
         self.l2, self.holdout, self.seed = l2, holdout, seed
         self.select_books, self.select_users = select_books, select_users
+        self.holdout_recall = {}
 
     def fit(self, split):
-        self.holdout_recall = {}
         if self.l2 is None:
             self.l2 = self.choose_l2(split)
         self.weights = ease_weights(
@@ -215,6 +215,7 @@ class Ease(_SumOfRows):
 
     def choose_l2(self, split):
         """The λ of `l2_grid` with the best holdout recall@20 (ties: the smaller λ)."""
+        self.holdout_recall = {}
         num_books = min(split.num_books, self.select_books)
         top = np.lexsort((np.arange(split.num_books), -split.counts))[:num_books]
         new_index = np.full(split.num_books, -1, np.int64)

@@ -23,7 +23,7 @@ import pipeline_common  # noqa: F401  (legacy Keras before TensorFlow loads)
 import numpy as np
 import tensorflow as tf
 
-from model import data, evaluate, export, lazy_adam, options, rerank, towers, vertex
+from model import baselines, data, evaluate, export, lazy_adam, options, rerank, towers, vertex
 from pipeline_common import artifacts, fileio
 from pipeline_common.entrypoint import main
 
@@ -221,11 +221,15 @@ def query_vectors(model, users, batch=8192):
                                                         np.float32)
 
 
-def choose_rerank_weights(args, model, inputs, holdout):
+def choose_rerank_weights(args, model, inputs, holdout, split):
     """Per group weights of the served score, chosen on the training holdout (model/rerank.py).
 
     Called while the user tower still holds the histories it was trained with (the
-    hidden books left out). Returns (head weights, popularity weights, report).
+    hidden books left out). An EASE head uses the λ the EASE baseline chooses on the
+    whole training split (`split`), for the holdout's head and the served one alike:
+    the weights are only meaningful at that head's scale (a larger λ shrinks every
+    weight), and λ chosen on the holdout's fit alone differed from the whole split's on
+    3 of the 4 quality runs (README). Returns (head weights, popularity weights, report).
     """
     if len(holdout.user) == 0:
         return [0.0] * len(evaluate.GROUPS), [0.0] * len(evaluate.GROUPS), {
@@ -233,8 +237,11 @@ def choose_rerank_weights(args, model, inputs, holdout):
     start = time.perf_counter()
     manifest = inputs.manifest
     fit_split = rerank.holdout_split(holdout.fit, manifest["num_users"], manifest["num_books"])
+    l2 = None
+    if args.head_neighbours and manifest["num_books"] <= args.ease_max_books:
+        l2 = baselines.Ease().choose_l2(split)
     index, weight, head_info = rerank.fit_head(fit_split, args.head_neighbours,
-                                               args.ease_max_books)
+                                               args.ease_max_books, l2=l2)
     heads, pops, report = rerank.choose_weights(
         query_vectors(model, holdout.user), _all_vectors(model), args.temperature, fit_split,
         holdout, index, weight)
@@ -264,14 +271,20 @@ def use_full_histories(args, model, inputs):
 def build_reranker(args, model, inputs, split, weights, fitted=None, l2=None):
     """The served scorer: the head refitted on every training interaction.
 
-    The baselines fitted on the same split (`fitted`: EASE or item cosine) are
-    reused; else EASE is fitted with `l2` (None: chosen).
+    An EASE head is refitted with the λ of the head its weights were chosen with
+    (`l2`, default: the holdout report's; see choose_rerank_weights). The baselines
+    fitted on the same split (`fitted`: EASE with that λ, or item cosine) are reused.
     """
     heads, pops, report = weights
     fitted = fitted or {}
+    if l2 is None:
+        l2 = report.get("head_on_holdout", {}).get("l2")
+    ease = fitted.get("ease")
+    if ease is not None and l2 is not None and ease.l2 != l2:
+        ease = None
     index, weight, head_info = rerank.fit_head(
         split, args.head_neighbours if any(h > 0 for h in heads) else 0, args.ease_max_books,
-        ease=fitted.get("ease"), l2=l2, item_cosine=fitted.get("item_cosine"))
+        ease=ease, l2=l2, item_cosine=fitted.get("item_cosine"))
     return rerank.Reranker(args.temperature, index, weight,
                            split.counts, heads, pops,
                            info={"head": head_info, "holdout": report})
@@ -373,7 +386,7 @@ def train(args):
     clock.lap("read")
     model, state = fit(args, fit_inputs, split)
     clock.lap("fit")
-    weights = choose_rerank_weights(args, model, inputs, holdout)
+    weights = choose_rerank_weights(args, model, inputs, holdout, split)
     use_full_histories(args, model, inputs)
     clock.lap("rerank_weights")
     metrics, log, reranker = evaluate_model(args, model, inputs, split, weights)

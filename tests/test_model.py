@@ -519,6 +519,27 @@ def test_group_boundaries_and_item_cosine_head_above_the_ease_limit():
     np.testing.assert_allclose(head, dense, rtol=1e-6)
 
 
+def test_served_head_uses_the_lambda_its_weights_were_chosen_with():
+    rng = np.random.default_rng(2)
+    pairs = np.unique(rng.integers(0, 40, 400) * 25 + rng.integers(0, 25, 400))
+    train_set = data.Interactions((pairs // 25).astype(np.int32), (pairs % 25).astype(np.int32))
+    split = rerank.holdout_split(train_set, 40, 25)
+    args = options.parse_args(["--data", "unused", "--output", "unused",
+                               "--head_neighbours", "6"])[0]
+    weights = ([1.0, 1.0, 1.0], [0.0, 0.0, 0.0], {"head_on_holdout": {"kind": "ease", "l2": 32.0}})
+    baseline = baselines.Ease(l2=8.0).fit(split)       # the EASE baseline chose another λ
+    served = train.build_reranker(args, None, None, split, weights, {"ease": baseline})
+    assert served.info["head"]["l2"] == 32.0
+    expected = rerank.fit_head(split, 6, args.ease_max_books, l2=32.0)
+    np.testing.assert_array_equal(served.head_weight, expected[1])
+    # the same λ: the fitted baseline is reused as it is
+    same = train.build_reranker(args, None, None, split, weights,
+                                {"ease": baselines.Ease(l2=32.0).fit(split)})
+    np.testing.assert_array_equal(same.head_weight, expected[1])
+    # choose_l2 alone (as choose_rerank_weights calls it) gives the λ fit() would choose
+    assert baselines.Ease().choose_l2(split) == baselines.Ease().fit(split).l2
+
+
 def test_a_pair_that_trades_top10_hits_for_top100_hits_is_not_chosen():
     """Columns: 0 = more top-100 hits but fewer top-10 hits than popularity, 1 = level on
     top-10 and a little better overall, 2 = the popularity fallback."""
@@ -534,10 +555,28 @@ def test_a_pair_that_trades_top10_hits_for_top100_hits_is_not_chosen():
     top100[:, 1] = top100[:, 2] | (rng.random(users) < 0.10)
     gain = top10.astype(float) + top100
     everyone = np.ones(users, bool)
+    picks = np.arange(users) % 2 == 0
     assert gain[:, 0].mean() > gain[:, 1].mean()                  # best by the sum alone
-    assert rerank._best(gain, top10, everyone, fallback=2) == 1
+    assert rerank._best(gain, top10, everyone, picks, fallback=2) == 1
     # no pair level on top-10 hits: the popularity fallback
-    assert rerank._best(gain[:, [0, 2]], top10[:, [0, 2]], everyone, fallback=1) == 1
+    assert rerank._best(gain[:, [0, 2]], top10[:, [0, 2]], everyone, picks, fallback=1) == 1
+
+
+def test_a_pair_ahead_only_on_the_users_it_was_picked_on_falls_back():
+    """The pair is chosen on one half of the holdout and must beat popularity on the other."""
+    rng = np.random.default_rng(4)
+    users = 2000
+    picks = rng.random(users) < 0.5
+    top10 = np.zeros((users, 2))
+    top10[:, 1] = rng.random(users) < 0.10                        # the popularity fallback
+    top10[:, 0] = top10[:, 1]
+    gain = top10 * 2
+    lucky = picks & (rng.random(users) < 0.2)                     # ahead where it was picked
+    gain[lucky, 0] += 1.0
+    everyone = np.ones(users, bool)
+    assert rerank._best(gain, top10, everyone, picks, fallback=1) == 1
+    gain[~picks & (rng.random(users) < 0.2), 0] += 1.0            # and ahead on the rest too
+    assert rerank._best(gain, top10, everyone, picks, fallback=1) == 0
 
 
 def test_holdout_hit_credit_shares_ties_like_the_evaluator():
