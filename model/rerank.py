@@ -13,13 +13,14 @@ on the eval split: before training, one training interaction of each of up to
 training, every (head weight, popularity weight) pair of a small grid is scored on
 those hidden books (hits in the top 10 plus hits in the top 100, ties shared as
 model.evaluate shares them, the user's other training books excluded) and each
-group keeps its best pair, on one half of its holdout users (by a hash of the
-user), among those at least level with popularity on hits
-in the top 10 alone (a group with fewer than `min_group_users` holdout users takes
-the pair that is best over everyone), unless on the other half that pair beats the
+group keeps its best pair among those at least level with popularity on hits in the
+top 10 alone (a group with fewer than `min_group_users` holdout users takes the
+pair that is best over everyone), unless choosing that way does not beat the
 popularity fallback (the popularity baseline's ranking: most-read first, ties to
-the lower book_index) by less than one standard error of the paired per-user
-difference: then the group is served that ranking
+the lower book_index) out of sample: the pair chosen on each half of the group's
+holdout users (by a hash of the user) is scored on the other half, and the mean
+per-user difference must exceed one standard error; else the group is served
+that ranking
 (`popularity_fallback` in training_log.json; passed to Reranker as weight inf).
 So on sparse data, where the most-read books are hard to beat for users with one or
 two books, that group leans on or falls back to popularity; on dense data the
@@ -228,7 +229,6 @@ def choose_weights(query, book_vectors, temperature, fit_split, holdout, head_in
         head_weights.append(grid[best][0])
         popularity_weights.append(grid[best][1])
         report[label] = {"holdout_users": int(mask.sum()),
-                         "test_users": int((mask & ~picks).sum()),
                          "chosen_by": "group" if own else "everyone",
                          "popularity_fallback": best == fallback}
         if mask.any():
@@ -259,28 +259,40 @@ FALLBACK_STANDARD_ERRORS = 1.0
 
 
 def _best(gain, top10, mask, picks, fallback):
-    """The grid column with the highest mean gain over the `picks` half of `mask` among
-    those at least level with the popularity fallback on hits@10 alone (so a pair that
-    trades top-10 hits for top-100 ones is not taken), unless on the other half it beats
-    the fallback by less than FALLBACK_STANDARD_ERRORS standard errors of the paired
-    per-user difference: then the fallback.
+    """The grid column with the highest mean gain over `mask` among those at least level
+    with the popularity fallback on hits@10 alone (so a pair that trades top-10 hits for
+    top-100 ones is not taken), unless the choice does not beat the fallback out of
+    sample: then the fallback.
 
-    The test uses users the choice did not see: the best of ~50 pairs on the same users
-    looks better than it is (goodbooks, seed 7, users with 1-2 books: the pair chosen and
-    tested on all holdout users was +3.8% over popularity there, and on the eval split
-    level on the same sum but below popularity on hit@100 and recall@100)."""
-    pick, test = mask & picks, mask & ~picks
-    if not pick.any() or not test.any():
-        return fallback
-    mean_gain = gain[pick].mean(axis=0)
-    hits10 = top10[pick].mean(axis=0)   # (hit credits: ties shared as in model.evaluate)
-    mean_gain[hits10 < hits10[fallback]] = -np.inf
-    best = int(np.argmax(mean_gain))
+    Out of sample is cross-fitted: the choice is made on each half of `mask` (`picks`
+    and the rest), each half's pair is scored against the fallback on the other half,
+    and the mean of those per-user differences must exceed FALLBACK_STANDARD_ERRORS
+    standard errors. Testing the best of ~50 pairs on the users it was picked on flatters
+    it (goodbooks, seed 7, users with 1-2 books: +3.8% over popularity on the holdout,
+    level on the same sum on the eval split and below popularity on hit@100)."""
+    best = _pick(gain, top10, mask, fallback)
     if best == fallback:
         return fallback
-    difference = gain[test, best] - gain[test, fallback]
-    error = difference.std(ddof=1) / np.sqrt(len(difference)) if len(difference) > 1 else 0.0
+    differences = []
+    for pick, test in ((mask & picks, mask & ~picks), (mask & ~picks, mask & picks)):
+        chosen = _pick(gain, top10, pick, fallback)
+        differences.append(gain[test, chosen] - gain[test, fallback])
+    difference = np.concatenate(differences)
+    if len(difference) < 2:
+        return fallback
+    error = difference.std(ddof=1) / np.sqrt(len(difference))
     return best if difference.mean() > FALLBACK_STANDARD_ERRORS * error else fallback
+
+
+def _pick(gain, top10, mask, fallback):
+    """The column with the highest mean gain over `mask` among those at least level with
+    the fallback on hits@10 (the fallback itself when `mask` is empty)."""
+    if not mask.any():
+        return fallback
+    mean_gain = gain[mask].mean(axis=0)
+    hits10 = top10[mask].mean(axis=0)   # (hit credits: ties shared as in model.evaluate)
+    mean_gain[hits10 < hits10[fallback]] = -np.inf
+    return int(np.argmax(mean_gain))
 
 
 def holdout_split(fit, num_users, num_books):

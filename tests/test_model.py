@@ -562,21 +562,23 @@ def test_a_pair_that_trades_top10_hits_for_top100_hits_is_not_chosen():
     assert rerank._best(gain[:, [0, 2]], top10[:, [0, 2]], everyone, picks, fallback=1) == 1
 
 
-def test_a_pair_ahead_only_on_the_users_it_was_picked_on_falls_back():
-    """The pair is chosen on one half of the holdout and must beat popularity on the other."""
+def test_the_best_of_many_pairs_that_are_no_better_than_popularity_falls_back():
+    """40 pairs that are popularity plus noise: the best of them, tested on the users it
+    was picked on, beats popularity by more than a standard error; tested out of sample
+    (cross-fitted on two halves) it does not, and the group falls back."""
     rng = np.random.default_rng(4)
-    users = 2000
+    users, pairs = 3000, 40
     picks = rng.random(users) < 0.5
-    top10 = np.zeros((users, 2))
-    top10[:, 1] = rng.random(users) < 0.10                        # the popularity fallback
-    top10[:, 0] = top10[:, 1]
-    gain = top10 * 2
-    lucky = picks & (rng.random(users) < 0.2)                     # ahead where it was picked
-    gain[lucky, 0] += 1.0
+    top10 = np.zeros((users, pairs + 1))                     # level on hits@10 everywhere
+    gain = np.repeat(rng.random((users, 1)) < 0.2, pairs + 1, axis=1).astype(float)
+    gain[:, :pairs] += rng.choice([-1.0, 0.0, 1.0], size=(users, pairs), p=[0.1, 0.8, 0.1])
     everyone = np.ones(users, bool)
-    assert rerank._best(gain, top10, everyone, picks, fallback=1) == 1
-    gain[~picks & (rng.random(users) < 0.2), 0] += 1.0            # and ahead on the rest too
-    assert rerank._best(gain, top10, everyone, picks, fallback=1) == 0
+    best = rerank._pick(gain, top10, everyone, fallback=pairs)
+    in_sample = gain[:, best] - gain[:, pairs]
+    assert in_sample.mean() > in_sample.std(ddof=1) / np.sqrt(users)   # looks better
+    assert rerank._best(gain, top10, everyone, picks, fallback=pairs) == pairs
+    gain[rng.random(users) < 0.1, 7] += 1.0                  # one pair really is better
+    assert rerank._best(gain, top10, everyone, picks, fallback=pairs) == 7
 
 
 def test_holdout_hit_credit_shares_ties_like_the_evaluator():
