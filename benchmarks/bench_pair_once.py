@@ -30,11 +30,6 @@ import machine  # noqa: E402  (same folder)
 QUERIES = topk.DEFAULT_BLOCK_ROWS
 
 
-def unit_rows(rng, n, dim):
-    rows = rng.normal(size=(n, dim)).astype(np.float32)
-    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
-
-
 def kernel_seconds(unit, k):
     """The kernel on every row of `unit`, one block at a time."""
     index = topk.CandidateIndex(unit)
@@ -98,7 +93,8 @@ def main():
         parser.error("--part_rows must be a multiple of 1024 and --parts at least 2")
     topk.set_numpy_blas_threads(1)
     rng = np.random.default_rng(0)
-    parts = [unit_rows(rng, args.part_rows, args.dim) for _ in range(args.parts)]
+    parts = [topk.normalise_rows(rng.normal(size=(args.part_rows, args.dim)))[0]
+             for _ in range(args.parts)]
     every = np.concatenate(parts)
     pairs = args.parts * (args.parts - 1) // 2
     diagonal = sum(kernel_seconds(part, args.k) for part in parts)

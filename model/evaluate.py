@@ -204,13 +204,15 @@ def _is64(score_fn):
 
 
 def run_baselines(split, names=("popularity", "item_cosine", "ease"), ease_max_books=20000,
-                  return_fitted=False):
+                  return_fitted=False, ease_l2=None):
     """Fits and evaluates each baseline; returns ({name: metrics}, {name: fit seconds})
     (and {name: fitted recommender} with `return_fitted`).
 
     Metrics carry per-group figures under "groups" (metrics_json() lays them out for
     metrics.json). EASE is a dense books x books model: with more than `ease_max_books`
     books it is skipped, and its entry is {"skipped": reason} (no fit seconds).
+    `ease_l2`: a λ already chosen by `Ease.choose_l2` on this split (model.train chooses
+    it once for its head and the baseline); None: EASE chooses it, inside its fit time.
     """
     metrics, fit_seconds, fitted = {}, {}, {}
     for name in names:
@@ -219,7 +221,8 @@ def run_baselines(split, names=("popularity", "item_cosine", "ease"), ease_max_b
                                         f"{ease_max_books} (a dense {split.num_books}² model)"}
             continue
         start = time.perf_counter()
-        recommender = fitted[name] = BASELINES[name]().fit(split)
+        recommender = BASELINES[name](l2=ease_l2) if name == "ease" else BASELINES[name]()
+        fitted[name] = recommender.fit(split)
         fit_seconds[name] = time.perf_counter() - start
         metrics[name] = evaluate_scores(recommender, split, groups=True)
     return (metrics, fit_seconds, fitted) if return_fitted else (metrics, fit_seconds)

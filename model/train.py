@@ -229,7 +229,8 @@ def choose_rerank_weights(args, model, inputs, holdout, split):
     whole training split (`split`), for the holdout's head and the served one alike:
     the weights are only meaningful at that head's scale (a larger λ shrinks every
     weight), and λ chosen on the holdout's fit alone differed from the whole split's on
-    3 of the 4 quality runs (README). Returns (head weights, popularity weights, report).
+    3 of the 4 quality runs (README). λ is chosen here once; the baseline is fitted with
+    it (evaluate_model). Returns (head weights, popularity weights, report).
     """
     if len(holdout.user) == 0:
         return [0.0] * len(evaluate.GROUPS), [0.0] * len(evaluate.GROUPS), {
@@ -304,7 +305,8 @@ def evaluate_model(args, model, inputs, split, weights):
     Returns (metrics.json content, extra figures for training_log.json, the reranker).
     """
     baselines, baseline_seconds, fitted = evaluate.run_baselines(
-        split, ease_max_books=args.ease_max_books, return_fitted=True)
+        split, ease_max_books=args.ease_max_books, return_fitted=True,
+        ease_l2=weights[2].get("head_on_holdout", {}).get("l2"))
     for name, seconds in baseline_seconds.items():
         logging.info("baseline %s fitted in %.1f s", name, seconds)
     vectors = _all_vectors(model)

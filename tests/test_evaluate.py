@@ -170,8 +170,15 @@ def test_run_baselines_skips_ease_above_its_catalogue_limit_and_says_why(tmp_pat
     history = [dict(metrics["popularity"], epoch=1)]
     evaluate.plot_history(history, metrics, written.append)
     assert written[0][:8] == b"\x89PNG\r\n\x1a\n"
-    metrics, seconds = evaluate.run_baselines(split, ease_max_books=25)
+    metrics, seconds, fitted = evaluate.run_baselines(split, ease_max_books=25,
+                                                      return_fitted=True)
     assert "hit@10" in metrics["ease"] and "ease" in seconds
+    # a λ chosen beforehand (model.train's, by the same choose_l2) gives the same baseline
+    chosen = baselines.Ease().choose_l2(split)
+    again, _, refit = evaluate.run_baselines(split, names=("ease",), ease_max_books=25,
+                                             return_fitted=True, ease_l2=chosen)
+    assert refit["ease"].l2 == fitted["ease"].l2 == chosen
+    assert again["ease"] == metrics["ease"]
 
 
 def test_hit_at_k_breaks_ties_at_random_in_expectation():
