@@ -1,4 +1,5 @@
-"""The book catalogue of the kept books (book_catalog.parquet): titles, author names, top genre.
+"""The book catalogue of the kept books (book_catalog.parquet): titles, author names, top genre,
+the most-used shelves.
 
 The catalogue files are parsed block by block (`validation.ParseCatalogFile`);
 only the rows of kept books and their authors are collected on one worker.
@@ -9,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from beam_jobs import selection
+from beam_jobs import parsing, selection
 from pipeline_common import artifacts, fileio
 
 
@@ -41,7 +42,8 @@ def filter_authors(table, needed):
 CATALOG_SCHEMA = pa.schema([
     ("book_index", pa.int64()), ("book_id", pa.string()), ("work_id", pa.string()),
     ("title", pa.string()), ("authors", pa.list_(pa.string())), ("ratings_count", pa.int64()),
-    ("average_rating", pa.float64()), ("genre", pa.string()), ("num_interactions", pa.int64())])
+    ("average_rating", pa.float64()), ("genre", pa.string()), ("num_interactions", pa.int64()),
+    ("shelves", parsing.SHELF_TYPE)])
 
 
 def write_catalog(index, book_tables, author_tables, genre_tables, path):
@@ -74,7 +76,7 @@ def write_catalog(index, book_tables, author_tables, genre_tables, path):
                      "title": row.get("title"), "authors": authors,
                      "ratings_count": row.get("ratings_count"),
                      "average_rating": row.get("average_rating"), "genre": genres.get(gid),
-                     "num_interactions": count})
+                     "num_interactions": count, "shelves": row.get("shelves") or []})
     table = pa.Table.from_pylist(rows, schema=CATALOG_SCHEMA)
     sink = io.BytesIO()
     pq.write_table(table, sink, **artifacts.PARQUET_WRITE_OPTIONS)

@@ -431,7 +431,12 @@ def parse_interactions_json(data, source):
 BOOKS_SCHEMA = pa.schema([
     ("book_id", pa.string()), ("work_id", pa.string()), ("title", pa.string()),
     ("authors", pa.list_(pa.struct([("author_id", pa.string()), ("role", pa.string())]))),
-    ("ratings_count", pa.string()), ("average_rating", pa.string())])
+    ("ratings_count", pa.string()), ("average_rating", pa.string()),
+    ("popular_shelves", pa.list_(pa.struct([("count", pa.string()), ("name", pa.string())])))])
+# Shelves kept per book in the catalogue: the first ones as published (the UCSD records list
+# them by count, most-used first); enough to name map regions and explain edges.
+MAX_SHELVES = 32
+SHELF_TYPE = pa.list_(pa.struct([("name", pa.string()), ("count", pa.int64())]))
 AUTHORS_SCHEMA = pa.schema([("author_id", pa.string()), ("name", pa.string())])
 GENRES_SCHEMA = pa.schema([("book_id", pa.string()),
                            ("genres", pa.struct([(g, pa.int64()) for g in GENRES]))])
@@ -461,8 +466,31 @@ def parse_books(data, source):
         "author_ids": author_ids,
         "ratings_count": pa.array(np.where(rc_ok, ratings_count, 0), pa.int64(), mask=~rc_ok),
         "average_rating": avg,
+        "shelves": top_shelves(table.column("popular_shelves")),
     })
     return slim, rejects, rows
+
+
+def top_shelves(column):
+    """popular_shelves (count as a string) -> the first MAX_SHELVES as (name, int count).
+
+    A shelf without a name or a decimal count is left out; a missing list is empty.
+    """
+    shelves = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if not len(shelves):
+        return pa.array([], SHELF_TYPE)
+    shelves = pc.list_slice(pc.fill_null(shelves, pa.scalar([], shelves.type)), 0, MAX_SHELVES)
+    values = shelves.flatten()
+    counts, ok = _int_column(pc.struct_field(values, "count"))
+    names = pc.struct_field(values, "name")
+    ok &= np.asarray(pc.fill_null(pc.greater(pc.utf8_length(names), 0), False))
+    ok &= counts >= 0
+    parent = pc.list_parent_indices(shelves).to_numpy()[ok]
+    offsets = np.zeros(len(shelves) + 1, np.int32)
+    np.cumsum(np.bincount(parent, minlength=len(shelves)), out=offsets[1:])
+    kept = pa.StructArray.from_arrays(
+        [names.filter(pa.array(ok)), pa.array(counts[ok], pa.int64())], names=["name", "count"])
+    return pa.ListArray.from_arrays(pa.array(offsets), kept, type=SHELF_TYPE)
 
 
 def parse_authors(data, source):
