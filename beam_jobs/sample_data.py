@@ -43,8 +43,9 @@ import pyarrow.csv as pacsv
 
 from isal import isal_zlib
 
-from beam_jobs.sample_names import (GENRES, Titles, concat, draw_author_names, draw_distinct,
-                                    int_strings)
+from beam_jobs.sample_names import (GENERIC_SHELVES, GENRE_SHELVES, GENRES, OPTIONAL_SHELVES,
+                                    TOPIC_SHELVES, Titles, concat, draw_author_names,
+                                    draw_distinct, int_strings)
 from pipeline_common import cli, fileio
 from pipeline_common.arrays import sorted_unique
 from pipeline_common.entrypoint import main
@@ -431,11 +432,8 @@ class SampleWriter:
         genre_names = pa.array(GENRES)
         genre_name = genre_names.take(pa.array(genre))
         genre_word = pa.array([g.split(",")[0] for g in GENRES]).take(pa.array(genre))
-        shelf = pa.array([g.split(",")[0].strip().replace(" ", "-") for g in GENRES]).take(pa.array(genre))
-        shelves = ["["]
-        for k, name in enumerate(["to-read", shelf, "favorites", "owned", "currently-reading"]):
-            shelves += [", " if k else "", '{"count": "', int_strings(np.maximum(1, total // (k + 1))),
-                        '", "name": "', name, '"}']
+        shelves = popular_shelves(rng, genre, self.world.book_topic[books], other_genre,
+                                  has_other, rated)
         series = plan.book_series[books]
         in_series = pa.array(series >= 0)
         full_title = pc.if_else(in_series, concat(
@@ -450,7 +448,7 @@ class SampleWriter:
             '", "series": ', pc.if_else(in_series, concat(
                 '["', int_strings(series + _FIRST_SERIES_ID), '"]'), "[]"),
             ', "country_code": "US", "language_code": "', pc.if_else(pa.array(english), "eng", ""),
-            '", "popular_shelves": ', concat(*shelves, "]"),
+            '", "popular_shelves": ', shelves,
             ', "asin": "", "is_ebook": "', pc.if_else(pa.array(ebook), "true", "false"),
             '", "average_rating": "', _two_decimals(self.book_rating_sum[books], rated),
             '", "kindle_asin": "", "similar_books": [], "description": "', title, ": a ", genre_word,
@@ -470,6 +468,64 @@ class SampleWriter:
         genre_lines = _lines('{"book_id": "', book_id, '", "genres": {"', genre_name, '": ',
                              int_strings(total), other, "}}")
         return lines, genre_lines
+
+
+_SHELF_NAMES = (GENERIC_SHELVES + OPTIONAL_SHELVES + [w for g in GENRE_SHELVES for w in g]
+                + [w for t in TOPIC_SHELVES for w in t])
+_GENRE_SHELF_START = len(GENERIC_SHELVES) + len(OPTIONAL_SHELVES) + np.concatenate(
+    [[0], np.cumsum([len(g) for g in GENRE_SHELVES])[:-1]])
+_GENRE_SHELF_COUNT = np.array([len(g) for g in GENRE_SHELVES])
+_TOPIC_SHELF_START = len(_SHELF_NAMES) - sum(len(t) for t in TOPIC_SHELVES)
+_SHELVES_PER_TOPIC = 3
+assert len(TOPIC_SHELVES) == len(GENRES) * TOPICS_PER_GENRE
+assert all(len(t) == _SHELVES_PER_TOPIC for t in TOPIC_SHELVES)
+assert len(set(_SHELF_NAMES)) == len(_SHELF_NAMES)
+
+
+def popular_shelves(rng, genre, topic, other_genre, has_other, rated):
+    """`popular_shelves` JSON lists (pyarrow strings), like Goodreads': 8-24 shelves a book,
+    counts decreasing. Every book is on the generic shelves (to-read largest) and some
+    optional ones; on its genre's shelves (its words: "fantasy", "paranormal"), 2-3 of its
+    planted topic's own shelves ("epic-fantasy", "dragons"), its second genre's if it has one;
+    and, as noise, up to 3 shelves of other topics with small counts."""
+    n = len(genre)
+    readers = (np.asarray(rated, np.float64) + 2) * rng.uniform(2.0, 6.0, n)
+    names, counts = [], []
+
+    def slot(name, share, present=True):
+        names.append(np.broadcast_to(name, (n,)))
+        counts.append(np.where(present, np.maximum(1, (readers * share).astype(np.int64)), -1))
+
+    for k in range(len(GENERIC_SHELVES)):
+        slot(k, 1.0 if k == 0 else rng.uniform(0.05, 0.3, n))
+    for k in range(len(OPTIONAL_SHELVES)):
+        slot(len(GENERIC_SHELVES) + k, rng.uniform(0.01, 0.08, n), rng.random(n) < 0.45)
+    for j in range(_GENRE_SHELF_COUNT.max()):
+        exists = j < _GENRE_SHELF_COUNT[genre]
+        slot(_GENRE_SHELF_START[genre] + np.minimum(j, _GENRE_SHELF_COUNT[genre] - 1),
+             rng.uniform(0.1, 0.5, n) / (j + 1), exists & ((j == 0) | (rng.random(n) < 0.85)))
+    slot(_GENRE_SHELF_START[other_genre], rng.uniform(0.01, 0.05, n), has_other)
+    for j in range(_SHELVES_PER_TOPIC):
+        slot(_TOPIC_SHELF_START + topic * _SHELVES_PER_TOPIC + j,
+             rng.uniform(0.05, 0.25, n) / (1 + 0.5 * j), (j < 2) | (rng.random(n) < 0.6))
+    third = len(TOPIC_SHELVES) // 3  # noise topics: one from each third of the other topics
+    for k, p in enumerate((0.6, 0.4, 0.2)):
+        offset = rng.integers(max(1, k * third), (k + 1) * third, n)
+        noise_topic = (topic + offset) % len(TOPIC_SHELVES)
+        slot(_TOPIC_SHELF_START + noise_topic * _SHELVES_PER_TOPIC
+             + rng.integers(0, _SHELVES_PER_TOPIC, n), rng.uniform(0.002, 0.02, n),
+             rng.random(n) < p)
+    names, counts = np.stack(names, axis=1), np.stack(counts, axis=1)
+    order = np.argsort(-counts, axis=1, kind="stable")  # ties keep slot order: to-read first
+    names = np.take_along_axis(names, order, axis=1)
+    counts = np.take_along_axis(counts, order, axis=1)
+    vocab = pa.array(_SHELF_NAMES)
+    parts = ["["]
+    for j in range(names.shape[1]):
+        entry = concat(", " if j else "", '{"count": "', int_strings(np.maximum(counts[:, j], 0)),
+                       '", "name": "', vocab.take(pa.array(names[:, j])), '"}')
+        parts.append(pc.if_else(pa.array(counts[:, j] > 0), entry, "") if j else entry)
+    return concat(*parts, "]")
 
 
 def _lines(*parts):

@@ -75,6 +75,31 @@ def test_json_records_have_the_real_fields_and_types(data_dir, generated, sample
             int(record["ratings_count"]), float(record["average_rating"]), int(record["work_id"])
 
 
+def test_shelves_name_the_genre_and_the_planted_topic(data_dir):
+    topics = pd.read_csv(data_dir / sample_data.TOPICS_FILE, dtype={"book_id": str})
+    topic_of = dict(zip(topics.book_id, topics.topic))
+    books = _json_lines(data_dir / "goodreads_books.json.gz")
+    own_topic_shelves = 0
+    for record in books:
+        shelves = record["popular_shelves"]
+        names = [s["name"] for s in shelves]
+        counts = [int(s["count"]) for s in shelves]
+        assert 8 <= len(names) <= 24 and len(set(names)) == len(names)
+        assert counts == sorted(counts, reverse=True) and names[0] == "to-read"
+        assert set(sample_names.GENERIC_SHELVES) <= set(names)
+        topic = topic_of[record["book_id"]]
+        genre = topic // sample_data.TOPICS_PER_GENRE
+        assert sample_names.GENRE_SHELVES[genre][0] in names
+        own = [n for n in names if n in sample_names.TOPIC_SHELVES[topic]]
+        assert len(own) >= 2
+        own_topic_shelves += len(own)
+        # a shelf of another topic, if any, is smaller than the book's own topic shelves
+        other = [c for n, c in zip(names, counts) if n not in sample_names.TOPIC_SHELVES[topic]
+                 and any(n in t for t in sample_names.TOPIC_SHELVES)]
+        assert not other or max(other) <= min(c for n, c in zip(names, counts) if n in own)
+    assert own_topic_shelves > 2.3 * len(books)   # the third topic shelf is often there too
+
+
 def test_interactions_are_consistent_and_duplicate_free(data_dir):
     df = pd.read_csv(data_dir / "goodreads_interactions.csv")
     users = pd.read_csv(data_dir / "user_id_map.csv")
