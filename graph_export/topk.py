@@ -192,8 +192,9 @@ def topk_block(index, query_ids, k):
     neighbours = np.empty((b, k_eff), np.int64)
     best = np.empty((b, k_eff), np.float64)
     easy = np.flatnonzero(~hard)
-    neighbours[easy], best[easy] = _rank(queries[easy], selected[easy], index,
-                                         query_ids[easy], k_eff)
+    if len(easy):   # every row may be hard: e.g. 1-dimensional embeddings, all cosines ±1
+        neighbours[easy], best[easy] = _rank(queries[easy], selected[easy], index,
+                                             query_ids[easy], k_eff)
     for r in np.flatnonzero(hard):
         # Many (near-)ties, e.g. duplicated vectors: rank every candidate of
         # every chunk in reach. Rare, one row at a time.

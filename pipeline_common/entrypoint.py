@@ -17,13 +17,23 @@ one line and a non-zero exit status:
 "prog: error: ..." form, and a `UserError` is printed as it is: its message already
 names the file and what to do. A command line ends with `os._exit`: after a failure at
 once, after success once its atexit handlers ran (see `_exit_now` and the end of `main`).
+
+Ctrl-C (SIGINT) ends every command with status 130 and one line, "prog: interrupted; run
+the same command again to redo it", at any moment: the first one raises KeyboardInterrupt
+(so that the stage's `finally` blocks remove what they staged) and is remembered, so that
+whatever the runner turns it into (Beam re-raises it from a step as `RuntimeError:
+KeyboardInterrupt [while running ...]`, or a worker pool fails some other way) is reported
+as the interrupt; a second one ends the process at once. While the modules load, before
+`main` runs, pipeline_common's sys.excepthook gives the same line and status.
 """
 import atexit
 import errno
 import logging
 import os
 import re
+import signal
 import sys
+import threading
 import urllib.parse
 
 from pipeline_common.fileio import final_name
@@ -159,34 +169,75 @@ class _NoTracebacks(logging.Filter):
         return not (record.exc_info or "Traceback (most recent call last)" in record.getMessage())
 
 
+def interrupted_line(prog):
+    """The one line every command prints when Ctrl-C stops it."""
+    return f"{prog}: interrupted; run the same command again to redo it"
+
+
+class _Interrupts:
+    """The SIGINT handler of a command line: remembers the first Ctrl-C, ends at the second."""
+
+    def __init__(self, prog):
+        self.prog, self.seen = prog, False
+
+    def __call__(self, signum, frame):
+        if self.seen:   # a second Ctrl-C while the first is being cleaned up after
+            _say_interrupted(self.prog)
+        self.seen = True
+        raise KeyboardInterrupt
+
+    def caused(self, err):
+        """True when `err` is, or came from, an interrupt (whatever a runner wrapped it in)."""
+        return self.seen or any(isinstance(item, KeyboardInterrupt) or "KeyboardInterrupt" in
+                                f"{type(item).__name__}: {item}" for item in _chain(err))
+
+
+def _say_interrupted(prog):
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)   # nothing may cut the line short now
+        print(interrupted_line(prog), file=sys.stderr)
+    finally:
+        _exit_now(EXIT_INTERRUPTED, True)
+
+
 def main(run, prog, argv=None):
     """Runs `run(argv)` as a command line: logging set up, one-line errors, exit status."""
-    from pipeline_common.logs import configure_logging
     owns_process = argv is None   # a real command line; tests pass argv and get SystemExit
+    interrupts = _Interrupts(prog)
+    if owns_process and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, interrupts)
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [arg for arg in argv if arg != "--debug"]
-    configure_logging()
-    if not debug:
-        for handler in logging.getLogger().handlers:
-            handler.addFilter(_NoTracebacks())
     try:
+        from pipeline_common.logs import configure_logging
+        configure_logging()
+        if not debug:
+            for handler in logging.getLogger().handlers:
+                handler.addFilter(_NoTracebacks())
         run(argv)
     except SystemExit as stop:
+        if interrupts.seen and owns_process:
+            _say_interrupted(prog)
         if stop.code in (None, 0):
             raise
         if isinstance(stop.code, str):
             print(f"{prog}: error: {_without_prefix(stop.code, prog)}", file=sys.stderr)
         _exit_now(stop.code if isinstance(stop.code, int) else EXIT_FAILURE, owns_process)
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted; run the same command again to redo it", file=sys.stderr)
-        _exit_now(EXIT_INTERRUPTED, owns_process)
     except BaseException as err:  # pylint: disable=broad-except
+        if interrupts.caused(err):
+            if debug:
+                raise
+            print(interrupted_line(prog), file=sys.stderr)
+            _exit_now(EXIT_INTERRUPTED, owns_process)
         if debug:
             raise
         print(f"{prog}: error: {describe(err)}", file=sys.stderr)
         _exit_now(EXIT_FAILURE, owns_process)
+    if interrupts.seen and owns_process:   # the interrupt was swallowed on the way: still stop
+        _say_interrupted(prog)
     if owns_process:
+        signal.signal(signal.SIGINT, lambda *_: _say_interrupted(prog))   # during atexit
         # Every output is written, closed and renamed by now. The interpreter's own
         # teardown of the ~2,000 modules Beam, pandas and TensorFlow load took ~0.9 s
         # (the neighbours command at 100k books: 4% of it); the atexit handlers
