@@ -84,7 +84,7 @@ def _gzip_chunks(handle, read_size):
     ISA-L inflates ~1.4x faster than zlib, which matters for the single-stream
     catalogue and dedup_json files of the full data set (gigabytes each).
     """
-    inflate, in_member = isal_zlib.decompressobj(31), False
+    inflate, in_member, started = isal_zlib.decompressobj(31), False, False
     while True:
         data = handle.read(read_size)
         if not data:
@@ -93,7 +93,15 @@ def _gzip_chunks(handle, read_size):
             return
         while data:
             in_member = True
-            out = inflate.decompress(data)
+            try:
+                out = inflate.decompress(data)
+            except isal_zlib.error as err:
+                if not started and not data.startswith(b"\x1f\x8b"):
+                    raise ValueError("it is not gzip-compressed although its name ends in .gz: "
+                                     "compress it with gzip, or remove .gz from its name") from None
+                raise ValueError(f"the gzip data is corrupt ({err}): download or "
+                                 "compress it again") from None
+            started = True
             if out:
                 yield out
             if not inflate.eof:
@@ -157,6 +165,7 @@ def first_data_line(path, header=None, probe=1 << 16):
         buffered = parts.pop() if chunk else b""  # an unfinished line waits for more
         for line in parts:
             line, first = line.strip(), line_no == 0
+            line = strip_bom(line).strip() if first else line
             line_no += 1
             if line and not (first and header is not None and line == header):
                 chunks.close()
@@ -195,8 +204,18 @@ def _parse_with_fallback(data, fast, slow):
         return results
 
 
+BOM = b"\xef\xbb\xbf"
+
+
+def strip_bom(data):
+    """`data` without a leading UTF-8 byte-order mark (editors on Windows write one); call
+    on the first block of a file only."""
+    return data[len(BOM):] if data.startswith(BOM) else data
+
+
 def _drop_header(data, header):
-    """Removes a leading header line equal to `header`."""
+    """Removes a leading header line equal to `header` (after a byte-order mark, if any)."""
+    data = strip_bom(data)
     if header and data.startswith(header):
         cut = data.find(b"\n")
         rest = data[len(header):cut].strip() if cut >= 0 else data[len(header):].strip()

@@ -115,7 +115,11 @@ def plan_inputs(args):
             continue
         header = {"interactions_csv": parsing.CSV_HEADER, "user_map": b"user_id_csv,user_id",
                   "book_map": b"book_id_csv,book_id"}.get(key)
-        if parsing.first_data_line(path, header) is None:
+        try:
+            first = parsing.first_data_line(path, header)
+        except (ValueError, OSError, EOFError, zlib.error) as err:
+            raise SystemExit(f"preprocess: cannot read input {path}: {err}") from None
+        if first is None:
             if key == "genres":
                 continue
             raise SystemExit(f"preprocess: input {path} is empty (no data rows)")

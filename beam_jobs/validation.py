@@ -56,14 +56,15 @@ class ParseInteractions(beam.DoFn):
 
     def process(self, block, catalog_ids, user_map=None, book_map=None):
         catalog = self._catalog(catalog_ids)
+        data = parsing.strip_bom(block.data) if block.first else block.data
         if self._format == "csv":
-            raw, rejects, rows = parsing.parse_interactions_csv(block.data, block.source, block.first)
+            raw, rejects, rows = parsing.parse_interactions_csv(data, block.source, block.first)
             cols, more = parsing.resolve_csv_ids(raw, user_map, book_map, block.source)
             rejects += more
             in_catalog = self._catalog_flags(book_map, catalog)[cols["book"]]
             validated = ValidatedBlock(cols["keep"], cols["rating"], user=cols["user"], book=cols["book"])
         else:
-            cols, rejects, rows = parsing.parse_interactions_json(block.data, block.source)
+            cols, rejects, rows = parsing.parse_interactions_json(data, block.source)
             in_catalog = catalog(cols["gid"]) >= 0
             validated = ValidatedBlock(cols["keep"], cols["rating"], hi=cols["hi"], lo=cols["lo"],
                                        gid=cols["gid"])
@@ -90,7 +91,8 @@ class ParseCatalogFile(beam.DoFn):
         self._kind = kind
 
     def process(self, block):
-        table, rejects, rows = self.PARSERS[self._kind](block.data, block.source)
+        data = parsing.strip_bom(block.data) if block.first else block.data
+        table, rejects, rows = self.PARSERS[self._kind](data, block.source)
         yield from counting.tagged_rejects(rejects)
         yield counting.tagged(**{counting.catalog_rows_read(self._kind): rows},
                               **_count_rejects(rejects, lambda _: counting.catalog_rejected(self._kind)))
