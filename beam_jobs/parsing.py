@@ -11,6 +11,7 @@ bad rows cost time in proportion to their number.
 Every function returns rejected rows as `rejects.Reject`s, their reason a `RejectReason`.
 """
 import json
+import logging
 import re
 
 import numpy as np
@@ -305,29 +306,77 @@ def _csv_slow(data, source):
 
 
 def read_user_map(path):
-    """user_id_map.csv -> (hi, lo, ok) arrays indexed by csv user id; bad lines counted."""
+    """user_id_map.csv -> the map of csv user ids to (hi, lo) Goodreads ids (`_id_map`)."""
     table = _read_map(path, ["user_id_csv", "user_id"])
     ids, valid_id = _int_column(table.column("user_id_csv"))
     hi, lo, ok = selection.strings_to_u128(table.column("user_id").combine_chunks())
     good = valid_id & ok & (ids >= 0)
-    size = int(ids[good].max()) + 1 if good.any() else 0
-    out_hi, out_lo = np.zeros(size, np.uint64), np.zeros(size, np.uint64)
-    out_ok = np.zeros(size, bool)
-    out_hi[ids[good]], out_lo[ids[good]], out_ok[ids[good]] = hi[good], lo[good], True
-    return {"hi": out_hi, "lo": out_lo, "ok": out_ok, "rows": table.num_rows,
-            "bad_rows": int((~good).sum())}
+    out = _id_map(ids, good, {"hi": (hi, 0), "lo": (lo, 0)}, "user_map", table.num_rows, path)
+    out["ok"] = out.pop("present")
+    return out
 
 
 def read_book_map(path):
-    """book_id_map.csv -> Goodreads book id (or -1) indexed by csv book id."""
+    """book_id_map.csv -> the map of csv book ids to Goodreads book ids (-1: absent), `_id_map`."""
     table = _read_map(path, ["book_id_csv", "book_id"])
     ids, valid_id = _int_column(table.column("book_id_csv"))
     gids, valid_gid = _int_column(table.column("book_id"))
     good = valid_id & valid_gid & (ids >= 0) & (gids >= 0) & (gids <= selection.MAX_BOOK_ID)
-    size = int(ids[good].max()) + 1 if good.any() else 0
-    out = np.full(size, -1, np.int64)
-    out[ids[good]] = gids[good]
-    return {"gid": out, "rows": table.num_rows, "bad_rows": int((~good).sum())}
+    out = _id_map(ids, good, {"gid": (gids, -1)}, "book_map", table.num_rows, path)
+    del out["present"]
+    return out
+
+
+# A map is an array indexed by the csv id itself while its largest id is below this many
+# entries per listed id (the UCSD maps number their ids 0..n-1); above, one entry per listed
+# id and a hash lookup, so memory never grows with the value of an id.
+_DENSE_SLACK, _DENSE_MIN = 2, 1 << 16
+
+
+def _id_map(ids, good, columns, name, rows, path):
+    """The `good` rows of an id map as arrays by *position*, with `lookup` from csv ids.
+
+    `columns`: {key: (values per row, value where absent)}. A csv id listed more than once
+    keeps its first listing; those listed again with other values are counted as
+    `id_maps/<name>_conflicts` (and logged), exact repeats as `_repeated`, rows without a
+    valid pair of ids as `_bad_rows`.
+    """
+    ids_good = ids[good]
+    order = np.argsort(ids_good, kind="stable")           # file order within an id
+    sorted_ids = ids_good[order]
+    first = np.r_[True, sorted_ids[1:] != sorted_ids[:-1]] if len(sorted_ids) else np.zeros(0, bool)
+    keys, first_rows = sorted_ids[first], order[first]
+    owner = np.cumsum(first) - 1                          # per sorted row, its key
+    values = {k: np.asarray(v)[good] for k, (v, _) in columns.items()}
+    differs = np.zeros(len(sorted_ids), bool)
+    for col in values.values():
+        differs |= col[order] != col[first_rows][owner]
+    conflicting = np.unique(keys[owner[differs]])
+    if len(conflicting):
+        logging.warning("%s: %d csv ids are listed more than once with different ids (the first "
+                        "listing is used), e.g. %d", path, len(conflicting), conflicting[0])
+    dense = not len(keys) or int(keys[-1]) < max(_DENSE_MIN, _DENSE_SLACK * len(keys))
+    size = int(keys[-1]) + 1 if dense and len(keys) else len(keys)
+    where = keys if dense else np.arange(len(keys))
+    out = {}
+    for key, (_, absent) in columns.items():
+        out[key] = np.full(size, absent, values[key].dtype)
+        out[key][where] = values[key][first_rows]
+    out["present"] = np.zeros(size, bool)
+    out["present"][where] = True
+    out["lookup"] = None if dense else selection.IdLookup(keys)
+    out["rows"] = rows
+    out["counts"] = {f"id_maps/{name}_rows": rows, f"id_maps/{name}_bad_rows": int((~good).sum()),
+                     f"id_maps/{name}_conflicts": len(conflicting),
+                     f"id_maps/{name}_repeated": int(len(sorted_ids) - len(keys) - differs.sum())}
+    return out
+
+
+def map_positions(id_map, csv_ids, size):
+    """Positions in an id map of csv ids (int64 array), -1 for ids it does not list."""
+    if id_map["lookup"] is not None:
+        return id_map["lookup"](csv_ids)
+    return np.where((csv_ids >= 0) & (csv_ids < size), csv_ids, -1)
 
 
 def _read_map(path, names):
@@ -363,11 +412,13 @@ def resolve_csv_ids(cols, user_map, book_map, source):
     book_map gid) for the rows they keep only, which is about half of them.
     """
     user, book, rating = cols["user"], cols["book"], cols["rating"]
-    in_user = (user >= 0) & (user < len(user_map["ok"]))
-    u = np.where(in_user, user, 0)
+    u = map_positions(user_map, user, len(user_map["ok"]))
+    in_user = u >= 0
+    u = np.where(in_user, u, 0)
     in_user &= user_map["ok"][u] if len(user_map["ok"]) else False
-    in_book = (book >= 0) & (book < len(book_map["gid"]))
-    b = np.where(in_book, book, 0)
+    b = map_positions(book_map, book, len(book_map["gid"]))
+    in_book = b >= 0
+    b = np.where(in_book, b, 0)
     in_book &= book_map["gid"][b] >= 0 if len(book_map["gid"]) else False
     keep, failed = first_failures([(RejectReason.RATING_OUT_OF_RANGE, (rating < 0) | (rating > 5)),
                                    (RejectReason.USER_NOT_IN_MAP, ~in_user),

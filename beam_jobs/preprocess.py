@@ -25,6 +25,7 @@ import tempfile
 import uuid
 import zlib
 
+import apache_beam as beam
 from apache_beam.options.pipeline_options import DirectOptions, GoogleCloudOptions, TestOptions
 
 from pipeline_common import artifacts, beam_runner, cli, config, fileio
@@ -177,7 +178,11 @@ def build_pipeline(p, args, paths, num_shards, transform_dir, tft_temp_dir):
 
     stages = (books, valid, rated, deduped, top, kept, index, examples, catalog)
     _ = tuple(s.rejects for s in stages if s.rejects is not None) | "WriteRejects" >> WriteRejects(out)
-    _ = tuple(s.counts for s in stages) | "WriteCounts" >> WriteCounts(fileio.join(out, STATS))
+    counts = tuple(s.counts for s in stages)
+    if id_maps is not None:   # rows of the id maps, bad, repeated or conflicting (parsing._id_map)
+        counts += tuple(pcoll | f"{name}Counts" >> beam.Map(lambda m: m["counts"])
+                        for name, pcoll in (("UserMap", id_maps.user_map), ("BookMap", id_maps.book_map)))
+    _ = counts | "WriteCounts" >> WriteCounts(fileio.join(out, STATS))
 
 
 class OutputCheckError(RuntimeError):
@@ -319,6 +324,7 @@ def run(argv=None):
         "num_books": counts["num_books"],
         "catalog": {k.split("/", 1)[1] if "/" in k else k: v for k, v in counts.items()
                     if k.startswith("catalog")},
+        "id_maps": {k.split("/", 1)[1]: v for k, v in counts.items() if k.startswith("id_maps/")},
         "feature_spec": dict(artifacts.EXAMPLE_FEATURES),
         "files": {**{split: artifacts.shard_files(split, num_shards) for split in artifacts.SPLITS},
                   "catalog": artifacts.CATALOG, "transform_output": artifacts.TRANSFORM_DIR,
