@@ -16,11 +16,11 @@ _COMMAND_PACKAGES = ("beam_jobs", "graph_export", "model", "pipeline_common")
 def _interrupted_while_loading(kind, value, traceback, _default=sys.excepthook):
     """Ctrl-C before a command's main() runs (its modules take seconds to load): the one
     line and status 130 of pipeline_common.entrypoint, not a traceback."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
     argv = getattr(sys, "orig_argv", [])
-    if (issubclass(kind, KeyboardInterrupt) and "-m" in argv[:-1]
-            and argv[argv.index("-m") + 1].split(".")[0] in _COMMAND_PACKAGES):
-        sys.stderr.write(f"python -m {argv[argv.index('-m') + 1]}: interrupted; "
-                         "run the same command again to redo it\n")
+    name = spec.name if spec else argv[argv.index("-m") + 1] if "-m" in argv[:-1] else ""
+    if issubclass(kind, KeyboardInterrupt) and name.split(".")[0] in _COMMAND_PACKAGES:
+        sys.stderr.write(f"python -m {name}: interrupted; run the same command again to redo it\n")
         sys.stderr.flush()
         os._exit(130)   # pylint: disable=protected-access
     _default(kind, value, traceback)
