@@ -1,7 +1,10 @@
 """A tiny GRAPH directory that follows docs/artifacts.md section 3, for explorer tests.
 
 Books sit in four clusters of random unit vectors; edges are each book's exact
-top-k by cosine. Titles and authors include markup, `</script>`, quotes,
+top-k by cosine. With `with_map` (the default) the files carry the map contract
+of issue 24 too: `community_name`, `region`, `region_name` in nodes.parquet,
+`co_readers`, `shared_authors`, `shared_shelves` in edges.parquet, and
+communities.parquet; without it they look like the graph files before it. Titles and authors include markup, `</script>`, quotes,
 emoji, right-to-left text, U+2028 and template-sentinel look-alikes, so the
 explorer has to treat them as data.
 """
@@ -35,9 +38,14 @@ PLAIN_TITLES = [
 ]
 GENRES = ["fantasy, paranormal", "romance", "mystery, thriller, crime", "fiction"]
 XSS_AUTHOR = "<svg onload=\"window.__pwned=3\">Mallory</svg>"
+COMMUNITY_NAMES = ["fantasy \u00b7 dragons \u00b7 Author 0", "romance \u00b7 regency",
+                   "<i onmouseover=\"window.__pwned=4\">mystery</i> \u00b7 noir",
+                   "fiction \u00b7 classics"]
+REGION_NAMES = ["Fantasy & romance", "Crime & classics"]
+SHELVES = ["fantasy, magic", "romance, historical", "mystery, crime", ""]
 
 
-def make_graph(graph_dir, k=12, with_catalog=True, seed=3):
+def make_graph(graph_dir, k=12, with_catalog=True, seed=3, with_map=True):
     """Writes nodes.parquet and edges.parquet under graph_dir; returns a summary dict.
 
     Book indices are 0..n-1 except that one gap is left (index 7 unused) so
@@ -81,23 +89,74 @@ def make_graph(graph_dir, k=12, with_catalog=True, seed=3):
             "average_rating": pa.array([3.0 + (i % 20) / 10 for i in range(n)], pa.float64()),
             "genre": pa.array(genres, pa.string()),
         })
+    # Each cluster its own patch of the map, as a neighbourhood-keeping layout puts them.
+    spots = np.array([[-4.0, 3.0], [4.0, 3.5], [-3.5, -3.0], [4.5, -3.5]])
+    xy = spots[cluster] + rng.normal(size=(n, 2))
     columns.update({
         "in_degree": pa.array(in_degree, pa.int64()),
         "community": pa.array(cluster, pa.int64()),
-        "x": pa.array(rng.normal(size=n), pa.float64()),
-        "y": pa.array(rng.normal(size=n), pa.float64()),
+        "x": pa.array(xy[:, 0], pa.float64()),
+        "y": pa.array(xy[:, 1], pa.float64()),
     })
+    region = cluster // 2
+    if with_map:
+        columns.update({
+            "community_name": pa.array([COMMUNITY_NAMES[c] for c in cluster], pa.string()),
+            "region": pa.array(region, pa.int64()),
+            "region_name": pa.array([REGION_NAMES[r] for r in region], pa.string()),
+        })
     os.makedirs(graph_dir, exist_ok=True)
     pq.write_table(pa.table(columns), os.path.join(graph_dir, "nodes.parquet"))
-    edges = pa.table({
+    edge_columns = {
         "source": pa.array(sources, pa.int64()),
         "target": pa.array(targets, pa.int64()),
         "rank": pa.array(ranks, pa.int32()),
         "cosine": pa.array(cosines, pa.float32()),
-    })
-    pq.write_table(edges, os.path.join(graph_dir, "edges.parquet"))
+    }
+    row = {int(b): i for i, b in enumerate(book_index)}
+    reasons = [edge_reason(row[s], row[t], cluster) for s, t in zip(sources, targets)]
+    if with_map:
+        edge_columns.update({
+            "co_readers": pa.array([r[0] for r in reasons], pa.int64()),
+            "shared_authors": pa.array([r[1] for r in reasons], pa.int32()),
+            "shared_shelves": pa.array([r[2] for r in reasons], pa.string()),
+        })
+        communities = pa.table({
+            "level": ["community"] * 4 + ["region"] * 2,
+            "id": pa.array([0, 1, 2, 3, 0, 1], pa.int64()),
+            "parent": pa.array([0, 0, 1, 1, -1, -1], pa.int64()),
+            "name": COMMUNITY_NAMES + REGION_NAMES,
+            "terms": [name.split(" \u00b7 ") for name in COMMUNITY_NAMES + REGION_NAMES],
+            "scores": [[1.0] * len(name.split(" \u00b7 ")) for name in
+                       COMMUNITY_NAMES + REGION_NAMES],
+            "size": pa.array([int((cluster == c).sum()) for c in range(4)]
+                             + [int((region == r).sum()) for r in range(2)], pa.int64()),
+            "top_books": [book_index[cluster == c][:5].tolist() for c in range(4)]
+            + [book_index[region == r][:5].tolist() for r in range(2)],
+        })
+        pq.write_table(communities, os.path.join(graph_dir, "communities.parquet"))
+    pq.write_table(pa.table(edge_columns), os.path.join(graph_dir, "edges.parquet"))
     return {"graph_dir": graph_dir, "n": n, "k": k, "book_index": book_index.tolist(),
-            "titles": dict(zip(book_index.tolist(), titles))}
+            "titles": dict(zip(book_index.tolist(), titles)), "cluster": cluster.tolist(),
+            "region": region.tolist()}
+
+
+def edge_reason(a, b, cluster):
+    """(co_readers, shared_authors, shared_shelves) the fixture writes for rows a -> b."""
+    co_readers = 37 + (a * 31 + b * 17) % 1500
+    shared_authors = int(a % 9 == b % 9)
+    shelves = SHELVES[cluster[a]] if cluster[a] == cluster[b] else ""
+    return co_readers, shared_authors, shelves
+
+
+def reason_text(co_readers, shared_authors, shelves):
+    """The reason line the viewer writes for an edge (docs/explorer.md)."""
+    bits = [f"{co_readers:,} readers read both"]
+    if shared_authors:
+        bits.append("same author" if shared_authors == 1 else f"{shared_authors} shared authors")
+    if shelves:
+        bits.append(shelves)
+    return " \u00b7 ".join(bits)
 
 
 def top_neighbours(graph_dir, book_index, count=10):

@@ -1,4 +1,5 @@
-"""graph_export.explorer: the embedded data, the CLI, and the page in headless Chromium."""
+"""graph_export.explorer: the embedded data, the CLI, and the page (map and ego views) in
+headless Chromium with networking off."""
 import base64
 import html.parser
 import json
@@ -66,26 +67,72 @@ def _payload(path):
     return json.loads(data)
 
 
-def _decode(b64, dtype):
-    return np.frombuffer(base64.b64decode(b64), dtype=dtype)
+def _array(payload, name):
+    return explorer.unpack_array(payload["arrays"][name])
+
+
+def _text(payload, name):
+    return explorer.unpack_text(payload["texts"][name])
 
 
 # ---- the file itself -------------------------------------------------------------
 
 def test_embedded_graph_matches_parquet(graph, page_file):
     payload = _payload(page_file)
-    book_index = _decode(payload["book_index"], "<i4")
+    assert payload["version"] == 2
+    book_index = _array(payload, "book_index")
     assert book_index.tolist() == graph["book_index"]          # includes the gap at 7
-    assert payload["title"] == [graph["titles"][b] for b in graph["book_index"]]
-    offsets = _decode(payload["offsets"], "<i4")
-    targets = _decode(payload["targets"], "<i4")
-    cosine = _decode(payload["cosine"], "<f4")
+    assert _text(payload, "title") == [graph["titles"][b] for b in graph["book_index"]]
+    offsets = _array(payload, "offsets")
+    targets = _array(payload, "targets")
+    cosine = _array(payload, "cosine")
+    co_readers = _array(payload, "co_readers")
+    shared_authors = _array(payload, "shared_authors")
+    shelves = _array(payload, "shared_shelves")
     for row, index in enumerate(book_index):
         expected = fx.top_neighbours(graph["graph_dir"], int(index), count=graph["k"])
         got = [(int(book_index[targets[e]]), float(cosine[e]))
                for e in range(offsets[row], offsets[row + 1])]
         assert [t for t, _ in got] == [t for t, _ in expected]
         np.testing.assert_allclose([c for _, c in got], [c for _, c in expected], rtol=0, atol=0)
+        for e in range(offsets[row], offsets[row + 1]):     # the reasons ride with each edge
+            want = fx.edge_reason(row, int(targets[e]), graph["cluster"])
+            shelf = payload["shelf_names"][shelves[e]] if shelves[e] >= 0 else ""
+            assert (int(co_readers[e]), int(shared_authors[e]), shelf) == want
+
+
+def test_map_columns(graph, page_file):
+    payload = _payload(page_file)
+    x, y = _array(payload, "x"), _array(payload, "y")
+    assert x.dtype == np.uint16 and x.min() == 0 and max(x.max(), y.max()) == 65535
+    import pyarrow.parquet as pq
+    nodes = pq.read_table(os.path.join(graph["graph_dir"], "nodes.parquet")).to_pandas()
+    # Positions keep the layout's geometry (one scale on both axes), to 16 bits.
+    span = max(np.ptp(nodes.x), np.ptp(nodes.y))
+    np.testing.assert_allclose(x / 65535, (nodes.x - nodes.x.min()) / span, atol=1e-4)
+    np.testing.assert_allclose(y / 65535, (nodes.y - nodes.y.min()) / span, atol=1e-4)
+    sizes = _array(payload, "size")
+    assert sizes.dtype == np.uint8 and sizes.min() == 0 and sizes.max() == 255
+    assert sizes[np.argmax(nodes.ratings_count)] == 255
+    groups = payload["groups"]
+    assert groups["community"]["name"] == fx.COMMUNITY_NAMES
+    assert groups["region"]["name"] == fx.REGION_NAMES
+    assert groups["community"]["parent"] == [0, 0, 1, 1]
+    assert _array(payload, "community").tolist() == graph["cluster"]
+    assert _array(payload, "region").tolist() == graph["region"]
+    assert groups["community"]["size"] == [10, 10, 10, 10]
+
+
+def test_packing_round_trips():
+    for values, dtype in (([0, 1, 2**31 - 1, -5], "<i4"), ([0.5, -1.25, 3.0e-8], "<f4"),
+                          ([0, 65535, 7], "<u2"), ([], "<i4"), ([3, 255], "<u1")):
+        packed = explorer.pack_array(values, dtype)
+        got = explorer.unpack_array(packed)
+        assert got.dtype == np.dtype(dtype) and got.tolist() == np.asarray(values, dtype).tolist()
+    texts = ["a", "", None, "\U0001F409 \u05d0", "nul\0inside"]
+    assert explorer.unpack_text(explorer.pack_text(texts)) == [
+        "a", "", "", "\U0001F409 \u05d0", "nul\ufffdinside"]
+    assert explorer.unpack_text(explorer.pack_text([])) == []
 
 
 def test_titles_cannot_break_out_of_the_data_block(page_file):
@@ -118,19 +165,50 @@ def test_max_nodes_keeps_most_read_books(graph, tmp_path):
     summary = explorer.run(["--graph", graph["graph_dir"], "--output", out, "--max_nodes", "10"])
     payload = _payload(out)
     assert payload["n"] == summary["books"] == 10
-    assert _decode(payload["book_index"], "<i4").tolist() == graph["book_index"][:10]
-    targets = _decode(payload["targets"], "<i4")
+    assert _array(payload, "book_index").tolist() == graph["book_index"][:10]
+    targets = _array(payload, "targets")
     assert len(targets) == summary["edges"] and targets.max() < 10
     assert summary["dropped_edges"] == graph["n"] * graph["k"] - summary["edges"]
     assert os.listdir(tmp_path) == ["small.html"]          # no temporary file left
 
 
+def test_neighbours_flag_keeps_the_nearest(graph, tmp_path):
+    out = str(tmp_path / "k3.html")
+    summary = explorer.run(["--graph", graph["graph_dir"], "--output", out, "--neighbours", "3"])
+    payload = _payload(out)
+    offsets, targets = _array(payload, "offsets"), _array(payload, "targets")
+    assert np.diff(offsets).tolist() == [3] * graph["n"] and payload["neighbours"] == 3
+    assert summary["trimmed_edges"] == graph["n"] * (graph["k"] - 3)
+    book_index = _array(payload, "book_index")
+    for row in (0, 17):
+        expected = fx.top_neighbours(graph["graph_dir"], int(book_index[row]), count=3)
+        assert [int(book_index[t]) for t in targets[offsets[row]:offsets[row + 1]]] == [
+            t for t, _ in expected]
+    assert explorer.default_neighbours(1000) is None
+    assert explorer.default_neighbours(1_000_000) == 10
+
+
 def test_works_without_catalogue_columns(tmp_path):
-    graph = fx.make_graph(str(tmp_path / "g"), k=5, with_catalog=False)
+    graph = fx.make_graph(str(tmp_path / "g"), k=5, with_catalog=False, with_map=False)
     out = str(tmp_path / "e.html")
     explorer.run(["--graph", graph["graph_dir"], "--output", out])
     payload = _payload(out)
-    assert "authors" not in payload and "genre" not in payload and payload["n"] == graph["n"]
+    assert "authors" not in payload["texts"] and "genre" not in payload["arrays"]
+    assert payload["n"] == graph["n"] and "region" not in payload["groups"]
+    assert "co_readers" not in payload["arrays"]
+    # No names anywhere: a community is called after its most-read book, not "community N".
+    names = payload["groups"]["community"]["name"]
+    assert len(names) == 4 and all(name.startswith("around \u201c") for name in names)
+
+
+def test_older_graph_files_get_names_from_their_books(tmp_path):
+    graph = fx.make_graph(str(tmp_path / "g"), k=5, with_map=False)
+    out = str(tmp_path / "e.html")
+    explorer.run(["--graph", graph["graph_dir"], "--output", out])
+    names = _payload(out)["groups"]["community"]["name"]
+    # The members' most common genre and first author (data, so maybe even markup).
+    assert [name.split(" \u00b7 ")[0] for name in names] == fx.GENRES
+    assert all(len(name.split(" \u00b7 ")) == 2 for name in names)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -182,8 +260,9 @@ def chromium():
 
 @pytest.fixture(scope="module")
 def page(chromium, page_file):
+    """The ego view of book 0, as the link '#ego=0&depth=2' opens it."""
     tab = chromium.new_page()
-    tab.navigate("file://" + page_file)
+    tab.navigate("file://" + page_file + "#ego=0&depth=2")
     tab.wait_for("document.body.dataset.ready === '1'")
     return tab
 
@@ -217,32 +296,46 @@ def _check_list_is_top10(page, graph, index):
     assert [row[1] for row in shown] == list(range(1, 11))
     assert [row[2] for row in shown] == [graph["titles"][t] for t, _ in expected]
     assert [row[3] for row in shown] == [f"{c:.3f}" for _, c in expected]
+    # Each neighbour says why: co-readers, a shared author, the shelves both carry.
+    row_of = {b: i for i, b in enumerate(graph["book_index"])}
+    whys = page.evaluate("[...document.querySelectorAll('#neighbours li[data-book-index]')]"
+                         ".map(li => li.querySelector('.n-why').textContent)")
+    assert whys == [fx.reason_text(*fx.edge_reason(row_of[index], row_of[t], graph["cluster"]))
+                    for t, _ in expected]
 
 
 def test_loads_offline_with_nothing_but_the_file(page, page_file):
-    urls = [e["request"]["url"] for e in page.events("Network.requestWillBeSent")]
+    urls = [e["request"]["url"].split("#")[0]
+            for e in page.events("Network.requestWillBeSent")]
     assert urls == ["file://" + page_file]
     assert page.events("Runtime.exceptionThrown") == []
     errors = [e["entry"]["text"] for e in page.events("Log.entryAdded")
               if e["entry"]["level"] == "error"]
     assert errors == []                         # a CSP violation would be logged here
     assert page.evaluate("window.bookExplorer.n") == 40
-    # Opens on the most-read book at depth 2, slider range 1..4.
+    assert page.evaluate("window.bookExplorer.view()") == "ego"
+    # Opens on the book the link names at depth 2, slider range 1..4.
     assert page.evaluate("[document.body.dataset.centre, document.body.dataset.depth,"
                          " document.getElementById('depth').min,"
                          " document.getElementById('depth').max]") == ["0", "2", "1", "4"]
 
 
+def _colour_by(page, mode):
+    page.evaluate("(() => { const s = document.getElementById('colour-by'); s.value = %s;"
+                  " s.dispatchEvent(new Event('change')); })()" % json.dumps(mode))
+    return page.evaluate("document.getElementById('legend').textContent")
+
+
 def test_colour_by_genre(page):
     options = page.evaluate("[...document.getElementById('colour-by').options].map(o => o.value)")
-    assert options == ["community", "genre"]
-    page.evaluate("(() => { const s = document.getElementById('colour-by'); s.value = 'genre';"
-                  " s.dispatchEvent(new Event('change')); })()")
-    legend = page.evaluate("document.getElementById('legend').textContent")
+    assert options == ["region", "community", "genre"]
+    legend = _colour_by(page, "genre")
     assert any(genre in legend for genre in fx.GENRES) and "community" not in legend
-    page.evaluate("(() => { const s = document.getElementById('colour-by'); s.value = 'community';"
-                  " s.dispatchEvent(new Event('change')); })()")
-    assert "community" in page.evaluate("document.getElementById('legend').textContent")
+    legend = _colour_by(page, "community")
+    # Names, never "community N"; a name with markup in it is text.
+    assert any(name in legend for name in fx.COMMUNITY_NAMES)
+    assert not re.search(r"community \d", legend)
+    assert any(name in _colour_by(page, "region") for name in fx.REGION_NAMES)
 
 
 def test_search_shows_top10_from_edges(page, graph):
@@ -416,3 +509,223 @@ def test_a_cut_page_says_how_many_books_it_holds(chromium, graph, page, tmp_path
                         " : document.getElementById('cut').textContent")
     assert f"holds the 10 most-read of {graph['n']:,} books" in text
     assert f"{summary['dropped_edges']:,} links to the other books are left out" in text
+
+
+# ---- the whole map (the default view) ----------------------------------------------
+
+@pytest.fixture(scope="module")
+def map_page(chromium, page_file):
+    tab = chromium.new_page(fresh=True)
+    tab.navigate("file://" + page_file)
+    tab.wait_for("document.body.dataset.ready === '1'")
+    return tab
+
+
+def _canvas_colours(page, tmp_path):
+    """(distinct point colours, share of the canvas's width and height they span) on screen."""
+    from PIL import Image
+    shot = page.screenshot(str(tmp_path / "map.png"))
+    box = page.evaluate("(() => { const r = document.getElementById('map')"
+                        ".getBoundingClientRect(); return [r.x, r.y, r.width, r.height]; })()")
+    x0, y0, w, h = (int(v) for v in box)
+    image = np.asarray(Image.open(shot).convert("RGB"))[y0 + 60:y0 + h, x0:x0 + w - 60]
+    pixels = image.reshape(-1, 3).astype(int)
+    grey = (pixels.max(axis=1) - pixels.min(axis=1)) < 40      # background, text, outlines
+    ys, xs = np.nonzero(~grey.reshape(image.shape[:2]))
+    colours = {tuple(p // 32) for p in pixels[~grey]}
+    spread = ((xs.max() - xs.min()) / image.shape[1], (ys.max() - ys.min()) / image.shape[0]) \
+        if len(xs) else (0, 0)
+    return colours, spread
+
+
+def test_map_is_the_default_view_and_draws(map_page, tmp_path):
+    page = map_page
+    assert page.evaluate("[bookExplorer.view(), bookExplorer.webgl(), bookExplorer.selected()]") \
+        == ["map", True, -1]
+    assert page.events("Runtime.exceptionThrown") == []
+    assert [e["entry"]["text"] for e in page.events("Log.entryAdded")
+            if e["entry"]["level"] == "error"] == []
+    assert int(page.evaluate("document.body.dataset.frames")) >= 1
+    _colour_by(page, "community")
+    page.wait_for("bookExplorer.drawNow() >= 0")
+    colours, spread = _canvas_colours(page, tmp_path)
+    assert len(colours) >= 4 and min(spread) > 0.6      # four communities, across the map
+    # The whole map is labelled with region names (text, not markup).
+    labels = page.evaluate("bookExplorer.labels()")
+    assert sorted(label["text"] for label in labels if label["kind"] == "region") == sorted(
+        fx.REGION_NAMES)
+    legend = page.evaluate("document.getElementById('legend').textContent")
+    assert all(name[:39] in legend for name in fx.COMMUNITY_NAMES)   # long ones cut with …
+    _colour_by(page, "region")
+
+
+def _map_choose(page, query):
+    page.evaluate("document.getElementById('search').value = '';"
+                  " document.getElementById('search-results').replaceChildren()")
+    page.click_selector("#search")
+    page.type_text(query)
+    page.wait_for("document.querySelector('#search-results li[data-book-index]')")
+    index = int(page.evaluate(
+        "document.querySelector('#search-results li[data-book-index]').dataset.bookIndex"))
+    page.click_selector("#search-results li[data-book-index]")
+    page.wait_for(f"bookExplorer.selected() === {index}")
+    page.wait_for("document.body.dataset.animating === '0'")
+    return index
+
+
+def test_map_search_flies_to_the_book_and_its_neighbours(map_page, graph):
+    page = map_page
+    index = _map_choose(page, "wuthering")
+    assert graph["titles"][index] == "Wuthering Heights"
+    top10 = [t for t, _ in fx.top_neighbours(graph["graph_dir"], index, count=10)]
+    assert page.evaluate("bookExplorer.highlighted()") == [index] + top10
+    assert page.evaluate("bookExplorer.highlightedEdges()") > 10
+    # The camera is on the book, and every highlighted book is on screen with its title.
+    x, y = page.evaluate(f"bookExplorer.screenOf({index})")
+    cx, cy = page.centre_of("#map")
+    assert abs(x - cx) < 2 and abs(y - cy) < 2
+    box = page.evaluate("(() => { const r = document.getElementById('map')"
+                        ".getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; })()")
+    for book in [index] + top10:
+        bx, by = page.evaluate(f"bookExplorer.screenOf({book})")
+        assert box[0] <= bx <= box[2] and box[1] <= by <= box[3]
+    titled = [label["book"] for label in page.evaluate("bookExplorer.labels()")
+              if label["kind"] == "title"]
+    assert titled[0] == index
+    assert page.evaluate("document.getElementById('centre-title').textContent") == \
+        "Wuthering Heights"
+    _check_list_is_top10(page, graph, index)
+    assert f"book={index}" in page.evaluate("location.hash")
+
+
+def test_map_click_opens_the_panel_and_back_returns(map_page, graph):
+    page = map_page
+    before = page.evaluate("bookExplorer.selected()")
+    assert before >= 0
+    page.evaluate("bookExplorer.setCamera(...Object.values(bookExplorer.home()).slice(0, 2), 0)")
+    # A book away from the highlighted ones, on top at its own point.
+    target = next(b for b in graph["book_index"][::-1]
+                  if b not in page.evaluate("bookExplorer.highlighted()"))
+    page.evaluate("bookExplorer.drawNow()")
+    x, y = page.evaluate(f"bookExplorer.screenOf({target})")
+    assert page.evaluate(f"document.elementFromPoint({x}, {y}).id") == "map"
+    page.mouse_move(x, y)
+    page.wait_for(f"document.getElementById('tooltip').dataset.bookIndex === '{target}'")
+    page.click(x, y)
+    page.wait_for(f"bookExplorer.selected() === {target}")
+    assert page.evaluate("document.getElementById('centre-title').textContent") == \
+        graph["titles"][target]
+    _check_list_is_top10(page, graph, target)
+    # Into the ego view of that book, and back twice: the map, then the book before.
+    page.click_selector("#open-ego")
+    page.wait_for("bookExplorer.view() === 'ego'")
+    assert page.evaluate("document.body.dataset.centre") == str(target)
+    assert page.evaluate("location.hash") == f"#ego={target}&depth=2"
+    page.evaluate("history.back()")
+    page.wait_for(f"bookExplorer.view() === 'map' && bookExplorer.selected() === {target}")
+    page.evaluate("history.back()")
+    page.wait_for(f"bookExplorer.selected() === {before}")
+    # Clicking empty map clears the choice.
+    page.evaluate("bookExplorer.setCamera(-0.15, -0.15, 0)")
+    page.evaluate("bookExplorer.drawNow()")
+    x, y = page.centre_of("#map")
+    page.click(x - 300, y - 200)
+    page.wait_for("bookExplorer.selected() === -1")
+
+
+def test_map_pan_zoom_and_titles_that_do_not_overlap(map_page):
+    page = map_page
+    page.evaluate("bookExplorer.setCamera(...Object.values(bookExplorer.home()).slice(0, 2), 0)")
+    x, y = page.centre_of("#map")
+    z0 = page.evaluate("bookExplorer.camera().z")
+    page.call("Input.dispatchMouseEvent", type="mouseWheel", x=x, y=y, deltaX=0, deltaY=-300)
+    page.wait_for(f"bookExplorer.camera().z > {z0 + 0.3}")
+    cam = page.evaluate("bookExplorer.camera()")
+    page.mouse_move(x, y)                                  # drag 120 px to the right
+    page.call("Input.dispatchMouseEvent", type="mousePressed", x=x, y=y, button="left",
+              buttons=1, clickCount=1)
+    for step in range(1, 7):
+        page.call("Input.dispatchMouseEvent", type="mouseMoved", x=x + 20 * step, y=y,
+                  button="left", buttons=1)
+    page.call("Input.dispatchMouseEvent", type="mouseReleased", x=x + 120, y=y, button="left",
+              buttons=0, clickCount=1)
+    moved = page.evaluate("bookExplorer.camera()")
+    assert moved["cx"] < cam["cx"] and abs(moved["cy"] - cam["cy"]) < 1e-9
+    page.click_selector("#zoom-in")
+    page.wait_for(f"bookExplorer.camera().z > {moved['z'] + 0.9}")
+    page.wait_for("document.body.dataset.animating === '0'")
+    page.click_selector("#zoom-reset")
+    page.wait_for("document.body.dataset.animating === '0' && bookExplorer.camera().z === 0")
+    assert page.evaluate("bookExplorer.labels().filter(l => l.kind === 'title').length") == 0
+    # Zoomed in to titles: labels appear, and none overlaps another.
+    page.evaluate("bookExplorer.setCamera(0.2, 0.8, bookExplorer.camera().titleZoom + 0.3)")
+    page.evaluate("bookExplorer.drawNow()")
+    assert page.evaluate("bookExplorer.labels().filter(l => l.kind === 'title').length") >= 3
+    rects = page.evaluate("[...document.querySelectorAll('#map-labels .lbl:not([hidden])')]"
+                          ".map(e => { const r = e.getBoundingClientRect();"
+                          " return [r.left, r.top, r.right, r.bottom]; })")
+    for i, a in enumerate(rects):
+        for b in rects[i + 1:]:
+            assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1], (a, b)
+    assert "#map=0.20000,0.80000," in page.evaluate(
+        "new Promise(r => setTimeout(() => r(location.hash), 400))", await_promise=True)
+
+
+def test_map_hostile_title_is_text(map_page):
+    page = map_page
+    index = _map_choose(page, "onerror")
+    assert page.evaluate("document.getElementById('centre-title').textContent") == fx.XSS_IMG
+    assert page.evaluate("document.getElementById('centre-authors').textContent") == fx.XSS_AUTHOR
+    labels = page.evaluate("[...document.querySelectorAll('#map-labels .lbl:not([hidden])')]"
+                           ".map(e => [e.dataset.bookIndex, e.textContent, e.children.length])")
+    assert [str(index), fx.XSS_IMG[:33] + "\u2026", 0] in labels
+    x, y = page.evaluate(f"bookExplorer.screenOf({index})")
+    page.mouse_move(x, y)
+    page.wait_for(f"document.getElementById('tooltip').dataset.bookIndex === '{index}'")
+    assert page.evaluate("document.getElementById('tooltip-title').textContent") == fx.XSS_IMG
+    index2 = _map_choose(page, "</script>")
+    assert page.evaluate("document.getElementById('centre-title').textContent") == fx.XSS_SCRIPT
+    meta = page.evaluate("document.getElementById('centre-meta').textContent")
+    assert fx.COMMUNITY_NAMES[2] in meta or index2 % 4 != 2
+    assert page.evaluate("typeof window.__pwned") == "undefined"
+    assert page.evaluate("document.querySelectorAll('img, i, b').length") == 0
+    assert page.evaluate("document.querySelectorAll('script').length") == 2
+    assert page.events("Page.javascriptDialogOpening") == []
+
+
+def test_a_link_opens_the_same_place(chromium, map_page, graph):
+    page = map_page
+    index = _map_choose(page, "dune")
+    page.evaluate("new Promise(r => setTimeout(r, 400))", await_promise=True)
+    link, cam = page.evaluate("[location.href, bookExplorer.camera()]")
+    tab = chromium.new_page(fresh=True)
+    try:
+        tab.navigate(link)
+        tab.wait_for("document.body.dataset.ready === '1'")
+        assert tab.evaluate("bookExplorer.selected()") == index
+        got = tab.evaluate("bookExplorer.camera()")
+        assert abs(got["cx"] - cam["cx"]) < 1e-4 and abs(got["z"] - cam["z"]) < 0.01
+    finally:
+        tab.close()
+
+
+def test_map_of_older_graph_files(chromium, tmp_path):
+    graph = fx.make_graph(str(tmp_path / "g"), k=5, with_map=False)
+    out = str(tmp_path / "old.html")
+    explorer.run(["--graph", graph["graph_dir"], "--output", out])
+    tab = chromium.new_page(fresh=True)
+    try:
+        tab.navigate("file://" + out)
+        tab.wait_for("document.body.dataset.ready === '1'")
+        assert tab.evaluate("[bookExplorer.view(), bookExplorer.webgl()]") == ["map", True]
+        options = tab.evaluate("[...document.getElementById('colour-by').options]"
+                               ".map(o => o.value)")
+        assert options == ["community", "genre"]
+        legend = tab.evaluate("document.getElementById('legend').textContent")
+        assert fx.GENRES[1] in legend and not re.search(r"community \d", legend)
+        tab.evaluate(f"bookExplorer.select({graph['book_index'][3]}, true)")
+        tab.wait_for("document.body.dataset.animating === '0'")
+        assert tab.evaluate("document.querySelectorAll('#neighbours .n-why').length") == 0
+        assert tab.events("Runtime.exceptionThrown") == []
+    finally:
+        tab.close()

@@ -18,8 +18,9 @@ import threading
 import time
 
 BROWSER_NAMES = ("chromium-headless-shell", "chromium", "chromium-browser")
+# WebGL runs on SwiftShader (software): no GPU is used or needed.
 FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--headless", "--no-sandbox", "--disable-gpu", "--enable-unsafe-swiftshader", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--disable-extensions", "--disable-default-apps", "--disable-dev-shm-usage",
     "--no-default-browser-check", "--mute-audio", "--hide-scrollbars",

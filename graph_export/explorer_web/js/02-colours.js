@@ -1,62 +1,69 @@
-  // colours.js: Colouring nodes by a categorical column (genre, community), with a legend.
+  // colours.js: Colouring books by region, community or genre (one fixed colour per group,
+  // the same on the map and in the ego graph), with names for the legend.
   // ---- colours --------------------------------------------------------------
-  var colourModes = [];
-  if (communities) colourModes.push('community');
-  if (genres) colourModes.push('genre');
-  var colourBy = colourModes[0] || 'none';
-  // Communities are many, so palette slots go to the communities on screen, most
-  // common first; a community keeps its slot across re-centres while it stays
-  // among them, and the rest are grey. Genres are few and keep fixed colours.
-  var slotOf = new Map(), lastUsed = new Array(PALETTE.length).fill(-1), paints = 0;
+  var colourModes = [], colourBy = 'none';
+  var groupColours = {};           // mode -> [[r, g, b] per code]
 
-  function assignSlots(rows) {
-    if (colourBy !== 'community') return;
-    var counts = new Map();
-    rows.forEach(function (r) {
-      var c = communities[r];
-      if (c != null) counts.set(c, (counts.get(c) || 0) + 1);
-    });
-    var top = Array.from(counts.keys()).sort(function (a, b) {
-      return counts.get(b) - counts.get(a) || a - b;
-    }).slice(0, PALETTE.length);
-    paints++;
-    var taken = new Set(), fresh = [];
-    top.forEach(function (c) {
-      var slot = slotOf.get(c);
-      if (slot != null && !taken.has(slot)) { taken.add(slot); lastUsed[slot] = paints; } else fresh.push(c);
-    });
-    fresh.forEach(function (c) {
-      var best = -1;
-      for (var i = 0; i < PALETTE.length; i++) {
-        if (!taken.has(i) && (best < 0 || lastUsed[i] < lastUsed[best])) best = i;
-      }
-      slotOf.forEach(function (slot, other) { if (slot === best) slotOf.delete(other); });
-      slotOf.set(c, best);
-      taken.add(best);
-      lastUsed[best] = paints;
-    });
-    shownSlots = taken;
+  function hexRgb(hex) {
+    return [parseInt(hex.slice(1, 3), 16), parseInt(hex.slice(3, 5), 16), parseInt(hex.slice(5, 7), 16)];
   }
-  var shownSlots = new Set();
+  function rgbHex(c) {
+    return '#' + c.map(function (v) { return (v < 16 ? '0' : '') + v.toString(16); }).join('');
+  }
+  function hslRgb(h, s, l) {
+    var a = s * Math.min(l, 1 - l);
+    function f(n) {
+      var k = (n + h / 30) % 12;
+      return Math.round(255 * (l - a * Math.max(-1, Math.min(k - 3, 9 - k, 1))));
+    }
+    return [f(0), f(8), f(4)];
+  }
+  // The biggest groups get the palette; the rest golden-angle hues (distinct, stable).
+  function coloursFor(sizesOfGroups) {
+    var order = sizesOfGroups.map(function (s, i) { return i; });
+    order.sort(function (a, b) { return sizesOfGroups[b] - sizesOfGroups[a] || a - b; });
+    var out = new Array(sizesOfGroups.length);
+    order.forEach(function (code, rank) {
+      out[code] = rank < PALETTE.length ? hexRgb(PALETTE[rank])
+        : hslRgb((rank * 137.508) % 360, 0.5 + 0.2 * (rank % 3) / 2, 0.42 + 0.14 * (rank % 4) / 3);
+    });
+    return out;
+  }
+
+  function initColours() {
+    if (regions && groupTables.region) colourModes.push('region');
+    if (communities && groupTables.community) colourModes.push('community');
+    if (genres) colourModes.push('genre');
+    colourModes.forEach(function (mode) {
+      var sizesOfGroups = mode === 'genre' ? genreNames.map(function () { return 1; })
+        : groupTables[mode].size;
+      groupColours[mode] = mode === 'genre'
+        ? genreNames.map(function (g, i) { return hexRgb(PALETTE[i % PALETTE.length]); })
+        : coloursFor(sizesOfGroups);
+    });
+    colourBy = colourModes[0] || 'none';
+  }
+
+  function codeOf(mode, r) {
+    if (mode === 'region') return regions[r];
+    if (mode === 'community') return communities[r];
+    if (mode === 'genre') return genres[r];
+    return -1;
+  }
+  function groupName(mode, code) {
+    if (code < 0) return 'unknown';
+    return mode === 'genre' ? genreNames[code] : groupTables[mode].name[code];
+  }
 
   function category(r) {   // [key, label] of a row under the current colouring
-    if (colourBy === 'community') {
-      var c = communities[r];
-      return c == null ? null : [c, 'community ' + c];
-    }
-    if (colourBy === 'genre') {
-      var g = genres[r];
-      return g < 0 ? null : [g, genreNames[g]];
-    }
-    return null;
+    if (colourBy === 'none') return null;
+    var code = codeOf(colourBy, r);
+    return code < 0 ? null : [code, groupName(colourBy, code)];
   }
 
-  function colourOf(r) {
-    var cat = category(r);
-    if (!cat) return OTHER_COLOUR;
-    if (colourBy === 'community') {
-      var slot = slotOf.get(cat[0]);
-      return slot != null && shownSlots.has(slot) ? PALETTE[slot] : OTHER_COLOUR;
-    }
-    return PALETTE[cat[0] % PALETTE.length];
+  function rgbOf(r) {
+    if (colourBy === 'none') return hexRgb(OTHER_COLOUR);
+    var code = codeOf(colourBy, r);
+    return code < 0 ? hexRgb(OTHER_COLOUR) : groupColours[colourBy][code];
   }
+  function colourOf(r) { return rgbHex(rgbOf(r)); }

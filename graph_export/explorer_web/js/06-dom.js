@@ -26,3 +26,7 @@
   viewport.appendChild(hiPath);
   viewport.appendChild(nodeLayer);
   svg.appendChild(viewport);
+
+  // Map elements and which view is on screen ('map' or 'ego').
+  var view = 'map';
+  var mapCanvas = $('map'), labelLayer = $('map-labels');

@@ -7,7 +7,7 @@
 
   function nodeRadius(r, d) {
     var base = BASE_RADIUS[Math.min(d, 3)];
-    if (ratings && ratings[r] != null) base += Math.min(4, Math.log10(1 + ratings[r]) * 0.6);
+    if (ratingsOf(r) != null) base += Math.min(4, Math.log10(1 + ratingsOf(r)) * 0.6);
     return d > 0 && state.pos && state.pos.scale ? base * state.pos.scale[d] : base;
   }
 
@@ -95,6 +95,7 @@
   }
 
   function drawLegend() {
+    if (view === 'map') { drawMapLegend(); return; }
     var legend = $('legend');
     clear(legend);
     if (!state.ego || colourBy === 'none') return;
@@ -116,17 +117,23 @@
     if (keys.length > 8) legend.appendChild(el('span', 'item', '+' + (keys.length - 8) + ' more'));
   }
 
-  function drawSide() {
-    var c = state.centre;
+  // The side panel: one book (the ego centre or the book chosen on the map), its
+  // nearest books with the reasons they are neighbours.
+  function drawSide(c) {
+    if (c == null) c = state.centre;
+    $('book-panel').hidden = c < 0;
+    if (c < 0) return;
+    $('centre-label').textContent = view === 'map' ? 'Chosen book' : 'Centre';
     $('centre-title').textContent = titleOf(c);
     $('centre-authors').textContent = authorsOf(c);
     var meta = $('centre-meta');
     clear(meta);
     var bits = [];
-    if (ratings && ratings[c] != null) bits.push(fmtInt(ratings[c]) + ' ratings');
-    if (avgRating && avgRating[c] != null) bits.push('avg ' + avgRating[c].toFixed(2) + ' \u2605');
+    if (ratingsOf(c) != null) bits.push(fmtInt(ratingsOf(c)) + ' ratings');
+    if (avgRatingOf(c) != null) bits.push('avg ' + avgRatingOf(c).toFixed(2) + ' \u2605');
     if (genres && genres[c] >= 0) bits.push(genreNames[genres[c]]);
-    if (communities && communities[c] != null) bits.push('community ' + communities[c]);
+    if (communities && communities[c] >= 0) bits.push(groupName('community', communities[c]));
+    if (regions && regions[c] >= 0) bits.push('region: ' + groupName('region', regions[c]));
     bits.push('book_index ' + bookIndex[c]);
     bits.forEach(function (b) { meta.appendChild(el('span', null, b)); });
     if (bookIds && /^[0-9]+$/.test(bookIds[c] || '')) {
@@ -153,6 +160,8 @@
       li.appendChild(t);
       li.appendChild(el('span', 'n-cos', cosines[e].toFixed(3)));
       if (authorsOf(v)) li.appendChild(el('span', 'n-authors', authorsOf(v)));
+      var why = reasonText(e);
+      if (why) li.appendChild(el('span', 'n-why', why));
       list.appendChild(li);
     }
     if (end === offsets[c]) list.appendChild(el('li', 'n-empty', 'No neighbours in this graph.'));
@@ -182,7 +191,6 @@
     document.body.setAttribute('data-animating', '0');
     state.ego = egoGraph(state.centre, state.depth);
     var t1 = performance.now();
-    assignSlots(state.ego.order);
     var pos = layout(state.ego, w, h);
     state.pos = pos;
     var t2 = performance.now();
@@ -191,7 +199,7 @@
     drawNodes(pos);
     var t4 = performance.now();
     drawLegend();
-    drawSide();
+    drawSide(state.centre);
     drawStatus();
     stats.lastSteps = { ego: t1 - t0, layout: t2 - t1, edges: t3 - t2, nodes: t4 - t3,
                         side: performance.now() - t4 };
@@ -245,7 +253,5 @@
     state.centre = row;
     if (changed && !opts.keepView) state.view = { x: 0, y: 0, k: 1 };
     render(changed && opts.animate !== false);
-    if (changed && !opts.noHistory) {
-      try { history.replaceState(null, '', '#book=' + bookIndex[row]); } catch (err) { /* file:// quirks */ }
-    }
+    if (changed && !opts.noHistory) writeFragment(false);
   }

@@ -3,8 +3,8 @@
   function showTooltip(r, clientX, clientY) {
     $('tooltip-title').textContent = titleOf(r);
     $('tooltip-authors').textContent = authorsOf(r);
-    var rc = ratings && ratings[r] != null ? fmtInt(ratings[r]) + ' ratings' : 'ratings: n/a';
-    if (avgRating && avgRating[r] != null) rc += ' \u00b7 avg ' + avgRating[r].toFixed(2);
+    var rc = ratingsOf(r) != null ? fmtInt(ratingsOf(r)) + ' ratings' : 'ratings: n/a';
+    if (avgRatingOf(r) != null) rc += ' \u00b7 avg ' + avgRatingOf(r).toFixed(2);
     $('tooltip-ratings').textContent = rc;
     $('tooltip-cosine').textContent = cosineText(r, state.centre);
     tooltip.hidden = false;
@@ -73,6 +73,7 @@
     if (r >= 0 && r !== state.centre) setCentre(r);
   });
   window.addEventListener('resize', function () {
+    if (view !== 'ego') return;
     size = { w: svg.clientWidth || 800, h: svg.clientHeight || 600 };
     if (state.centre >= 0) render(false);
   });
@@ -110,7 +111,7 @@
       li.setAttribute('data-book-index', bookIndex[r]);
       li.appendChild(el('div', 'r-title', titleOf(r)));
       var sub = authorsOf(r);
-      if (ratings && ratings[r] != null) sub += (sub ? ' \u00b7 ' : '') + fmtInt(ratings[r]) + ' ratings';
+      if (ratingsOf(r) != null) sub += (sub ? ' \u00b7 ' : '') + fmtInt(ratingsOf(r)) + ' ratings';
       if (sub) li.appendChild(el('div', 'r-authors', sub));
       resultsList.appendChild(li);
     });
@@ -129,7 +130,8 @@
     resultsList.hidden = true;
     searchInput.value = titleOf(r);
     searchInput.blur();
-    setCentre(r);
+    if (view === 'map') selectBook(r, { fly: true });
+    else setCentre(r);
   }
 
   searchInput.addEventListener('input', function () {
@@ -164,13 +166,16 @@
     depthValue.textContent = String(state.depth);
     if (state.centre >= 0) render(false);
   });
-  colourModes.forEach(function (mode) {
-    var opt = el('option', null, mode);
-    opt.value = mode;
-    colourSelect.appendChild(opt);
-  });
-  if (!colourModes.length) colourSelect.appendChild(el('option', null, 'none'));
+  function initControls() {       // after the data: the colourings it offers
+    colourModes.forEach(function (mode) {
+      var opt = el('option', null, mode);
+      opt.value = mode;
+      colourSelect.appendChild(opt);
+    });
+    if (!colourModes.length) colourSelect.appendChild(el('option', null, 'none'));
+  }
   colourSelect.addEventListener('change', function () {
     colourBy = colourSelect.value;
-    if (state.centre >= 0) render(false);
+    if (view === 'map') recolour();
+    else if (state.centre >= 0) render(false);
   });

@@ -1,0 +1,164 @@
+  // gl.js: A small WebGL point renderer: every book one round point (16-bit position,
+  // RGB colour, 8-bit size in one attribute each), a highlight pass and lines.
+  // ---- WebGL ------------------------------------------------------------------
+  var POINT_VS = [
+    'attribute vec2 a_pos;',          // 0..1 map units (16-bit normalised)
+    'attribute vec4 a_col;',          // rgb colour, a = size 0..1
+    'uniform vec2 u_centre;',
+    'uniform vec2 u_scale;',          // map units -> clip space
+    'uniform float u_base;',
+    'uniform float u_grow;',
+    'varying vec3 v_col;',
+    'void main() {',
+    '  vec2 p = (a_pos - u_centre) * u_scale;',
+    '  gl_Position = vec4(p, 0.0, 1.0);',
+    '  gl_PointSize = u_base + a_col.a * u_grow;',
+    '  v_col = a_col.rgb;',
+    '}'].join('\n');
+  var POINT_FS = [
+    'precision mediump float;',
+    'varying vec3 v_col;',
+    'uniform float u_alpha;',
+    'uniform float u_ring;',          // > 0: a dark outline (highlighted books)
+    'void main() {',
+    '  vec2 d = gl_PointCoord * 2.0 - 1.0;',
+    '  float r2 = dot(d, d);',
+    '  if (r2 > 1.0) discard;',
+    '  vec3 c = (u_ring > 0.0 && r2 > 0.5) ? vec3(0.12, 0.14, 0.16) : v_col;',
+    '  gl_FragColor = vec4(c, u_alpha);',
+    '}'].join('\n');
+  var LINE_VS = [
+    'attribute vec2 a_pos;',
+    'uniform vec2 u_centre;',
+    'uniform vec2 u_scale;',
+    'void main() { gl_Position = vec4((a_pos - u_centre) * u_scale, 0.0, 1.0); }'].join('\n');
+  var LINE_FS = [
+    'precision mediump float;',
+    'uniform vec4 u_colour;',
+    'void main() { gl_FragColor = u_colour; }'].join('\n');
+
+  function createRenderer(canvas) {
+    var gl = null;
+    try {
+      gl = canvas.getContext('webgl', { antialias: true, alpha: false, depth: false,
+                                        stencil: false, premultipliedAlpha: false });
+    } catch (err) { gl = null; }
+    if (!gl) return null;
+
+    function program(vs, fs) {
+      var p = gl.createProgram();
+      [[gl.VERTEX_SHADER, vs], [gl.FRAGMENT_SHADER, fs]].forEach(function (s) {
+        var sh = gl.createShader(s[0]);
+        gl.shaderSource(sh, s[1]);
+        gl.compileShader(sh);
+        if (!gl.getShaderParameter(sh, gl.COMPILE_STATUS)) throw new Error(gl.getShaderInfoLog(sh));
+        gl.attachShader(p, sh);
+      });
+      gl.linkProgram(p);
+      if (!gl.getProgramParameter(p, gl.LINK_STATUS)) throw new Error(gl.getProgramInfoLog(p));
+      var loc = { program: p };
+      ['a_pos', 'a_col'].forEach(function (a) { loc[a] = gl.getAttribLocation(p, a); });
+      ['u_centre', 'u_scale', 'u_base', 'u_grow', 'u_alpha', 'u_ring', 'u_colour']
+        .forEach(function (u) { loc[u] = gl.getUniformLocation(p, u); });
+      return loc;
+    }
+    var points = program(POINT_VS, POINT_FS), lines = program(LINE_VS, LINE_FS);
+    var posBuf = gl.createBuffer(), colBuf = gl.createBuffer();
+    var hiPos = gl.createBuffer(), hiCol = gl.createBuffer(), linePos = gl.createBuffer();
+    var count = 0, hiCount = 0, lineCount = 0, selected = false;
+
+    // The drawing order is reversed (last row first), so the most-read books end on top.
+    function setPositions(xs, ys) {
+      count = xs.length;
+      var buf = new Uint16Array(2 * count);
+      for (var i = 0, r = count - 1; r >= 0; i += 2, r--) { buf[i] = xs[r]; buf[i + 1] = ys[r]; }
+      gl.bindBuffer(gl.ARRAY_BUFFER, posBuf);
+      gl.bufferData(gl.ARRAY_BUFFER, buf, gl.STATIC_DRAW);
+    }
+    function setColours(rgbOfRow, sizeOfRow) {
+      var buf = new Uint8Array(4 * count);
+      for (var i = 0, r = count - 1; r >= 0; i += 4, r--) {
+        var c = rgbOfRow(r);
+        buf[i] = c[0]; buf[i + 1] = c[1]; buf[i + 2] = c[2]; buf[i + 3] = sizeOfRow(r);
+      }
+      gl.bindBuffer(gl.ARRAY_BUFFER, colBuf);
+      gl.bufferData(gl.ARRAY_BUFFER, buf, gl.STATIC_DRAW);
+    }
+    // rows: highlighted books (first = the chosen one); pairs: [a, b, a, b, ...] rows.
+    function setHighlight(rows, pairs, xs, ys, rgbOfRow) {
+      hiCount = rows.length;
+      selected = rows.length > 0;
+      var pos = new Uint16Array(2 * hiCount), col = new Uint8Array(4 * hiCount);
+      for (var i = hiCount - 1, j = 0; i >= 0; i--, j++) {   // the chosen book drawn last
+        var r = rows[i], c = rgbOfRow(r);
+        pos[2 * j] = xs[r]; pos[2 * j + 1] = ys[r];
+        col[4 * j] = c[0]; col[4 * j + 1] = c[1]; col[4 * j + 2] = c[2]; col[4 * j + 3] = i === 0 ? 255 : 120;
+      }
+      gl.bindBuffer(gl.ARRAY_BUFFER, hiPos);
+      gl.bufferData(gl.ARRAY_BUFFER, pos, gl.DYNAMIC_DRAW);
+      gl.bindBuffer(gl.ARRAY_BUFFER, hiCol);
+      gl.bufferData(gl.ARRAY_BUFFER, col, gl.DYNAMIC_DRAW);
+      lineCount = pairs.length;
+      var lp = new Uint16Array(2 * lineCount);
+      for (var k = 0; k < lineCount; k++) { lp[2 * k] = xs[pairs[k]]; lp[2 * k + 1] = ys[pairs[k]]; }
+      gl.bindBuffer(gl.ARRAY_BUFFER, linePos);
+      gl.bufferData(gl.ARRAY_BUFFER, lp, gl.DYNAMIC_DRAW);
+    }
+
+    function bindPoints(pb, cb, n) {
+      gl.bindBuffer(gl.ARRAY_BUFFER, pb);
+      gl.enableVertexAttribArray(points.a_pos);
+      gl.vertexAttribPointer(points.a_pos, 2, gl.UNSIGNED_SHORT, true, 0, 0);
+      gl.bindBuffer(gl.ARRAY_BUFFER, cb);
+      gl.enableVertexAttribArray(points.a_col);
+      gl.vertexAttribPointer(points.a_col, 4, gl.UNSIGNED_BYTE, true, 0, 0);
+      gl.drawArrays(gl.POINTS, 0, n);
+    }
+
+    // cam: {cx, cy (map units), s (device px per map unit), base, grow (device px)}
+    function draw(cam) {
+      var w = canvas.width, h = canvas.height;
+      gl.viewport(0, 0, w, h);
+      gl.clearColor(MAP_BG[0] / 255, MAP_BG[1] / 255, MAP_BG[2] / 255, 1);
+      gl.clear(gl.COLOR_BUFFER_BIT);
+      gl.enable(gl.BLEND);
+      gl.blendFunc(gl.SRC_ALPHA, gl.ONE_MINUS_SRC_ALPHA);
+      var sx = 2 * cam.s / w, sy = 2 * cam.s / h;
+      gl.useProgram(points.program);
+      gl.uniform2f(points.u_centre, cam.cx, cam.cy);
+      gl.uniform2f(points.u_scale, sx, sy);
+      gl.uniform1f(points.u_base, cam.base);
+      gl.uniform1f(points.u_grow, cam.grow);
+      gl.uniform1f(points.u_alpha, selected ? 0.3 : 0.9);
+      gl.uniform1f(points.u_ring, 0);
+      if (count) bindPoints(posBuf, colBuf, count);
+      if (lineCount) {
+        gl.useProgram(lines.program);
+        gl.disableVertexAttribArray(points.a_col);
+        gl.uniform2f(lines.u_centre, cam.cx, cam.cy);
+        gl.uniform2f(lines.u_scale, sx, sy);
+        gl.uniform4f(lines.u_colour, 0.12, 0.14, 0.16, 0.55);
+        gl.bindBuffer(gl.ARRAY_BUFFER, linePos);
+        gl.enableVertexAttribArray(lines.a_pos);
+        gl.vertexAttribPointer(lines.a_pos, 2, gl.UNSIGNED_SHORT, true, 0, 0);
+        gl.drawArrays(gl.LINES, 0, lineCount);
+      }
+      if (hiCount) {
+        gl.useProgram(points.program);
+        gl.uniform2f(points.u_centre, cam.cx, cam.cy);
+        gl.uniform2f(points.u_scale, sx, sy);
+        gl.uniform1f(points.u_base, cam.base + 7 * (window.devicePixelRatio || 1));
+        gl.uniform1f(points.u_grow, 9 * (window.devicePixelRatio || 1));
+        gl.uniform1f(points.u_alpha, 1);
+        gl.uniform1f(points.u_ring, 1);
+        bindPoints(hiPos, hiCol, hiCount);
+      }
+    }
+    // Waits for the GPU (a one-pixel read), so a timed frame is a finished frame.
+    function finish() {
+      var px = new Uint8Array(4);
+      gl.readPixels(0, 0, 1, 1, gl.RGBA, gl.UNSIGNED_BYTE, px);
+    }
+    return { gl: gl, setPositions: setPositions, setColours: setColours,
+             setHighlight: setHighlight, draw: draw, finish: finish };
+  }
