@@ -9,6 +9,7 @@ A config file is a flat YAML mapping of flag name -> value, e.g.::
 It is turned into ``--name=value`` arguments placed *before* the command line,
 so argparse (last one wins) lets explicit flags override the file.
 """
+import os
 import sys
 
 import yaml
@@ -86,10 +87,17 @@ def parse_known_args(parser, argv=None):
     """`parser.parse_known_args` after expanding `--config` files (argv None: sys.argv).
 
     A bad config file is reported like any other bad flag: one argparse error line.
+    A Dataflow job without Google credentials stops here, in one line, before it
+    reads anything (beam_runner.check_credentials).
     Returns (args, the arguments the parser does not know, e.g. Beam options).
     """
     try:
         argv = expand_config(sys.argv[1:] if argv is None else argv)
     except ConfigError as err:
         parser.error(str(err))
-    return parser.parse_known_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    from pipeline_common import beam_runner
+    if (any(arg.split("=", 1)[0] == "--runner" for arg in rest)
+            or os.environ.get(beam_runner.EMULATOR_VARIABLE)):
+        beam_runner.check_credentials(rest)
+    return args, rest

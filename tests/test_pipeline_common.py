@@ -31,8 +31,11 @@ def test_bad_config_files_say_what_is_wrong(tmp_path, text, message):
         config.expand_config(["--config", str(tmp_path / "missing.yaml")])
 
 
-def test_parse_known_args_reads_config_and_reports_bad_files_as_flag_errors(tmp_path, capsys):
+def test_parse_known_args_reads_config_and_reports_bad_files_as_flag_errors(tmp_path, capsys,
+                                                                           monkeypatch):
     import argparse
+    from pipeline_common import beam_runner
+    monkeypatch.setattr(beam_runner, "google_credentials_source", lambda: "test credentials")
     parser = argparse.ArgumentParser(prog="job")
     parser.add_argument("--top_books", type=int)
     path = tmp_path / "job.yaml"
