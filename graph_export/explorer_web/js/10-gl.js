@@ -1,5 +1,10 @@
   // gl.js: A small WebGL point renderer: every book one round point (16-bit position,
   // RGB colour, 8-bit size in one attribute each), a highlight pass and lines.
+  // The points are drawn into a texture a little larger than the screen (drawFull); a
+  // frame while the camera moves only shows that picture moved and scaled (present),
+  // with the chosen book, its neighbours and their lines drawn live on top. A software
+  // rasteriser (SwiftShader) spends about a microsecond per point, so at a million books
+  // the full drawing is the one slow frame, when the camera comes to rest.
   // ---- WebGL ------------------------------------------------------------------
   var POINT_VS = [
     'attribute vec2 a_pos;',          // 0..1 map units (16-bit normalised)
@@ -32,6 +37,17 @@
     'uniform vec2 u_centre;',
     'uniform vec2 u_scale;',
     'void main() { gl_Position = vec4((a_pos - u_centre) * u_scale, 0.0, 1.0); }'].join('\n');
+  var BLIT_VS = [
+    'attribute vec2 a_pos;',          // the unit square's corners
+    'uniform vec4 u_rect;',           // where the picture goes, clip space x0 y0 x1 y1
+    'varying vec2 v_uv;',
+    'void main() { v_uv = a_pos; gl_Position = vec4(mix(u_rect.xy, u_rect.zw, a_pos), 0.0, 1.0); }'
+  ].join('\n');
+  var BLIT_FS = [
+    'precision mediump float;',
+    'uniform sampler2D u_tex;',
+    'varying vec2 v_uv;',
+    'void main() { gl_FragColor = texture2D(u_tex, v_uv); }'].join('\n');
   var LINE_FS = [
     'precision mediump float;',
     'uniform vec4 u_colour;',
@@ -40,7 +56,7 @@
   function createRenderer(canvas) {
     var gl = null;
     try {
-      gl = canvas.getContext('webgl', { antialias: true, alpha: false, depth: false,
+      gl = canvas.getContext('webgl', { antialias: false, alpha: false, depth: false,
                                         stencil: false, premultipliedAlpha: false });
     } catch (err) { gl = null; }
     if (!gl) return null;
@@ -58,11 +74,17 @@
       if (!gl.getProgramParameter(p, gl.LINK_STATUS)) throw new Error(gl.getProgramInfoLog(p));
       var loc = { program: p };
       ['a_pos', 'a_col'].forEach(function (a) { loc[a] = gl.getAttribLocation(p, a); });
-      ['u_centre', 'u_scale', 'u_base', 'u_grow', 'u_alpha', 'u_ring', 'u_colour']
+      ['u_centre', 'u_scale', 'u_base', 'u_grow', 'u_alpha', 'u_ring', 'u_colour', 'u_rect', 'u_tex']
         .forEach(function (u) { loc[u] = gl.getUniformLocation(p, u); });
       return loc;
     }
     var points = program(POINT_VS, POINT_FS), lines = program(LINE_VS, LINE_FS);
+    var blit = program(BLIT_VS, BLIT_FS);
+    var square = gl.createBuffer();
+    gl.bindBuffer(gl.ARRAY_BUFFER, square);
+    gl.bufferData(gl.ARRAY_BUFFER, new Float32Array([0, 0, 1, 0, 0, 1, 1, 1]), gl.STATIC_DRAW);
+    var tex = gl.createTexture(), fbo = gl.createFramebuffer(), cache = null;
+    var texW = 0, texH = 0, MARGIN = 1.5;
     var posBuf = gl.createBuffer(), colBuf = gl.createBuffer();
     var hiPos = gl.createBuffer(), hiCol = gl.createBuffer(), linePos = gl.createBuffer();
     var count = 0, hiCount = 0, lineCount = 0, selected = false;
@@ -115,28 +137,80 @@
       gl.drawArrays(gl.POINTS, 0, n);
     }
 
-    // cam: {cx, cy (map units), s (device px per map unit), base, grow (device px)}
-    function draw(cam) {
-      var w = canvas.width, h = canvas.height;
+    function ensureTexture() {
+      var max = gl.getParameter(gl.MAX_TEXTURE_SIZE);
+      var w = Math.min(max, Math.round(canvas.width * MARGIN)), h = Math.min(max, Math.round(canvas.height * MARGIN));
+      if (w === texW && h === texH) return;
+      texW = w; texH = h;
+      gl.bindTexture(gl.TEXTURE_2D, tex);
+      gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGBA, w, h, 0, gl.RGBA, gl.UNSIGNED_BYTE, null);
+      gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_MIN_FILTER, gl.LINEAR);
+      gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_MAG_FILTER, gl.LINEAR);
+      gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_WRAP_S, gl.CLAMP_TO_EDGE);
+      gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_WRAP_T, gl.CLAMP_TO_EDGE);
+      gl.bindFramebuffer(gl.FRAMEBUFFER, fbo);
+      gl.framebufferTexture2D(gl.FRAMEBUFFER, gl.COLOR_ATTACHMENT0, gl.TEXTURE_2D, tex, 0);
+      gl.bindFramebuffer(gl.FRAMEBUFFER, null);
+      cache = null;
+    }
+
+    function clearTo(w, h) {
       gl.viewport(0, 0, w, h);
       gl.clearColor(MAP_BG[0] / 255, MAP_BG[1] / 255, MAP_BG[2] / 255, 1);
       gl.clear(gl.COLOR_BUFFER_BIT);
       gl.enable(gl.BLEND);
       gl.blendFunc(gl.SRC_ALPHA, gl.ONE_MINUS_SRC_ALPHA);
-      var sx = 2 * cam.s / w, sy = 2 * cam.s / h;
+    }
+
+    function usePoints(cam, w, h) {
       gl.useProgram(points.program);
       gl.uniform2f(points.u_centre, cam.cx, cam.cy);
-      gl.uniform2f(points.u_scale, sx, sy);
+      gl.uniform2f(points.u_scale, 2 * cam.s / w, 2 * cam.s / h);
+    }
+
+    // cam: {cx, cy (map units), s (device px per map unit), base, grow (device px)}.
+    // Every book, into the texture centred on the camera; then shown.
+    function drawFull(cam) {
+      ensureTexture();
+      gl.bindFramebuffer(gl.FRAMEBUFFER, fbo);
+      clearTo(texW, texH);
+      usePoints(cam, texW, texH);
       gl.uniform1f(points.u_base, cam.base);
       gl.uniform1f(points.u_grow, cam.grow);
       gl.uniform1f(points.u_alpha, selected ? 0.3 : 0.9);
       gl.uniform1f(points.u_ring, 0);
       if (count) bindPoints(posBuf, colBuf, count);
+      gl.bindFramebuffer(gl.FRAMEBUFFER, null);
+      cache = { cx: cam.cx, cy: cam.cy, s: cam.s };
+      present(cam);
+    }
+
+    // The last full picture moved and scaled to the camera, and the highlight live.
+    function present(cam) {
+      var w = canvas.width, h = canvas.height;
+      clearTo(w, h);
+      if (cache) {
+        var hw = texW / 2 / cache.s, hh = texH / 2 / cache.s;
+        var kx = 2 * cam.s / w, ky = 2 * cam.s / h;
+        gl.useProgram(blit.program);
+        gl.disable(gl.BLEND);
+        gl.uniform4f(blit.u_rect, (cache.cx - hw - cam.cx) * kx, (cache.cy - hh - cam.cy) * ky,
+                     (cache.cx + hw - cam.cx) * kx, (cache.cy + hh - cam.cy) * ky);
+        gl.activeTexture(gl.TEXTURE0);
+        gl.bindTexture(gl.TEXTURE_2D, tex);
+        gl.uniform1i(blit.u_tex, 0);
+        gl.bindBuffer(gl.ARRAY_BUFFER, square);
+        gl.disableVertexAttribArray(points.a_col);
+        gl.enableVertexAttribArray(blit.a_pos);
+        gl.vertexAttribPointer(blit.a_pos, 2, gl.FLOAT, false, 0, 0);
+        gl.drawArrays(gl.TRIANGLE_STRIP, 0, 4);
+        gl.enable(gl.BLEND);
+      }
       if (lineCount) {
         gl.useProgram(lines.program);
         gl.disableVertexAttribArray(points.a_col);
         gl.uniform2f(lines.u_centre, cam.cx, cam.cy);
-        gl.uniform2f(lines.u_scale, sx, sy);
+        gl.uniform2f(lines.u_scale, 2 * cam.s / w, 2 * cam.s / h);
         gl.uniform4f(lines.u_colour, 0.12, 0.14, 0.16, 0.55);
         gl.bindBuffer(gl.ARRAY_BUFFER, linePos);
         gl.enableVertexAttribArray(lines.a_pos);
@@ -144,9 +218,7 @@
         gl.drawArrays(gl.LINES, 0, lineCount);
       }
       if (hiCount) {
-        gl.useProgram(points.program);
-        gl.uniform2f(points.u_centre, cam.cx, cam.cy);
-        gl.uniform2f(points.u_scale, sx, sy);
+        usePoints(cam, w, h);
         gl.uniform1f(points.u_base, cam.base + 7 * (window.devicePixelRatio || 1));
         gl.uniform1f(points.u_grow, 9 * (window.devicePixelRatio || 1));
         gl.uniform1f(points.u_alpha, 1);
@@ -154,11 +226,13 @@
         bindPoints(hiPos, hiCol, hiCount);
       }
     }
+
     // Waits for the GPU (a one-pixel read), so a timed frame is a finished frame.
     function finish() {
       var px = new Uint8Array(4);
       gl.readPixels(0, 0, 1, 1, gl.RGBA, gl.UNSIGNED_BYTE, px);
     }
     return { gl: gl, setPositions: setPositions, setColours: setColours,
-             setHighlight: setHighlight, draw: draw, finish: finish };
+             setHighlight: setHighlight, drawFull: drawFull, present: present, finish: finish,
+             hasPicture: function () { return cache !== null; } };
   }

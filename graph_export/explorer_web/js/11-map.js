@@ -4,7 +4,8 @@
   var Q = 65535;                   // positions are 16-bit: map units = q / Q
   var extent = data.extent || [1, 1];
   var mapState = { cx: 0.5, cy: 0.5, z: 0, sel: -1, hl: [], hover: -1, w: 800, h: 600,
-                   frames: 0, drawMs: [], lastLabels: [] };
+                   frames: 0, drawMs: [], lastLabels: [], stale: true, lastFull: 0, fullMs: 0,
+                   fullDraws: 0 };
   var renderer = null, frameQueued = false;
   var topLevel = null;             // 'region' when the map has regions, else 'community'
 
@@ -23,9 +24,9 @@
   // Point diameters (CSS px): a little larger when the map is sparse, growing as you zoom.
   function pointSizes() {
     var spacing = Math.sqrt(mapState.w * mapState.h / Math.max(N, 1));
-    var base = Math.max(1.6, Math.min(5, 0.9 * spacing));
+    var base = Math.max(1.5, Math.min(3.5, 0.4 * spacing));
     var zoom = Math.min(3.5, Math.pow(2, 0.45 * Math.max(0, mapState.z)));
-    return { base: base * zoom, grow: 2.2 * base * zoom };
+    return { base: base * zoom, grow: 1.6 * base * zoom };
   }
   function pointRadius(r) {
     var p = pointSizes();
@@ -171,14 +172,34 @@
     mapState.h = mapCanvas.clientHeight || 600;
     mapCanvas.width = Math.round(mapState.w * dpr);
     mapCanvas.height = Math.round(mapState.h * dpr);
+    mapState.stale = true;
   }
 
-  function drawMap() {
+  // A full drawing of every book when the picture is stale (new colours, a new choice,
+  // the camera at rest) or has not been redrawn for a while during a long move; otherwise
+  // the last picture moved (see gl.js). opts.full forces a full drawing.
+  var restTimer = 0;
+  function drawMap(opts) {
     frameQueued = false;
     if (view !== 'map' || !renderer) return;
     var t0 = performance.now(), dpr = window.devicePixelRatio || 1, p = pointSizes();
-    renderer.draw({ cx: mapState.cx, cy: mapState.cy, s: scaleAt(mapState.z) * dpr,
-                    base: p.base * dpr, grow: p.grow * dpr });
+    var cam = { cx: mapState.cx, cy: mapState.cy, s: scaleAt(mapState.z) * dpr,
+                base: p.base * dpr, grow: p.grow * dpr };
+    var full = (opts && opts.full) || mapState.stale || !renderer.hasPicture() ||
+      t0 - mapState.lastFull > Math.max(600, 8 * mapState.fullMs);
+    if (full) {
+      renderer.drawFull(cam);
+      mapState.stale = false;
+      mapState.lastFull = performance.now();
+      mapState.fullMs = mapState.lastFull - t0;
+      mapState.fullDraws++;
+    } else {
+      renderer.present(cam);
+    }
+    if (!full || (opts && opts.moving)) {   // redraw everything once the camera rests
+      clearTimeout(restTimer);
+      restTimer = setTimeout(function () { mapState.stale = true; requestDraw(); }, 160);
+    }
     placeLabels();
     mapState.frames++;
     mapState.drawMs.push(performance.now() - t0);
@@ -194,6 +215,7 @@
 
   function recolour() {
     if (!renderer) return;
+    mapState.stale = true;
     renderer.setColours(rgbOf, function (r) { return sizes ? sizes[r] : 128; });
     setHighlightRows(mapState.hl);
     drawLegend();
@@ -248,6 +270,7 @@
     });
     mapState.pairs = pairs.length / 2;
     renderer.setHighlight(rows, pairs, posX, posY, rgbOf);
+    mapState.stale = true;             // the other books are dimmed while one is chosen
   }
 
   // Chooses a book on the map (or none: -1); opts.fly moves the camera to it and its
@@ -289,7 +312,7 @@
       mapState.cx = from.cx + (to.cx - from.cx) * e;
       mapState.cy = from.cy + (to.cy - from.cy) * e;
       mapState.z = from.z + (to.z - from.z) * e;
-      drawMap();
+      drawMap({ moving: true });
       if (t < 1) requestAnimationFrame(step);
       else { document.body.setAttribute('data-animating', '0'); cameraMoved(); }
     }

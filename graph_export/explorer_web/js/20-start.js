@@ -27,10 +27,12 @@
         return { kind: p.kind, text: p.text, book: p.book >= 0 ? bookIndex[p.book] : null };
       });
     },
-    // Draws one frame now and waits for the GPU; returns its time in ms.
-    drawNow: function () {
+    // Draws one frame now (every book, or with full === false the last picture moved)
+    // and waits for the GPU; returns its time in ms.
+    drawNow: function (full) {
       var t0 = performance.now();
-      drawMap();
+      if (full === false) { mapState.stale = false; mapState.lastFull = t0; }
+      drawMap({ full: full !== false });
       if (renderer) renderer.finish();
       return performance.now() - t0;
     },
@@ -68,9 +70,10 @@
     }
     if (!renderer) $('status').textContent = 'WebGL is not available: showing one book\u2019s neighbourhood.';
     drawCut();
-    if (view === 'map') { drawMap(); renderer.finish(); }
+    if (view === 'map') { drawMap({ full: true }); renderer.finish(); }
     stats.loadMs = performance.now() - t0;
-    stats.firstFrameMs = performance.now();      // since navigation start
+    stats.firstFrameMs = performance.now();      // drawn (GPU finished), since navigation start
+    requestAnimationFrame(function () { setTimeout(function () { stats.firstPaintMs = performance.now(); }, 0); });
     // Build the title index while idle, so the first keystroke is already fast.
     setTimeout(buildSearchIndex, 0);
     document.body.setAttribute('data-ready', '1');
