@@ -1,0 +1,205 @@
+"""Faults, second round (issue 29): degenerate embeddings, odd ids, odd bytes, mismatched
+inputs and Ctrl-C at any moment.
+
+Each case runs the real command line on a damaged copy of the suite's tiny chain
+(conftest.py) and checks what the product promises: it works (same outputs as a clean
+run), or stops with one line naming the file or value, or counts what it set aside in
+manifest.json / summary.json.
+"""
+import gzip
+import json
+import pathlib
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from tests.faults import harness
+from tests.faults.conftest import PREPROCESS, TRAIN, command
+
+HUGE_CSV_ID = 10 ** 17   # a dense array indexed by it would need 800 PB
+BOM = b"\xef\xbb\xbf"
+CSV_FILES = ("goodreads_interactions.csv", "user_id_map.csv", "book_id_map.csv")
+JSON_FILES = ("goodreads_books.json.gz", "goodreads_book_authors.json.gz",
+              "goodreads_book_genres_initial.json.gz")
+# Counts a preprocess run must share with the clean chain when its input means the same.
+SAME_COUNTS = ("rows_read", "kept", "filtered", "rejected", "train_examples", "eval_examples",
+               "num_books", "num_users")
+
+
+def _preprocess(chain, data, tmp_path):
+    module, args = command("preprocess", dict(chain, data=data), output=str(tmp_path / "out"))
+    return harness.cli(module, *args)
+
+
+def _gz_lines(path):
+    return gzip.decompress(pathlib.Path(path).read_bytes()).splitlines(keepends=True)
+
+
+def _write_gz_lines(path, lines):
+    pathlib.Path(path).write_bytes(gzip.compress(b"".join(lines), mtime=0))
+
+
+def _assert_same_as_clean(chain, tmp_path):
+    """The output equals the clean chain's (files and counts)."""
+    out = tmp_path / "out"
+    harness.assert_same_tree(out, chain["prep"], ignore=harness.NOT_BYTE_STABLE)
+    got = harness.load_json(out / "manifest.json")
+    want = harness.load_json(pathlib.Path(chain["prep"]) / "manifest.json")
+    for key in SAME_COUNTS:
+        assert got[key] == want[key], (key, got[key], want[key])
+    return got
+
+
+# --- 1. degenerate but legal embeddings -------------------------------------------------
+
+def test_neighbors_on_a_model_trained_with_embedding_dim_1(chain, tmp_path):
+    model, graph = tmp_path / "model", tmp_path / "graph"
+    train_args = list(TRAIN)
+    train_args[train_args.index("--embedding_dim") + 1] = "1"
+    trained = harness.cli("model.train", "--data", chain["prep"], "--output", model, *train_args)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    module, args = command("neighbors", dict(chain, model=str(model)), output=str(graph))
+    outcome = harness.cli(module, *args)
+    assert outcome.returncode == 0, outcome.stderr[-3000:]
+    summary = harness.load_json(graph / "summary.json")
+    assert summary["dim"] == 1
+    edges = pq.read_table(graph / "edges.parquet")
+    assert edges.num_rows == summary["num_nodes"] * summary["k"]   # every book has its k
+    harness.record("neighbors", "model trained with --embedding_dim 1 (cosines all ±1)",
+                   f"completes; {summary['num_nodes']} nodes with {summary['k']} neighbours each "
+                   "(ties ranked by book_index)")
+
+
+# --- 2. Ctrl-C at any moment of any command ----------------------------------------------
+
+# (stage, moment, `tests.faults.interrupt_at` WHEN): Ctrl-C as a terminal sends it (SIGINT
+# to the process group) at that moment.
+INTERRUPTS = [
+    ("preprocess", "while its modules load", "import:apache_beam"),
+    ("preprocess", "inside a Beam step", "call:beam_jobs.parsing.resolve_csv_ids"),
+    ("train", "while its modules load", "import:tensorflow"),
+    ("train", "at the start of an epoch", "call:model.data.epoch_batches"),
+    ("neighbors", "inside the top-k step", "call:graph_export.topk.topk_block"),
+    ("sample_data", "while writing", "call:pipeline_common.fileio.atomic_write"),
+    ("ego", "while reading the graph", "call:pipeline_common.artifacts.read_parquet"),
+    ("explorer", "while reading the graph", "call:pipeline_common.artifacts.read_parquet"),
+]
+
+
+@pytest.mark.parametrize("stage,moment,when", INTERRUPTS, ids=[f"{s}-{w}" for s, _, w in INTERRUPTS])
+def test_ctrl_c_ends_with_130_and_one_line(stage, moment, when, chain, tmp_path):
+    output = str(tmp_path / ("out.html" if stage == "explorer" else "out"))
+    module, args = command(stage, chain, output=output)
+    result = subprocess.run([sys.executable, "-m", "tests.faults.interrupt_at", when, module,
+                             *map(str, args)], cwd=harness.REPO, capture_output=True, text=True,
+                            timeout=600, start_new_session=True)
+    outcome = harness.Outcome(result.returncode, result.stderr, 0.0)
+    assert outcome.returncode == 128 + signal.SIGINT, (outcome.returncode, outcome.stderr[-3000:])
+    assert "Traceback" not in outcome.stderr, outcome.stderr[-3000:]
+    assert outcome.last_line == (f"python -m {module}: interrupted; run the same command "
+                                 "again to redo it"), outcome.stderr[-3000:]
+    harness.record(stage, f"Ctrl-C {moment}", f"exit 130: {outcome.last_line}")
+
+
+# --- 3. a plain-text file named .gz ------------------------------------------------------
+
+@pytest.mark.parametrize("name", JSON_FILES + ("goodreads_interactions.csv",))
+def test_preprocess_on_a_plain_file_named_gz(name, chain, broken_copy, tmp_path):
+    data = pathlib.Path(broken_copy("data"))
+    if name.endswith(".gz"):
+        (data / name).write_bytes(gzip.decompress((data / name).read_bytes()))
+        shown = name
+    else:   # the csv is found as name.gz too
+        shown = name + ".gz"
+        (data / name).rename(data / shown)
+    outcome = _preprocess(chain, str(data), tmp_path)
+    line = harness.assert_one_line_failure(outcome, shown, "not gzip-compressed")
+    harness.record("preprocess", f"plain text named {shown}", line, tmp_path)
+
+
+# --- 4. a csv id far above the others ----------------------------------------------------
+
+def _renumber_user(data, old, new):
+    """Gives csv user `old` the csv id `new` in user_id_map.csv and the interactions."""
+    for name in ("user_id_map.csv", "goodreads_interactions.csv"):
+        path = pathlib.Path(data) / name
+        lines = path.read_bytes().splitlines(keepends=True)
+        prefix = f"{old},".encode()
+        path.write_bytes(b"".join(f"{new},".encode() + line[len(prefix):]
+                                  if line.startswith(prefix) else line for line in lines))
+
+
+def test_id_maps_do_not_grow_with_the_value_of_an_id(tmp_path):
+    from beam_jobs import parsing
+    path = tmp_path / "user_id_map.csv"
+    path.write_text("user_id_csv,user_id\n0,%s\n300000000,%s\n" % ("a" * 32, "b" * 32))
+    user_map = parsing.read_user_map(str(path))
+    assert sum(a.nbytes for a in user_map.values() if isinstance(a, np.ndarray)) < 1 << 20
+    cols = {"user": np.array([300000000, 0, 5, -1]), "book": np.zeros(4, np.int64),
+            "rating": np.full(4, 4), "is_read": np.ones(4, np.int64),
+            "is_reviewed": np.zeros(4, np.int64)}
+    book_map = parsing.read_book_map(_one_book_map(tmp_path))
+    resolved, rejects = parsing.resolve_csv_ids(cols, user_map, book_map, "x.csv")
+    assert resolved["keep"].tolist() == [True, True, False, False]
+    assert user_map["hi"][resolved["user"][:2]].tolist() == [int("b" * 16, 16), int("a" * 16, 16)]
+    assert [r.reason.value for r in rejects] == ["user_not_in_map", "user_not_in_map"]
+
+
+def _one_book_map(tmp_path):
+    path = tmp_path / "book_id_map.csv"
+    path.write_text("book_id_csv,book_id\n0,17\n")
+    return str(path)
+
+
+def test_preprocess_with_a_huge_csv_user_id(chain, broken_copy, tmp_path):
+    data = broken_copy("data")
+    _renumber_user(data, 5, HUGE_CSV_ID)
+    outcome = _preprocess(chain, data, tmp_path)
+    assert outcome.returncode == 0, outcome.stderr[-3000:]
+    _assert_same_as_clean(chain, tmp_path)
+    harness.record("preprocess", f"csv user id {HUGE_CSV_ID} in user_id_map.csv",
+                   "completes; same outputs as with the id renumbered (maps hold one entry per "
+                   "listed id)")
+
+
+# --- 7. conflicts: a csv id listed twice with different ids ------------------------------
+
+def test_preprocess_with_a_csv_id_listed_twice(chain, broken_copy, tmp_path):
+    data = pathlib.Path(broken_copy("data"))
+    with open(data / "user_id_map.csv", "a", encoding="utf-8") as handle:
+        handle.write(f"7,{'f' * 32}\n3,{'e' * 32}\n")          # two conflicts
+    with open(data / "book_id_map.csv", "a", encoding="utf-8") as handle:
+        first = (data / "book_id_map.csv").read_text().splitlines()[1]
+        handle.write(f"{first}\n4,999999999\n")                # a repeat and a conflict
+    outcome = _preprocess(chain, str(data), tmp_path)
+    assert outcome.returncode == 0, outcome.stderr[-3000:]
+    manifest = _assert_same_as_clean(chain, tmp_path)           # the first listing is used
+    maps = manifest["id_maps"]
+    assert (maps["user_map_conflicts"], maps["book_map_conflicts"]) == (2, 1), maps
+    assert maps["book_map_repeated"] == 1, maps
+    assert "listed more than once" in outcome.stderr
+    harness.record("preprocess", "csv ids listed twice in the id maps with other ids",
+                   "completes with the first listing; manifest id_maps: user_map_conflicts 2, "
+                   "book_map_conflicts 1, book_map_repeated 1 (and a warning naming an id)")
+
+
+# --- 8. a UTF-8 byte-order mark -----------------------------------------------------------
+
+def test_preprocess_with_a_byte_order_mark_on_every_input(chain, broken_copy, tmp_path):
+    data = pathlib.Path(broken_copy("data"))
+    for name in CSV_FILES:
+        (data / name).write_bytes(BOM + (data / name).read_bytes())
+    for name in JSON_FILES:
+        lines = _gz_lines(data / name)
+        _write_gz_lines(data / name, [BOM + lines[0]] + lines[1:])
+    outcome = _preprocess(chain, str(data), tmp_path)
+    assert outcome.returncode == 0, outcome.stderr[-3000:]
+    manifest = _assert_same_as_clean(chain, tmp_path)
+    assert manifest["catalog"] == harness.load_json(
+        pathlib.Path(chain["prep"]) / "manifest.json")["catalog"]
+    harness.record("preprocess", "UTF-8 byte-order mark before every CSV header and JSON file",
+                   "completes; same outputs and counts as without it")
