@@ -8,7 +8,7 @@ checks the three promises of the README's reliability section:
 3. the same command run again gives the same bytes as a run that never failed.
 
 What each case saw is recorded (`record`) so that `python -m tests.faults.report`
-can write the README's table from the suite itself.
+can write docs/faults.md's table from the suite itself.
 """
 import contextlib
 import dataclasses
@@ -85,7 +85,7 @@ _TMP_PATH = re.compile(r"/\S*?pytest-of-[^/]+/pytest-\d+/[^/\s)']+")
 
 
 def record(stage, fault, outcome_line, tmp_root=None):
-    """Keeps what the user saw for the README table (temporary folders shown as `…`)."""
+    """Keeps what the user saw for docs/faults.md's table (temporary folders shown as `…`)."""
     line = outcome_line.replace(str(tmp_root), "…") if tmp_root else outcome_line
     line = _TEMP_NAME.sub(lambda m: ".tmp-…-" if m.group().startswith(".") else "…",
                           _TMP_PATH.sub("…", line))

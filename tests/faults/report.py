@@ -1,6 +1,6 @@
-"""Writes the README's fault table from the fault-injection suite itself.
+"""Writes docs/faults.md's fault table from the fault-injection suite itself.
 
-    python -m tests.faults.report        # runs tests/faults, rewrites the table in README.md
+    python -m tests.faults.report        # runs tests/faults, rewrites the table in docs/faults.md
     python -m tests.faults.report --records FILE   # from a run made with FAULT_RECORDS=FILE
 
 Each row is one case of the suite: the stage, the fault injected and the line the
@@ -15,7 +15,8 @@ import subprocess
 import sys
 import tempfile
 
-README = pathlib.Path(__file__).resolve().parents[2] / "README.md"
+REPO = pathlib.Path(__file__).resolve().parents[2]
+TABLE_FILE = REPO / "docs" / "faults.md"
 BEGIN, END = "<!-- FAULT_TABLE:BEGIN (python -m tests.faults.report) -->", "<!-- FAULT_TABLE:END -->"
 
 
@@ -45,7 +46,7 @@ def run_suite():
         env = dict(os.environ, FAULT_RECORDS=str(out))
         code = subprocess.call([sys.executable, "-m", "pytest", "-q", "tests/faults",
                                 "--deselect", "tests/faults/test_zz_fault_table.py"],
-                               cwd=README.parent, env=env)
+                               cwd=REPO, env=env)
         if code != 0:
             raise SystemExit("tests/faults failed: fix the suite before writing its table")
         return json.loads(out.read_text())
@@ -59,13 +60,13 @@ def main(argv=None):
         records = run_suite()
     else:
         raise SystemExit("usage: python -m tests.faults.report [--records FILE]")
-    text = README.read_text()
+    text = TABLE_FILE.read_text()
     if BEGIN not in text:
-        raise SystemExit(f"README.md has no {BEGIN} marker")
+        raise SystemExit(f"{TABLE_FILE} has no {BEGIN} marker")
     head, rest = text.split(BEGIN, 1)
     tail = rest.split(END, 1)[1]
-    README.write_text(f"{head}{BEGIN}\n{format_table(records)}\n{END}{tail}")
-    print(f"wrote {len(records)} rows to {README}")
+    TABLE_FILE.write_text(f"{head}{BEGIN}\n{format_table(records)}\n{END}{tail}")
+    print(f"wrote {len(records)} rows to {TABLE_FILE}")
 
 
 if __name__ == "__main__":

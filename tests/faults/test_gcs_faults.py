@@ -85,7 +85,7 @@ def _same_as_clean_run(store, chain, output, tmp_path, stage="neighbors"):
 
 
 def _shown(line, store):
-    """The line for the README table: which request failed last, and how, varies from run
+    """The line for docs/faults.md's table: which request failed last, and how, varies from run
     to run; the table shows the stable part."""
     assert f"gs://{store.bucket}" in line
     return re.sub(r" on gs://\S+ \(.*\); check", " on gs://BUCKET/… (…); check", line)
