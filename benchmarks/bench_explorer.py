@@ -58,20 +58,26 @@ SHELF_WORDS = ("fantasy magic romance historical mystery crime thriller classics
                "humor war adventure paranormal vampires dragons space-opera cozy-mystery "
                "literary-fiction philosophy psychology self-help").split()
 
-MAP_JS = r"""
-(async () => {
-  const ex = window.bookExplorer, st = ex.stats;
-  const out = {first: st.firstPaintMs, drawn: st.firstFrameMs, decode: st.decodeMs};
+# Shared by the page scripts: frame intervals while `step` moves the view every frame.
+PRELUDE = r"""
+  const ex = window.bookExplorer, st = ex.stats || {};
   const raf = () => new Promise(r => requestAnimationFrame(r));
   const median = a => { a = a.slice().sort((x, y) => x - y); return a[a.length >> 1]; };
-  const canvas = document.getElementById('map'), box = canvas.getBoundingClientRect();
-  const mx = box.left + box.width / 2, my = box.top + box.height / 2;
   async function intervals(step, n) {
     const ts = [];
     let last = await raf();
     for (let i = 0; i < n; i++) { step(i); const t = await raf(); ts.push(t - last); last = t; }
     return median(ts);
   }
+  function centreOf(id) {
+    const box = document.getElementById(id).getBoundingClientRect();
+    return [box.left + box.width / 2, box.top + box.height / 2];
+  }
+"""
+
+MAP_JS = "(async () => {" + PRELUDE + r"""
+  const out = {first: st.firstPaintMs, drawn: st.firstFrameMs, decode: st.decodeMs};
+  const canvas = document.getElementById('map'), [mx, my] = centreOf('map');
   const home = ex.home();
   ex.setCamera(home.cx, home.cy, 0);
   out.pan = await intervals(i => ex.setCamera(home.cx + 0.003 * i, home.cy, 0), 30);
@@ -99,21 +105,12 @@ MAP_JS = r"""
 })()
 """
 
-EGO_JS = r"""
-(async () => {
-  const ex = window.bookExplorer, st = ex.stats || {};
+# Today's page has no first-frame stat: its graph is drawn by the inline script before the
+# first paint, so its first contentful paint is its first full frame.
+EGO_JS = "(async () => {" + PRELUDE + r"""
   const fcp = performance.getEntriesByName('first-contentful-paint')[0];
   const out = {first: st.firstPaintMs || (fcp ? fcp.startTime : null)};
-  const raf = () => new Promise(r => requestAnimationFrame(r));
-  const median = a => { a = a.slice().sort((x, y) => x - y); return a[a.length >> 1]; };
-  const svg = document.getElementById('graph'), box = svg.getBoundingClientRect();
-  const mx = box.left + box.width / 2, my = box.top + box.height / 2;
-  async function intervals(step, n) {
-    const ts = [];
-    let last = await raf();
-    for (let i = 0; i < n; i++) { step(i); const t = await raf(); ts.push(t - last); last = t; }
-    return median(ts);
-  }
+  const svg = document.getElementById('graph'), [mx, my] = centreOf('graph');
   out.zoom = await intervals(i => svg.dispatchEvent(new WheelEvent('wheel', {
     deltaY: i < 15 ? -80 : 80, clientX: mx, clientY: my, bubbles: true, cancelable: true})), 30);
   const recentre = [];

@@ -87,6 +87,19 @@
   function placeLabels() {
     var w = mapState.w, h = mapState.h, cols = Math.ceil(w / LABEL_CELL), rows = Math.ceil(h / LABEL_CELL);
     var taken = new Uint8Array(cols * rows), placed = [];
+    // The legend, the zoom buttons and the status line sit over the map: no label there.
+    var pane = mapCanvas.getBoundingClientRect();
+    ['legend', 'map-controls', 'status'].forEach(function (id) {
+      var node = $(id);
+      if (!node || node.hidden || !node.firstChild) return;
+      var r = node.getBoundingClientRect();
+      if (!r.width) return;
+      var ca = Math.max(0, Math.floor((r.left - pane.left) / LABEL_CELL));
+      var cb = Math.min(cols - 1, Math.floor((r.right - pane.left) / LABEL_CELL));
+      var ra = Math.max(0, Math.floor((r.top - pane.top) / LABEL_CELL));
+      var rb = Math.min(rows - 1, Math.floor((r.bottom - pane.top) / LABEL_CELL));
+      for (var y = ra; y <= rb; y++) for (var x = ca; x <= cb; x++) taken[y * cols + x] = 1;
+    });
     function tryPlace(kind, text, x, y, centred, book) {
       var tw = text.length * CHAR_W[kind] + 6, th = LINE_H[kind];
       var left = centred ? x - tw / 2 : x + 5, top = y - th / 2;
