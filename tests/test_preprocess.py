@@ -364,7 +364,7 @@ def test_gcs_input_and_output_against_the_emulator(data_dir, run_a, gcs_emulator
     assert catalog.num_rows == TOP_BOOKS
 
 
-def test_dataflow_job_builds_offline_and_stages_setup_py(data_dir, tmp_path):
+def test_dataflow_job_builds_offline_and_stages_setup_py(data_dir, tmp_path, gcs_emulator):
     from apache_beam.options.pipeline_options import SetupOptions
     from apache_beam.portability.api import beam_runner_api_pb2
     from apache_beam.runners.portability.stager import Stager
