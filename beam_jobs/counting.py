@@ -8,7 +8,7 @@ import logging
 import apache_beam as beam
 import numpy as np
 
-from beam_jobs import selection
+from beam_jobs import parsing, selection
 from beam_jobs.errors import PreprocessError
 from pipeline_common import fileio
 
@@ -95,9 +95,15 @@ def check_reject_share(counts, max_reject_fraction, samples):
     if total > max_reject_fraction * rows:
         detail = ", ".join(f"{k}: {v}" for k, v in sorted(rejected.items()))
         example = "; ".join(f"{r.reason.value}: {r.text[:80]!r}" for r in samples[:3])
+        books_set_aside = counts.get(catalog_rejected("books"), 0)
+        cause = (f" {books_set_aside} lines of goodreads_books were set aside as bad_catalog_row "
+                 "(a line that does not parse, has no valid book_id or is longer than "
+                 f"{parsing.MAX_RECORD_BYTES >> 20} MB), so their books' interactions count as "
+                 "book_not_in_catalog." if books_set_aside and rejected.get("book_not_in_catalog")
+                 else "")
         raise PreprocessError(
             f"{total} of {rows} interaction rows ({total / rows:.2%}) are malformed, more than "
-            f"--max_reject_fraction={max_reject_fraction} ({detail}). Examples: {example}. "
+            f"--max_reject_fraction={max_reject_fraction} ({detail}). Examples: {example}.{cause} "
             "Check --input and --input_format.")
     for kind in CATALOG_KINDS:
         read = counts.get(catalog_rows_read(kind), 0)

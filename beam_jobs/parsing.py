@@ -433,17 +433,24 @@ def resolve_csv_ids(cols, user_map, book_map, source):
 _DEDUP_SCHEMA = pa.schema([("user_id", pa.string()), ("book_id", pa.string()), ("rating", pa.int64())])
 
 
-def _json_table(data, schema):
+# The longest JSON line (record) read: longer ones are rejected with their reason. The UCSD
+# files' longest records are well under 1 MB (a long description, 100 shelves).
+MAX_RECORD_BYTES = 64 << 20
+
+
+def _json_table(data, schema, one_line=False):
     """pyarrow JSON-lines parse with an explicit schema; other fields are ignored.
 
     4 MB parse blocks spread a big block over all cores; a line longer than
-    that fails here and is parsed on its own by parse_json_block's fallback.
+    that fails here and is parsed on its own (`one_line`: one block holds it
+    whole) by parse_json_block's fallback.
     """
     if _blank(data):
         return pa.Table.from_batches([], schema=schema)
+    block_size = len(data) + 1 if one_line else min(len(data) + 1, 1 << 22)
     return pajson.read_json(
         pa.py_buffer(data),
-        read_options=pajson.ReadOptions(use_threads=True, block_size=min(len(data) + 1, 1 << 22)),
+        read_options=pajson.ReadOptions(use_threads=True, block_size=block_size),
         parse_options=pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"))
 
 
@@ -460,9 +467,14 @@ def parse_json_block(data, schema, source, reason=RejectReason.BAD_JSON):
             if not raw.strip():
                 continue
             rows += 1
+            if len(raw) > MAX_RECORD_BYTES:
+                rejects.append(Reject(reason, source, f"a line of {len(raw)} bytes, longer than "
+                                      f"the {MAX_RECORD_BYTES >> 20} MB a record may have; it "
+                                      f"starts {raw[:200].decode('utf-8', 'replace')}"))
+                continue
             try:
                 json.loads(raw)
-                tables.append(_json_table(raw + b"\n", schema))
+                tables.append(_json_table(raw + b"\n", schema, one_line=True))
             except (ValueError, pa.ArrowInvalid, pa.ArrowTypeError):
                 rejects.append(Reject(reason, source, raw.decode("utf-8", "replace").rstrip("\r")))
         return (pa.concat_tables(tables) if tables else pa.Table.from_batches([], schema=schema),

@@ -203,3 +203,73 @@ def test_preprocess_with_a_byte_order_mark_on_every_input(chain, broken_copy, tm
         pathlib.Path(chain["prep"]) / "manifest.json")["catalog"]
     harness.record("preprocess", "UTF-8 byte-order mark before every CSV header and JSON file",
                    "completes; same outputs and counts as without it")
+
+
+# --- 6. a valid catalogue record above 4 MB ----------------------------------------------
+
+def _kept_book_ids(chain):
+    return pq.read_table(pathlib.Path(chain["prep"]) / "book_catalog.parquet").column(
+        "book_id").to_pylist()
+
+
+def _record_of(lines, book_id):
+    at = next(i for i, line in enumerate(lines) if json.loads(line)["book_id"] == book_id)
+    return at, json.loads(lines[at])
+
+
+def test_preprocess_with_a_book_record_of_6_mb(chain, broken_copy, tmp_path):
+    data = pathlib.Path(broken_copy("data"))
+    lines = _gz_lines(data / "goodreads_books.json.gz")
+    at, record = _record_of(lines, _kept_book_ids(chain)[0])   # the most-read book
+    record["description"] = "A long description. " * ((6 << 20) // 20 + 1)
+    lines[at] = json.dumps(record).encode() + b"\n"
+    assert len(lines[at]) > 6 << 20
+    _write_gz_lines(data / "goodreads_books.json.gz", lines)
+    outcome = _preprocess(chain, str(data), tmp_path)
+    assert outcome.returncode == 0, outcome.stderr[-3000:]
+    manifest = _assert_same_as_clean(chain, tmp_path)
+    assert "books_rejected" not in manifest["catalog"], manifest["catalog"]
+    harness.record("preprocess", "a valid 6 MB record in goodreads_books.json.gz",
+                   "completes; same outputs as without the long field (records up to 64 MB "
+                   "are read; longer ones are counted as bad_catalog_row)")
+
+
+def test_the_stop_line_names_the_catalogue_lines_set_aside(chain, broken_copy, tmp_path):
+    data = pathlib.Path(broken_copy("data"))
+    lines = _gz_lines(data / "goodreads_books.json.gz")
+    at, _ = _record_of(lines, _kept_book_ids(chain)[0])
+    lines[at] = lines[at][:len(lines[at]) // 2] + b"\n"      # a line cut in two: set aside
+    _write_gz_lines(data / "goodreads_books.json.gz", lines)
+    outcome = _preprocess(chain, str(data), tmp_path)
+    line = harness.assert_one_line_failure(outcome, "book_not_in_catalog",
+                                           "1 lines of goodreads_books were set aside")
+    harness.record("preprocess", "the most-read book's record in goodreads_books.json.gz broken",
+                   line, tmp_path)
+
+
+# --- 7. conflicts in the catalogue -------------------------------------------------------
+
+def test_preprocess_counts_catalogue_conflicts(chain, broken_copy, tmp_path):
+    data = pathlib.Path(broken_copy("data"))
+    kept = _kept_book_ids(chain)
+    books = _gz_lines(data / "goodreads_books.json.gz")
+    _, twice = _record_of(books, kept[1])
+    books.append(json.dumps(dict(twice, title=twice["title"] + " (again)")).encode() + b"\n")
+    at, unknown = _record_of(books, kept[2])
+    unknown["authors"] = unknown["authors"] + [{"author_id": "999999999", "role": ""}]
+    books[at] = json.dumps(unknown).encode() + b"\n"
+    _write_gz_lines(data / "goodreads_books.json.gz", books)
+    authors = _gz_lines(data / "goodreads_book_authors.json.gz")
+    named = json.loads(authors[0])
+    authors.append(json.dumps(dict(named, name=named["name"] + " Jr.")).encode() + b"\n")
+    _write_gz_lines(data / "goodreads_book_authors.json.gz", authors)
+    outcome = _preprocess(chain, str(data), tmp_path)
+    assert outcome.returncode == 0, outcome.stderr[-3000:]
+    manifest = _assert_same_as_clean(chain, tmp_path)   # the smaller title and name are kept
+    catalog = manifest["catalog"]
+    assert (catalog["catalog_book_conflicts"], catalog["catalog_authors_missing"],
+            catalog["catalog_author_conflicts"]) == (1, 1, 1), catalog
+    harness.record("preprocess", "a kept book listed twice with two titles, an author id without "
+                   "a record, an author listed twice with two names",
+                   "completes with the smaller title and name; manifest catalog: "
+                   "catalog_book_conflicts 1, catalog_authors_missing 1, catalog_author_conflicts 1")
