@@ -729,3 +729,39 @@ def test_map_of_older_graph_files(chromium, tmp_path):
         assert tab.events("Runtime.exceptionThrown") == []
     finally:
         tab.close()
+
+
+def test_pinch_zooms_the_map(map_page):
+    page = map_page
+    page.evaluate("bookExplorer.setCamera(...Object.values(bookExplorer.home()).slice(0, 2), 0)")
+    x, y = page.centre_of("#map")
+    page.call("Emulation.setTouchEmulationEnabled", enabled=True, maxTouchPoints=2)
+    try:
+        def touch(kind, spread):
+            points = [] if kind == "touchEnd" else [
+                {"x": x - spread, "y": y, "id": 1}, {"x": x + spread, "y": y, "id": 2}]
+            page.call("Input.dispatchTouchEvent", type=kind, touchPoints=points)
+        touch("touchStart", 40)
+        for spread in (60, 90, 130, 160):
+            touch("touchMove", spread)
+        touch("touchEnd", 0)
+        z = page.evaluate("bookExplorer.camera().z")
+        assert 1.5 < z < 2.5                      # fingers 80 -> 320 px apart: 4x, zoom 2
+    finally:
+        page.call("Emulation.setTouchEmulationEnabled", enabled=False)
+
+
+def test_without_webgl_the_page_opens_the_ego_view(chromium, page_file):
+    tab = chromium.new_page(fresh=True)
+    try:
+        tab.call("Page.addScriptToEvaluateOnNewDocument", source=(
+            "HTMLCanvasElement.prototype.getContext = function () { return null; };"))
+        tab.navigate("file://" + page_file)
+        tab.wait_for("document.body.dataset.ready === '1'")
+        assert tab.evaluate("[bookExplorer.webgl(), bookExplorer.view(),"
+                            " document.body.dataset.centre]") == [False, "ego", "0"]
+        assert "WebGL is not available" in tab.evaluate(
+            "document.getElementById('status').textContent")
+        assert tab.events("Runtime.exceptionThrown") == []
+    finally:
+        tab.close()
