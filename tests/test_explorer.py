@@ -613,8 +613,15 @@ def test_map_click_opens_the_panel_and_back_returns(map_page, graph):
     page.wait_for(f"document.getElementById('tooltip').dataset.bookIndex === '{target}'")
     page.click(x, y)
     page.wait_for(f"bookExplorer.selected() === {target}")
+    page.wait_for("document.body.dataset.animating === '0'")
     assert page.evaluate("document.getElementById('centre-title').textContent") == \
         graph["titles"][target]
+    # Like a search, the click leaves the book and its neighbours all on screen.
+    box = page.evaluate("(() => { const r = document.getElementById('map')"
+                        ".getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; })()")
+    for book in page.evaluate("bookExplorer.highlighted()"):
+        bx, by = page.evaluate(f"bookExplorer.screenOf({book})")
+        assert box[0] <= bx <= box[2] and box[1] <= by <= box[3]
     _check_list_is_top10(page, graph, target)
     # Into the ego view of that book, and back twice: the map, then the book before.
     page.click_selector("#open-ego")

@@ -287,16 +287,23 @@
   }
 
   // Chooses a book on the map (or none: -1); opts.fly moves the camera to it and its
-  // neighbours; opts.history: 'push' (default), 'replace' or 'none'.
+  // neighbours (true, false or 'auto'); opts.history: 'push' (default), 'replace' or 'none'.
   function selectBook(r, opts) {
     opts = opts || {};
     mapState.sel = r;
     setHighlightRows(r >= 0 ? [r].concat(neighbourRows(r)) : []);
     drawSide(r);
     document.body.setAttribute('data-selected', r >= 0 ? bookIndex[r] : '');
-    if (r >= 0 && opts.fly) flyTo(frameRows(mapState.hl));
+    // 'auto' (a click): fly only when some of the neighbours are off screen.
+    var fly = opts.fly === 'auto' ? !mapState.hl.every(onScreen) : opts.fly;
+    if (r >= 0 && fly) flyTo(frameRows(mapState.hl));
     else requestDraw();
     if (opts.history !== 'none') writeFragment(opts.history !== 'replace');
+  }
+
+  function onScreen(r) {
+    var x = screenX(r), y = screenY(r);
+    return x >= 20 && y >= 20 && x <= mapState.w - 20 && y <= mapState.h - 20;
   }
 
   // A camera centred on the first row that shows all the given rows with a margin.

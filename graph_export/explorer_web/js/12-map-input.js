@@ -82,7 +82,7 @@
     mapCanvas.classList.remove('panning');
     if (wasClick) {
       var p = panePoint(ev), r = pick(p[0], p[1]);
-      if (r >= 0) selectBook(r, { fly: false });
+      if (r >= 0) selectBook(r, { fly: 'auto' });
       else if (mapState.sel >= 0) selectBook(-1);
     }
   }
