@@ -36,15 +36,16 @@ DRY_RUN_LINE = "dry run: the job was built but not run"
 PROJECT, REGION = "book-map-test", "us-central1"
 
 # The named stages of each job: preprocess's are README's selection steps and writers
-# (beam_jobs/preprocess.py build_pipeline); the neighbours job's are its blocks, their
-# spread over workers and the top-k of each block (graph_export/neighbors.py).
+# (beam_jobs/preprocess.py build_pipeline); the neighbours job's are the exact top-k of
+# every block and the co-readers of every edge (graph_export/neighbors.py build_pipeline;
+# CountCoReaders runs when the preprocess output lists train pairs, as the one here does).
 STAGES = {
     "preprocess": {"ReadBooks", "CatalogBookIds", "ReadIdMaps", "ReadInteractionBlocks",
                    "RejectMalformed", "StopIfMostlyMalformed", "DropBelowMinRating",
                    "Deduplicate", "SelectTopBooks", "DropSparseUsers", "BuildIndex",
                    "BuildVocabularies", "WriteExamples", "WriteCatalog", "WriteRejects",
                    "WriteCounts"},
-    "neighbors": {"Blocks", "Spread", "TopK"},
+    "neighbors": {"ExactTopK", "CountCoReaders"},
 }
 CONFIGS = {"preprocess": "run_configs/dataflow.yaml",
            "neighbors": "run_configs/dataflow_neighbors.yaml"}
@@ -108,6 +109,19 @@ def _dry_run(name, job_args, emulator, tmp_path):
     return BuiltJob(name, proc, output, job, _read(options["pipelineUrl"]), sdist)
 
 
+def _add_train_pairs(prep, n, users=30, per_user=6):
+    """A preprocess output's train pairs (one partition) and the manifest that lists them."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    rng = np.random.default_rng(28)
+    books = np.concatenate([rng.choice(n, per_user, replace=False) for _ in range(users)])
+    name = "train_pairs-00000-of-00001.parquet"
+    pq.write_table(pa.table({"user_index": pa.array(np.repeat(np.arange(users), per_user), pa.int32()),
+                             "book_index": pa.array(books, pa.int32())}), str(prep / name))
+    (prep / "manifest.json").write_text(json.dumps({"files": {"train_pairs": [name]}}))
+
+
 @pytest.fixture(scope="module")
 def built(gcs_emulator, tmp_path_factory):  # noqa: F811
     """Both jobs' Dataflow dry runs against the emulator, run once for this module."""
@@ -117,6 +131,7 @@ def built(gcs_emulator, tmp_path_factory):  # noqa: F811
                      "--users", "80", "--seed", "5"])
     graph_fixtures.make_model_output(str(tmp / "model"), n=40)
     graph_fixtures.make_catalog(str(tmp / "prep"), n=40)
+    _add_train_pairs(tmp / "prep", n=40)
     for folder in ("goodreads", "model", "prep"):
         gcs_emulator.upload_dir(str(tmp / folder), gcs_emulator.url(folder))
     jobs = {
@@ -246,6 +261,36 @@ def test_neighbors_builds_its_dataflow_job_offline(built):
     job = _built_job(built, "neighbors")
     _check_built_job(job, yaml.safe_load(open(os.path.join(REPO, CONFIGS["neighbors"]))))
     _check_sdist(job.sdist_bytes, ["graph_export/neighbors.py", "graph_export/topk.py"])
+
+
+def test_run_pipeline_says_whether_the_job_ran(gcs_emulator, tmp_path, caplog):  # noqa: F811
+    import logging
+
+    import apache_beam as beam
+    from pipeline_common import beam_runner
+    seen = tmp_path / "seen"
+    local = beam_runner.make_pipeline(beam_runner.make_options(["--direct_num_workers=1"]))
+    _ = local | beam.Create([str(seen)]) | beam.Map(lambda path: open(path, "w").close())
+    ran, _ = beam_runner.run_pipeline(local)
+    assert ran and seen.exists()
+    job_file = tmp_path / "job.json"
+    options = beam_runner.make_options([
+        "--runner=DataflowRunner", f"--project={PROJECT}", f"--region={REGION}",
+        f"--temp_location={gcs_emulator.url('tmp-unit')}", "--dry_run=True",
+        f"--dataflow_job_file={job_file}"])
+    assert beam_runner.is_dataflow(options) and beam_runner.is_dry_run(options)
+    pipeline = beam_runner.make_pipeline(options)
+    _ = (pipeline | "Numbers" >> beam.Create([1, 2])
+         | "AddOne" >> beam.Map(lambda x: x + 1))
+    with caplog.at_level(logging.INFO):
+        ran, result = beam_runner.run_pipeline(pipeline)
+    assert not ran and result.job is not None
+    assert caplog.text.count(beam_runner.DRY_RUN_MESSAGE) == 1
+    job = json.loads(job_file.read_text())
+    staged = _read(job["environment"]["sdkPipelineOptions"]["options"]["pipelineUrl"])
+    from apache_beam.portability.api import beam_runner_api_pb2
+    names = _top_level_names(beam_runner_api_pb2.Pipeline.FromString(staged))
+    assert names == ["Numbers", "AddOne"]
 
 
 def test_every_beam_job_has_a_dataflow_dry_run_here():
