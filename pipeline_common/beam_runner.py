@@ -6,9 +6,10 @@ FnApiRunner (the engine DirectRunner falls back to), in multi-process mode
 using every core unless `--direct_num_workers` says otherwise. Any other
 runner (DataflowRunner, ...) is passed through untouched, with three additions:
 
-* no Google credentials for a Dataflow job: one line at once (`check_credentials`,
-  which `config.parse_known_args` calls before a job reads anything), instead of
-  Beam's ~25 s of credential retries followed by minutes of object-store retries;
+* no Google credentials, or no network, for a Dataflow job: one line at once
+  (`check_credentials`, which `config.parse_known_args` calls before a job reads
+  anything), instead of Beam's ~25 s of credential retries followed by minutes
+  of object-store retries;
 * against a GCS emulator (`STORAGE_EMULATOR_HOST`) without credentials, Beam
   connects anonymously at once instead of retrying the credential lookup;
 * a dry run (`--dry_run True`) that names `--dataflow_job_file` gets that file,
@@ -18,6 +19,8 @@ runner (DataflowRunner, ...) is passed through untouched, with three additions:
 """
 import logging
 import os
+import socket
+import threading
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import (DebugOptions, DirectOptions, PipelineOptions,
@@ -28,10 +31,15 @@ from pipeline_common.entrypoint import UserError
 LOCAL_RUNNERS = (None, "DirectRunner", "FnApiRunner")
 DRY_RUN_MESSAGE = "dry run: the job was built but not run"
 EMULATOR_VARIABLE = "STORAGE_EMULATOR_HOST"
+STORAGE_HOST = "storage.googleapis.com"
 
 
 class NoCloudCredentials(UserError):
     """A Dataflow job asked for where no Google credentials can be found."""
+
+
+class NoNetwork(UserError):
+    """A Dataflow job asked for where Google Cloud cannot be reached."""
 
 
 def is_local(options):
@@ -55,7 +63,8 @@ def google_credentials_source(environ=None):
     Looks only at what is on this machine, in google.auth's order, without a
     network call: GOOGLE_APPLICATION_CREDENTIALS, gcloud's ADC file
     (`gcloud auth application-default login`), then the metadata server of a
-    Google Cloud VM (known from the VM's DMI product name or GCE_METADATA_HOST).
+    Google Cloud VM (known from the VM's DMI product name, GCE_METADATA_HOST, or
+    Cloud Shell's CLOUD_SHELL=true).
     """
     environ = os.environ if environ is None else environ
     key_file = environ.get("GOOGLE_APPLICATION_CREDENTIALS")
@@ -71,7 +80,8 @@ def google_credentials_source(environ=None):
     if os.path.isfile(adc):
         return adc
     if environ.get("NO_GCE_CHECK") != "True":
-        if environ.get("GCE_METADATA_HOST") or environ.get("GCE_METADATA_IP"):
+        if (environ.get("GCE_METADATA_HOST") or environ.get("GCE_METADATA_IP")
+                or environ.get("CLOUD_SHELL") == "true"):
             return "metadata server"
         try:
             with open("/sys/class/dmi/id/product_name", encoding="utf-8") as handle:
@@ -101,21 +111,24 @@ def _connect_anonymously():
 
 
 def check_credentials(options):
-    """Stops a Dataflow job at once, in one line, when no Google credentials exist.
+    """Stops a Dataflow job at once, in one line, without credentials or network.
 
-    `options`: PipelineOptions or the leftover Beam arguments. With a GCS
-    emulator (STORAGE_EMULATOR_HOST) and no credentials, Beam is made to connect
+    `options`: PipelineOptions or the leftover Beam arguments. No Google
+    credentials, or credentials but Cloud Storage's name does not resolve (no
+    network): NoCloudCredentials / NoNetwork. With a GCS emulator
+    (STORAGE_EMULATOR_HOST) and no credentials, Beam is made to connect
     anonymously at once instead. Returns the credentials' source (or None).
     """
     source = google_credentials_source()
-    if source is not None:
-        return source
-    if os.environ.get(EMULATOR_VARIABLE):
+    emulator = os.environ.get(EMULATOR_VARIABLE)
+    if source is None and emulator:
         _connect_anonymously()
         return None
     if not isinstance(options, PipelineOptions):
         options = PipelineOptions(list(options))
-    if is_dataflow(options):
+    if not is_dataflow(options) or emulator:
+        return source
+    if source is None:
         key_file = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
         found = (f"GOOGLE_APPLICATION_CREDENTIALS names {key_file}, which is not a file"
                  if key_file else "no Google Cloud credentials found")
@@ -123,7 +136,37 @@ def check_credentials(options):
             f"--runner DataflowRunner: {found}; run `gcloud auth application-default login` "
             "(or set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file), or for "
             f"offline tests set {EMULATOR_VARIABLE} to a GCS emulator (docs/cloud.md)")
-    return None
+    problem = _unresolvable(STORAGE_HOST)
+    if problem:
+        raise NoNetwork(
+            f"--runner DataflowRunner: {STORAGE_HOST} cannot be resolved ({problem}): connect "
+            f"to the network (or set HTTPS_PROXY), or for offline tests set {EMULATOR_VARIABLE} "
+            "to a GCS emulator (docs/cloud.md)")
+    return source
+
+
+def _unresolvable(host, timeout=5.0):
+    """Why `host` does not resolve, or None (also when unsure: a slow answer, a proxy).
+
+    Offline, name resolution fails at once, where Beam's clients would retry for
+    minutes. Behind a proxy local resolution may fail while the proxy works: no check.
+    """
+    if any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY",
+                                              "all_proxy")):
+        return None
+    answer = {}
+
+    def resolve():
+        try:
+            socket.getaddrinfo(host, 443)
+        except OSError as err:
+            answer["error"] = err
+
+    worker = threading.Thread(target=resolve, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    error = answer.get("error")
+    return None if error is None else (getattr(error, "strerror", None) or str(error))
 
 
 class UnsafeRunnerMode(SystemExit):

@@ -359,6 +359,22 @@ def test_credentials_are_looked_for_where_google_auth_looks(tmp_path, monkeypatc
         beam_runner.check_credentials(["--runner", "DataflowRunner"])
     with pytest.raises(beam_runner.NoCloudCredentials):
         beam_runner.check_credentials(["--runner=dataflow"])
+    # Credentials but no network: one line too, unless a proxy does the resolving.
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key))
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    import socket
+
+    def offline(*_):
+        raise socket.gaierror(-2, "Name or service not known")
+    monkeypatch.setattr(socket, "getaddrinfo", offline)
+    with pytest.raises(beam_runner.NoNetwork, match="storage.googleapis.com cannot be resolved"):
+        beam_runner.check_credentials(["--runner", "DataflowRunner"])
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    assert beam_runner.check_credentials(["--runner", "DataflowRunner"]) == str(key)
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *_: [])
+    monkeypatch.delenv("HTTPS_PROXY")
+    assert beam_runner.check_credentials(["--runner", "DataflowRunner"]) == str(key)
 
 
 # ------------------------------------------------------------------ what workers install

@@ -35,7 +35,7 @@ def test_parse_known_args_reads_config_and_reports_bad_files_as_flag_errors(tmp_
                                                                            monkeypatch):
     import argparse
     from pipeline_common import beam_runner
-    monkeypatch.setattr(beam_runner, "google_credentials_source", lambda: "test credentials")
+    monkeypatch.setattr(beam_runner, "check_credentials", lambda args: None)  # test_dataflow.py
     parser = argparse.ArgumentParser(prog="job")
     parser.add_argument("--top_books", type=int)
     path = tmp_path / "job.yaml"
