@@ -74,6 +74,20 @@ def test_neighbors_on_a_model_trained_with_embedding_dim_1(chain, tmp_path):
                    "(ties ranked by book_index)")
 
 
+@pytest.mark.parametrize("vectors", ["one-dimensional", "all identical"])
+def test_top_k_when_every_query_is_a_tie(vectors):
+    from graph_export import topk
+    rng = np.random.default_rng(3)
+    matrix = rng.normal(size=(700, 1)) if vectors == "one-dimensional" else np.ones((700, 8))
+    unit, valid = topk.normalise_rows(matrix)
+    neighbours, scores = topk.topk_block(topk.CandidateIndex(unit[valid]), np.arange(700), 10)
+    cosine = unit.astype(np.float64) @ unit.T.astype(np.float64)
+    np.fill_diagonal(cosine, -np.inf)
+    for query in range(0, 700, 37):   # cosine descending, then index ascending
+        want = np.lexsort((np.arange(700), -np.round(cosine[query], 6)))[:10]
+        assert neighbours[query].tolist() == want.tolist(), query
+
+
 # --- 2. Ctrl-C at any moment of any command ----------------------------------------------
 
 # (stage, moment, `tests.faults.interrupt_at` WHEN): Ctrl-C as a terminal sends it (SIGINT
@@ -155,6 +169,16 @@ def _one_book_map(tmp_path):
     return str(path)
 
 
+def test_book_id_map_does_not_grow_with_the_value_of_an_id(tmp_path):
+    from beam_jobs import parsing
+    path = tmp_path / "book_id_map.csv"
+    path.write_text(f"book_id_csv,book_id\n0,17\n{HUGE_CSV_ID},18\n")
+    book_map = parsing.read_book_map(str(path))
+    assert sum(a.nbytes for a in book_map.values() if isinstance(a, np.ndarray)) < 1 << 20
+    positions = parsing.map_positions(book_map, np.array([HUGE_CSV_ID, 0, 1]), len(book_map["gid"]))
+    assert positions[2] == -1 and book_map["gid"][positions[:2]].tolist() == [18, 17]
+
+
 def test_preprocess_with_a_huge_csv_user_id(chain, broken_copy, tmp_path):
     data = broken_copy("data")
     _renumber_user(data, 5, HUGE_CSV_ID)
@@ -205,7 +229,7 @@ def test_preprocess_with_a_byte_order_mark_on_every_input(chain, broken_copy, tm
                    "completes; same outputs and counts as without it")
 
 
-# --- 6. a valid catalogue record above 4 MB ----------------------------------------------
+# --- 6. a valid catalogue record above 4 MB (pyarrow refused lines over two of its blocks) ----------------------------------------------
 
 def _kept_book_ids(chain):
     return pq.read_table(pathlib.Path(chain["prep"]) / "book_catalog.parquet").column(
@@ -217,19 +241,19 @@ def _record_of(lines, book_id):
     return at, json.loads(lines[at])
 
 
-def test_preprocess_with_a_book_record_of_6_mb(chain, broken_copy, tmp_path):
+def test_preprocess_with_a_book_record_of_12_mb(chain, broken_copy, tmp_path):
     data = pathlib.Path(broken_copy("data"))
     lines = _gz_lines(data / "goodreads_books.json.gz")
     at, record = _record_of(lines, _kept_book_ids(chain)[0])   # the most-read book
-    record["description"] = "A long description. " * ((6 << 20) // 20 + 1)
+    record["description"] = "A long description. " * ((12 << 20) // 20 + 1)
     lines[at] = json.dumps(record).encode() + b"\n"
-    assert len(lines[at]) > 6 << 20
+    assert len(lines[at]) > 12 << 20
     _write_gz_lines(data / "goodreads_books.json.gz", lines)
     outcome = _preprocess(chain, str(data), tmp_path)
     assert outcome.returncode == 0, outcome.stderr[-3000:]
     manifest = _assert_same_as_clean(chain, tmp_path)
     assert "books_rejected" not in manifest["catalog"], manifest["catalog"]
-    harness.record("preprocess", "a valid 6 MB record in goodreads_books.json.gz",
+    harness.record("preprocess", "a valid 12 MB record in goodreads_books.json.gz",
                    "completes; same outputs as without the long field (records up to 64 MB "
                    "are read; longer ones are counted as bad_catalog_row)")
 
