@@ -238,8 +238,8 @@ def _stage_dry_run(job):
     staging location (`pipeline.pb`, `workflow.tar.gz`, ...) and writes the job
     description Dataflow would receive, as Beam does on submission
     (apiclient.DataflowApplicationClient.create_job minus its last request). The
-    file is Beam's job JSON; the pipeline itself is STAGING_LOCATION/pipeline.pb,
-    STAGING_LOCATION being the job's sdkPipelineOptions.options.staging_location.
+    file is Beam's job JSON; the pipeline itself is at its
+    environment.sdkPipelineOptions.options.pipelineUrl (STAGING_LOCATION/pipeline.pb).
     """
     from apache_beam.io.filesystems import FileSystems
     from apache_beam.runners.dataflow.internal import apiclient
