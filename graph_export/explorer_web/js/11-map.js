@@ -202,14 +202,18 @@
       t0 - mapState.lastFull > Math.max(600, 8 * mapState.fullMs);
     if (full) {
       renderer.drawFull(cam);
-      mapState.stale = false;
+      renderer.finish();       // its real cost (the GPU's, not the command queue's) sets
+      mapState.stale = false;  // how often a long move may redraw everything
       mapState.lastFull = performance.now();
       mapState.fullMs = mapState.lastFull - t0;
       mapState.fullDraws++;
+      mapState.fullCam = [mapState.cx, mapState.cy, mapState.z];
     } else {
       renderer.present(cam);
     }
-    if (!full || (opts && opts.moving)) {   // redraw everything once the camera rests
+    var fc = mapState.fullCam;
+    var moved = !fc || fc[0] !== mapState.cx || fc[1] !== mapState.cy || fc[2] !== mapState.z;
+    if (moved && (!full || (opts && opts.moving))) {   // redraw everything once the camera rests
       clearTimeout(restTimer);
       restTimer = setTimeout(function () { mapState.stale = true; requestDraw(); }, 160);
     }
@@ -236,7 +240,7 @@
   }
 
   function drawMapStatus() {
-    var box = visibleBox(), text = fmtInt(N) + ' books';
+    var text = fmtInt(N) + ' books';
     if (mapState.z > 0.5) text += ' \u00b7 zoom ' + Math.pow(2, mapState.z).toFixed(1) + '\u00d7';
     $('status').textContent = text;
   }
