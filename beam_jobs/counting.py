@@ -96,14 +96,14 @@ def check_reject_share(counts, max_reject_fraction, samples):
         detail = ", ".join(f"{k}: {v}" for k, v in sorted(rejected.items()))
         example = "; ".join(f"{r.reason.value}: {r.text[:80]!r}" for r in samples[:3])
         books_set_aside = counts.get(catalog_rejected("books"), 0)
-        cause = (f" {books_set_aside} lines of goodreads_books were set aside as bad_catalog_row "
+        cause = (f" {books_set_aside} line(s) of goodreads_books were set aside as bad_catalog_row "
                  "(a line that does not parse, has no valid book_id or is longer than "
                  f"{parsing.MAX_RECORD_BYTES >> 20} MB), so their books' interactions count as "
                  "book_not_in_catalog." if books_set_aside and rejected.get("book_not_in_catalog")
                  else "")
         raise PreprocessError(
             f"{total} of {rows} interaction rows ({total / rows:.2%}) are malformed, more than "
-            f"--max_reject_fraction={max_reject_fraction} ({detail}). Examples: {example}.{cause} "
+            f"--max_reject_fraction={max_reject_fraction} ({detail}).{cause} Examples: {example}. "
             "Check --input and --input_format.")
     for kind in CATALOG_KINDS:
         read = counts.get(catalog_rows_read(kind), 0)

@@ -266,7 +266,7 @@ def test_the_stop_line_names_the_catalogue_lines_set_aside(chain, broken_copy, t
     _write_gz_lines(data / "goodreads_books.json.gz", lines)
     outcome = _preprocess(chain, str(data), tmp_path)
     line = harness.assert_one_line_failure(outcome, "book_not_in_catalog",
-                                           "1 lines of goodreads_books were set aside")
+                                           "1 line(s) of goodreads_books were set aside")
     harness.record("preprocess", "the most-read book's record in goodreads_books.json.gz broken",
                    line, tmp_path)
 
