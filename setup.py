@@ -20,6 +20,8 @@ REQUIRED = [
     "PyYAML==6.0.4",
     "matplotlib==3.11.2",
     "isal==1.9.1",  # ISA-L gzip for the TFRecord shards (beam_jobs/tfrecords.py)
+    "openTSNE==1.0.4",  # the map's layout (graph_export/layout.py)
+    "scipy==1.17.1",    # sparse matrices for the map's names and affinities
 ]
 
 TEST = [

@@ -327,6 +327,7 @@ def run(argv=None):
         "id_maps": {k.split("/", 1)[1]: v for k, v in counts.items() if k.startswith("id_maps/")},
         "feature_spec": dict(artifacts.EXAMPLE_FEATURES),
         "files": {**{split: artifacts.shard_files(split, num_shards) for split in artifacts.SPLITS},
+                  "train_pairs": [artifacts.pairs_file(p, num_shards) for p in range(num_shards)],
                   "catalog": artifacts.CATALOG, "transform_output": artifacts.TRANSFORM_DIR,
                   "rejected": f"{artifacts.REJECTED_DIR}/{artifacts.REJECTED_PREFIX}-*{artifacts.REJECTED_SUFFIX}"},
         "book_index_order": "kept interactions descending, then Goodreads book id ascending",

@@ -1,10 +1,13 @@
-"""Writing the example shards: one train and one eval GZIP TFRecord shard per user partition.
+"""Writing the example shards: one train and one eval GZIP TFRecord shard per user partition,
+and the partition's train pairs as parquet (user_index, book_index) beside them.
 
 Each kept interaction goes to eval when `selection.is_eval` (a hash of user id,
 book id and seed) says so, else to train; the encoding is `tfrecords.ExampleEncoder`.
 """
 import apache_beam as beam
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from beam_jobs import counting, selection, tfrecords
 from beam_jobs.blocks import row_users
@@ -58,8 +61,19 @@ class SplitAndWriteShards(beam.DoFn):
                     raise
                 writer.close()
             counts[f"{split}_examples"] = len(rows)
+            if split == "train":
+                write_pairs(fileio.join(self._output, artifacts.pairs_file(partition.part, self._num)),
+                            index.user_sorted_index[upos][user[rows]], index.book_sorted_index[book[rows]])
         yield counting.tagged(**counts)
         yield partition.part
+
+
+def write_pairs(path, user_index, book_index):
+    """A partition's train pairs as parquet (docs/artifacts.md): int32 columns, zstd."""
+    table = pa.table({"user_index": np.asarray(user_index, np.int32),
+                      "book_index": np.asarray(book_index, np.int32)}, schema=artifacts.TRAIN_PAIRS_SCHEMA)
+    with fileio.atomic_write(path) as handle:
+        pq.write_table(table, handle, compression="zstd", **artifacts.PARQUET_WRITE_OPTIONS)
 
 
 def write_empty_shards(written, output, num_partitions, level):
@@ -71,4 +85,5 @@ def write_empty_shards(written, output, num_partitions, level):
         for split in artifacts.SPLITS:
             with fileio.atomic_write(shard_path(output, split, part, num_partitions)) as handle:
                 tfrecords.GzipTFRecordWriter(handle, level).close()
+        write_pairs(fileio.join(output, artifacts.pairs_file(part, num_partitions)), [], [])
     return {"empty_shards": num_partitions - len(done)}

@@ -40,7 +40,7 @@ import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-from graph_export import graph_files, neighbors, topk  # noqa: E402
+from graph_export import blocks, graph_files, neighbors, topk  # noqa: E402
 from pipeline_common import artifacts  # noqa: E402
 import machine  # noqa: E402  (same folder)
 from bench_preprocess import peak_rss_mb  # noqa: E402  (same folder: VmHWM, this process only)
@@ -135,7 +135,7 @@ def synthetic_graph(n_books, k):
         "target": rng.integers(0, n_books, n_books * k),
         "rank": np.tile(np.arange(1, k + 1, dtype=np.int32), n_books),
         "cosine": rng.uniform(0, 1, n_books * k).astype(np.float32)},
-        schema=neighbors.EDGE_SCHEMA)
+        schema=blocks.EDGE_SCHEMA)
     return nodes, edges
 
 
@@ -230,7 +230,7 @@ def synthetic_knn(n_books, k, dim, seed=3):
     edges = pa.table({"source": np.repeat(np.arange(n_books, dtype=np.int64), k),
                       "target": targets.ravel().astype(np.int64),
                       "rank": np.tile(np.arange(1, k + 1, dtype=np.int32), n_books),
-                      "cosine": cosine.ravel()}, schema=neighbors.EDGE_SCHEMA)
+                      "cosine": cosine.ravel()}, schema=blocks.EDGE_SCHEMA)
     return vectors, edges
 
 
@@ -250,8 +250,9 @@ def bench_graph_steps(n_books, k, dim, tmp, split):
     args = argparse.Namespace(k=k, max_graph_nodes=neighbors.MAX_GRAPH_NODES,
                               formats=list(neighbors.FORMATS), seed=0,
                               louvain_max_nodes=neighbors.layout.LOUVAIN_MAX_NODES,
+                              layout_max_nodes=neighbors.layout.LAYOUT_MAX_NODES, threads=2,
                               split_by="community" if split else None)
-    nodes, files, info = neighbors.write_graph(tmp, meta, unit, valid, edges, {}, args,
+    nodes, files, info = neighbors.write_graph(tmp, meta, unit, valid, edges, None, None, args,
                                                timings)
     del unit, edges
     timings["total_seconds"] = time.perf_counter() - start

@@ -179,21 +179,26 @@ def write_outputs(prefix, nodes, layer, parent, edges, centre, formats):
                         for b in members],
         extra={"layer": [layer[b] for b in members]}, extra_types=[("layer", "integer")])
     records = list(text.records())
-    edge_batch = [edges.column(c).to_numpy() for c in ("source", "target", "rank", "cosine")]
-    edge_batch[3] = np.round(edge_batch[3].astype(np.float64), 6)
-    edge_rows = list(zip(*(column.tolist() for column in edge_batch)))
+    types = graph_files.edge_types(edges)
+    batches = list(graph_files.edge_batches(edges))
+    sources, targets, cosines = (np.concatenate([b[i] for b in batches]) for i in range(3))
+    attributes = {name: (pa.concat_arrays([b[3][name] for b in batches])
+                         if isinstance(batches[0][3][name], pa.Array)
+                         else np.concatenate([b[3][name] for b in batches]))
+                  for name, _ in types} if batches else {}
+    edge_rows = list(zip(sources.tolist(), targets.tolist(),
+                         attributes.get("rank", np.zeros(len(sources))).tolist(), cosines.tolist()))
     title = records[0][1]
     written = []
     if "gexf" in formats:
         path = prefix + ".gexf"
         with fileio.atomic_write(path) as handle:
-            writer = GexfWriter(handle, text.types, graph_files.EDGE_TYPES, directed=True,
+            writer = GexfWriter(handle, text.types, types, directed=True,
                                 description=f"ego graph of {title}")
             writer.start_nodes()
             writer.node_rows(text.gexf_rows())
             writer.start_edges()
-            writer.edge_batch(edge_batch[0], edge_batch[1], edge_batch[3],
-                              {"rank": edge_batch[2]})
+            writer.edge_batch(sources, targets, cosines, attributes)
             writer.close()
         written.append(path)
     if "json" in formats:
@@ -201,8 +206,7 @@ def write_outputs(prefix, nodes, layer, parent, edges, centre, formats):
         with fileio.atomic_write(path) as handle:
             write_graphology(
                 handle, [text.json_rows("graphology")],
-                [EdgeBatch(edge_batch[0], edge_batch[1],
-                           {"weight": edge_batch[3], "rank": edge_batch[2]}).graphology_rows()],
+                [EdgeBatch(sources, targets, {"weight": cosines, **attributes}).graphology_rows()],
                 {"name": f"ego graph of {title}"})
         written.append(path)
     if "png" in formats:

@@ -154,13 +154,13 @@ def edge_elements(first_id, sources, targets, weights, attributes=None, edge_typ
     Arrow string column, for `GexfWriter.edge_rows`.
 
     `weights` are finite floats (a non-finite one raises ValueError);
-    `attributes` maps an edge attribute declared numeric in `edge_types`
-    (name -> GEXF type) to one value per edge.
+    `attributes` maps an edge attribute declared in `edge_types` (name -> GEXF
+    type) to one value per edge: numbers, or an Arrow string column for "string".
     """
     attributes = attributes or {}
     for name in attributes:
-        if (edge_types or {}).get(name) not in ("integer", "long", "double", "float"):
-            raise ValueError(f"edge attribute {name!r} must be declared numeric")
+        if (edge_types or {}).get(name) not in ("integer", "long", "double", "float", "string"):
+            raise ValueError(f"edge attribute {name!r} must be declared")
     ids = np.arange(first_id, first_id + len(weights))
     parts = ['      <edge id="', text_columns.integers(ids), '" source="',
              text_columns.integers(sources), '" target="', text_columns.integers(targets),
@@ -169,8 +169,9 @@ def edge_elements(first_id, sources, targets, weights, attributes=None, edge_typ
     if attributes:
         parts.append('"><attvalues>')
         for name, values in attributes.items():
-            parts += [f'<attvalue for="{xml_attr(name)}" value="',
-                      text_columns.finite_numbers(np.asarray(values), name), '"/>']
+            text = (text_columns.xml(values) if edge_types[name] == "string"
+                    else text_columns.finite_numbers(np.asarray(values), name))
+            parts += [f'<attvalue for="{xml_attr(name)}" value="', text, '"/>']
         parts.append("</attvalues></edge>\n")
     else:
         parts.append('"/>\n')

@@ -17,6 +17,8 @@ two ways a big graph is made viewable:
 """
 import contextlib
 import json
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pyarrow as pa
@@ -30,10 +32,19 @@ from pipeline_common import artifacts, fileio
 NODE_TYPES = {"book_id": "string", "authors": "string", "ratings_count": "integer",
               "average_rating": "double", "genre": "string",
               "num_interactions": "long", "in_degree": "integer",
-              "community": "string"}
-EDGE_TYPES = [("rank", "integer")]
+              "community": "string", "community_name": "string",
+              "region": "string", "region_name": "string"}
+# Edge attributes besides the weight (cosine); the reasons only when edges.parquet has them.
+EDGE_TYPES = {"rank": "integer", "co_readers": "long", "shared_authors": "integer",
+              "shared_shelves": "string"}
 EDGE_BATCH = 100_000
 POPULARITY_COLUMNS = ("num_interactions", "ratings_count", "in_degree")
+
+
+def edge_types(edges):
+    """GEXF `(name, type)` of the edge attributes present in the edges table."""
+    names = edges.column_names if hasattr(edges, "column_names") else edges
+    return [(n, t) for n, t in EDGE_TYPES.items() if n in names]
 
 
 def node_types(nodes, extra=()):
@@ -74,7 +85,9 @@ class NodeText:
         self.positions = np.asarray(positions, np.float64).reshape(-1, 2)
         values = {name: nodes.column(name).combine_chunks()
                   for name, _ in self.types if name in nodes.column_names}
-        values["community"] = values["community"].cast(pa.string())
+        for name in ("community", "region"):
+            if name in values:
+                values[name] = values[name].cast(pa.string())
         for name, column in (extra or {}).items():
             values[name] = pa.array(column)
         self.values = values
@@ -188,16 +201,22 @@ def community_pieces(communities, pop, book_index, max_nodes):
 # ---------------------------------------------------------------- streaming writers
 
 def edge_batches(edges, keep=None):
-    """`(sources, targets, ranks, cosines)` numpy arrays of the edges table, at most
-    100k edges at a time, only edges with both ends in `keep` (a bool lookup by
-    book_index) if given."""
+    """`(sources, targets, cosines, attributes)` of the edges table, at most 100k
+    edges at a time, only edges with both ends in `keep` (a bool lookup by
+    book_index) if given; `attributes` maps each `edge_types` name to its values
+    (numpy numbers, or an Arrow string column)."""
+    names = [n for n, _ in edge_types(edges)]
     for batch in edges.to_batches(max_chunksize=EDGE_BATCH):
-        columns = [batch.column(c).to_numpy() for c in ("source", "target", "rank", "cosine")]
-        if keep is not None:
-            inside = keep[columns[0]] & keep[columns[1]]
-            columns = [c[inside] for c in columns]
-        columns[3] = np.round(columns[3].astype(np.float64), 6)
-        yield columns
+        sources, targets = batch.column("source").to_numpy(), batch.column("target").to_numpy()
+        inside = None if keep is None else keep[sources] & keep[targets]
+        def take(column):
+            if pa.types.is_string(column.type):
+                return column if inside is None else column.filter(pa.array(inside))
+            values = column.to_numpy(zero_copy_only=False)
+            return values if inside is None else values[inside]
+        cosines = np.round(take(batch.column("cosine")).astype(np.float64), 6)
+        yield (take(batch.column("source")), take(batch.column("target")), cosines,
+               {name: take(batch.column(name)) for name in names})
 
 
 # The graph files and the edge text each needs: graph.json is graphology's
@@ -211,26 +230,28 @@ def edge_rows(edges, keep, style):
     text for one file style ("gexf", "graphology" or "nodelink"): an Arrow
     string column per batch, GEXF ids counting from 0."""
     written = 0
-    for sources, targets, ranks, cosines in edge_batches(edges, keep):
+    types = dict(edge_types(edges))
+    for sources, targets, cosines, attributes in edge_batches(edges, keep):
         if style == "gexf":
             rows = gexf_writer.edge_elements(written, sources, targets, cosines,
-                                             {"rank": ranks}, dict(EDGE_TYPES))
+                                             attributes, types)
         else:
-            batch = EdgeBatch(sources, targets, {"weight": cosines, "rank": ranks})
+            batch = EdgeBatch(sources, targets, {"weight": cosines, **attributes})
             rows = batch.graphology_rows() if style == "graphology" else batch.nodelink_rows()
         written += len(rows)
         yield rows
 
 
-def write_graph_file(path, style, text, edges, header):
+def write_graph_file(path, style, text, edges, header, types=(("rank", "integer"),)):
     """Writes one graph file of `style` ("gexf", "graphology", "nodelink"): the
     nodes of `text` (a `NodeText`), then `edges` (`edge_rows` of that style, or
     the same already made). `header` is the GEXF description or the JSON graph
-    attributes. Returns the number of edges written.
+    attributes; `types` the edges' attributes (`edge_types`). Returns the number
+    of edges written.
     """
     with fileio.atomic_write(path) as handle:
         if style == "gexf":
-            writer = GexfWriter(handle, text.types, EDGE_TYPES, directed=True,
+            writer = GexfWriter(handle, text.types, list(types), directed=True,
                                 description=header)
             writer.start_nodes()
             writer.node_rows(text.gexf_rows())
@@ -263,7 +284,7 @@ def write_community_pieces(directory, nodes, edges, max_nodes, description):
             which = f"community {first}" if first == last else f"communities {first}-{last}"
             path = fileio.join(directory, f"part-{p:04d}.gexf")
             handle = stack.enter_context(fileio.atomic_write(path))
-            writer = GexfWriter(handle, node_types(nodes), EDGE_TYPES, directed=True,
+            writer = GexfWriter(handle, node_types(nodes), edge_types(edges), directed=True,
                                 description=f"{description}; this file: {which}, "
                                             f"{len(rows)} books and the edges among them")
             writer.start_nodes()
@@ -272,17 +293,106 @@ def write_community_pieces(directory, nodes, edges, max_nodes, description):
             writers.append(writer)
             files.append({"file": f"part-{p:04d}.gexf", "communities": [first, last],
                           "num_nodes": len(rows)})
-        for sources, targets, ranks, cosines in edge_batches(edges):
+        for sources, targets, cosines, attributes in edge_batches(edges):
             sp, tp = piece_lookup[sources], piece_lookup[targets]
-            inside = (sp == tp) & (sp >= 0)
-            order = np.argsort(sp[inside], kind="stable")
-            cols = [c[inside][order] for c in (sources, targets, ranks, cosines)]
-            bounds = np.searchsorted(sp[inside][order], np.arange(count + 1))
+            inside = np.flatnonzero((sp == tp) & (sp >= 0))
+            order = inside[np.argsort(sp[inside], kind="stable")]
+            bounds = np.searchsorted(sp[order], np.arange(count + 1))
             for p in np.flatnonzero(np.diff(bounds)):
-                lo, hi = bounds[p], bounds[p + 1]
-                writers[p].edge_batch(cols[0][lo:hi], cols[1][lo:hi], cols[3][lo:hi],
-                                      {"rank": cols[2][lo:hi]})
+                rows = order[bounds[p]:bounds[p + 1]]
+                writers[p].edge_batch(sources[rows], targets[rows], cosines[rows],
+                                      {name: (values.take(pa.array(rows))
+                                              if isinstance(values, pa.Array) else values[rows])
+                                       for name, values in attributes.items()})
         for writer, info in zip(writers, files):
             writer.close()
             info["num_edges"] = writer.edges_written
     return files
+
+
+# ---------------------------------------------------------------- the neighbours job's files
+
+def graph_file_styles(formats):
+    """(file name, text style) of each graph file that `formats` asks for."""
+    names = {"gexf": [artifacts.GRAPH_GEXF],
+             "json": [artifacts.GRAPH_JSON, artifacts.GRAPH_NODELINK]}
+    return [(name, FILE_STYLES[name]) for f in formats for name in names[f]]
+
+
+class GraphFiles:
+    """graph.gexf / graph.json / graph.nodelink.json, cut to --max_graph_nodes.
+
+    The edge text does not depend on the map, so `start_edge_text` makes it on
+    a background thread while the launcher computes communities and layout
+    (single-threaded), and `write` only adds the nodes: at 100k books the three
+    files then take ~1 s after the layout instead of ~2.5 s. Held in memory:
+    ~300 bytes per edge for the three files, so only up to
+    `PRERENDER_MAX_EDGES` edges; above that the text is made while writing.
+    """
+
+    PRERENDER_MAX_EDGES = 2_000_000
+
+    def __init__(self, out, nodes, edges, args):
+        self.out, self.edges, self.args = out, edges, args
+        self.rows, self.by = most_read(nodes, args.max_graph_nodes)
+        book_index = nodes.column("book_index").to_numpy()
+        self.keep = (None if len(self.rows) == nodes.num_rows
+                     else membership(book_index, self.rows))
+        self.styles = graph_file_styles(args.formats)
+        if self.keep is None:
+            self.num_edges = edges.num_rows
+        else:
+            self.num_edges = int(np.count_nonzero(
+                self.keep[edges.column("source").to_numpy()]
+                & self.keep[edges.column("target").to_numpy()]))
+        self.cut = cut_text(len(self.rows), nodes.num_rows, self.by,
+                                        args.max_graph_nodes)
+        self._pending = None
+        self.edge_text_seconds = None
+
+    def start_edge_text(self, pool):
+        """Makes every file's edge text on `pool` (if small enough to hold)."""
+        if self.styles and self.num_edges <= self.PRERENDER_MAX_EDGES:
+            self._pending = pool.submit(self._edge_text)
+
+    def _edge_text(self):
+        started = time.time()
+        text = {style: list(edge_rows(self.edges, self.keep, style))
+                for _, style in self.styles}
+        self.edge_text_seconds = round(time.time() - started, 3)
+        return text
+
+    def write(self, nodes):
+        """Writes the files (one thread each; Arrow's kernels and the writes
+        release the GIL) and the community pieces. Returns `(files, summary fields)`."""
+        args = self.args
+        description = (f"Goodreads books: each book -> its {args.k} nearest books by cosine "
+                       "of the model's book embeddings")
+        info = {"graph_file_nodes": len(self.rows), "graph_file_cut": self.cut,
+                "max_graph_nodes": args.max_graph_nodes}
+        made = self._pending.result() if self._pending else {}
+        if self.edge_text_seconds is not None:
+            info["edge_text_seconds"] = self.edge_text_seconds
+        files = []
+        if self.styles:
+            kept = nodes if len(self.rows) == nodes.num_rows else nodes.take(self.rows)
+            text = NodeText(kept)
+            headers = {"gexf": f"{description}. This file: {self.cut}"}
+            headers["graphology"] = headers["nodelink"] = {
+                "name": "Goodreads book neighbours", "description": description,
+                "cut": self.cut, "num_books": nodes.num_rows, "num_books_in_file": len(self.rows)}
+            with ThreadPoolExecutor(len(self.styles)) as pool:
+                written = [pool.submit(
+                    write_graph_file, fileio.join(self.out, name), style, text,
+                    made[style] if style in made
+                    else edge_rows(self.edges, self.keep, style),
+                    headers[style], edge_types(self.edges)) for name, style in self.styles]
+                info["graph_file_edges"] = [w.result() for w in written][0]
+            files = [name for name, _ in self.styles]
+        if args.split_by == "community":
+            pieces = write_community_pieces(
+                fileio.join(self.out, "communities"), nodes, self.edges,
+                args.max_graph_nodes, description)
+            info["community_files"] = pieces
+            files += [f"communities/{p['file']}" for p in pieces]
+        return files, info

@@ -21,6 +21,7 @@ import json
 import math
 
 import numpy as np
+import pyarrow as pa
 
 from graph_export import text_columns
 from graph_export.gexf_writer import clean_text
@@ -31,7 +32,7 @@ class EdgeBatch:
 
     Args:
       sources, targets: integer node keys, one per edge.
-      columns: attribute name -> finite numbers, one per edge.
+      columns: attribute name -> finite numbers (or an Arrow string column), one per edge.
     """
 
     def __init__(self, sources, targets, columns):
@@ -50,8 +51,10 @@ class EdgeBatch:
         parts = ['{"source":"', text_columns.integers(self.sources), '","target":"',
                  text_columns.integers(self.targets), middle]
         for i, (name, values) in enumerate(self.columns.items()):
-            parts += [("," if i else "") + json.dumps(name) + ":",
-                      text_columns.finite_numbers(np.asarray(values), f"edge attribute {name}")]
+            text = (text_columns.json_string(values) if isinstance(values, (pa.Array, pa.ChunkedArray))
+                    and pa.types.is_string(values.type)
+                    else text_columns.finite_numbers(np.asarray(values), f"edge attribute {name}"))
+            parts += [("," if i else "") + json.dumps(name) + ":", text]
         return text_columns.concat(*parts, tail)
 
 

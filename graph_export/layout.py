@@ -20,10 +20,11 @@ Community ids are renumbered by size (0 = largest; ties: lowest book first).
 import numpy as np
 
 LOUVAIN_MAX_NODES = 50_000
-SPRING_MAX_NODES = 50_000     # per-community spring layouts only below this size
-SPRING_COMMUNITY_MAX = 400    # ... and only for communities up to this size
-SPRING_CENTRES_MAX = 600      # spring layout of the community graph up to this many
-PCA_COMMUNITY_MIN = 256       # own PCA for communities of at least this many books
+LAYOUT_MAX_NODES = 100_000   # books laid out by t-SNE; the others placed from neighbours
+TSNE_ITERATIONS = 500         # after 250 of early exaggeration (openTSNE's defaults)
+TSNE_PERPLEXITY = 30          # openTSNE's default, over the exact 90 nearest books
+GRAPH_EDGE_WEIGHT = 0.5       # extra affinity mass on the graph's own top-k edges
+REGIONS_MIN, REGIONS_MAX = 10, 40
 # tab20, reordered so neighbouring community ids get contrasting colours.
 PALETTE = [
     (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
@@ -110,21 +111,16 @@ def _pca2(matrix):
     """Projection of the rows onto their first two principal axes (float64 [m, 2]).
 
     From the eigenvectors of the dim x dim covariance, not an SVD of the m x dim
-    rows: the same axes (up to sign) for a fraction of the work."""
+    rows: the same axes (up to sign) for a fraction of the work. Each axis's sign
+    is fixed (largest loading positive) so the result does not depend on LAPACK."""
     centred = np.asarray(matrix, np.float64) - np.mean(matrix, axis=0, dtype=np.float64)
     if len(centred) < 2:
         return np.zeros((len(centred), 2))
     axes = np.linalg.eigh(centred.T @ centred)[1][:, ::-1][:, :2]
     if axes.shape[1] < 2:
         axes = np.hstack([axes, np.zeros((axes.shape[0], 2 - axes.shape[1]))])
-    return centred @ axes
-
-
-def _unit_disc(points):
-    """Scales points so their 95th-percentile radius is 1."""
-    points = points - points.mean(axis=0)
-    radius = np.percentile(np.linalg.norm(points, axis=1), 95) if len(points) else 0
-    return points / radius if radius > 0 else points
+    flip = np.sign(axes[np.abs(axes).argmax(axis=0), [0, 1]])
+    return centred @ (axes * np.where(flip == 0, 1, flip))
 
 
 def _community_pairs(communities, sources, targets, weights, num_c):
@@ -139,88 +135,197 @@ def _community_pairs(communities, sources, targets, weights, num_c):
     return pair // num_c, pair % num_c, summed
 
 
-def _within_community_projection(emb, communities, sizes):
-    """Every book's offset from its community centroid along the two principal
-    axes of all books, scaled per community so its RMS radius is 0.58 (the
-    95th-percentile radius of a 2-D Gaussian is then ~1, as `_unit_disc` gives).
-    O(n), for the many small communities a per-community PCA would loop over."""
-    num_c = len(sizes)
-    mean = emb.mean(axis=0, dtype=np.float64)
-    cov = np.zeros((emb.shape[1], emb.shape[1]))
-    for lo in range(0, len(emb), 262_144):
-        part = emb[lo:lo + 262_144].astype(np.float64) - mean
-        cov += part.T @ part
-    axes = np.linalg.eigh(cov)[1][:, ::-1][:, :2]
-    flat = np.empty((len(emb), 2))
-    for lo in range(0, len(emb), 262_144):
-        flat[lo:lo + 262_144] = (emb[lo:lo + 262_144].astype(np.float64) - mean) @ axes
-    for d in range(2):
-        flat[:, d] -= (np.bincount(communities, flat[:, d], num_c) / sizes)[communities]
-    rms = np.sqrt(np.bincount(communities, (flat ** 2).sum(axis=1), num_c) / sizes)
-    scale = np.divide(0.58, rms, out=np.zeros(num_c), where=rms > 0)
-    return flat * scale[communities, None]
+def knn_affinities(n, sources, targets):
+    """The kNN graph symmetrised with equal weights, as a CSR matrix (row-sum free)."""
+    from scipy import sparse
+    src, tgt = np.asarray(sources, np.int64), np.asarray(targets, np.int64)
+    keep = src != tgt
+    matrix = sparse.csr_matrix((np.ones(int(keep.sum())), (src[keep], tgt[keep])), shape=(n, n))
+    matrix = matrix + matrix.T
+    matrix.data[:] = 1.0
+    return matrix
 
 
-def compute_positions(embeddings, communities, sources, targets, weights, seed=0):
-    """Two-level map layout: float64 `[n, 2]` positions.
+def perplexity_affinities(unit, perplexity=TSNE_PERPLEXITY, threads=1):
+    """t-SNE's input affinities from the exact 3 x perplexity nearest books by cosine.
 
-    Vectorised except for the per-community spring layouts (small graphs only)
-    and a PCA per community of at least `PCA_COMMUNITY_MIN` books (at most
-    n / 256 of them); smaller communities are placed by `_within_community_projection`.
+    The neighbours come from the same exact kernel as the graph (`topk`), not
+    an approximate search; each row's Gaussian bandwidth is found by a
+    bisection run on all rows at once (entropy = log(perplexity)). Returns the
+    symmetrised CSR matrix, summing to 1."""
+    from concurrent.futures import ThreadPoolExecutor
+    from scipy import sparse
+    from graph_export import topk
+    n = len(unit)
+    k = int(min(n - 1, 3 * perplexity))
+    index = topk.CandidateIndex(np.ascontiguousarray(unit, np.float32))
+    blocks = [np.arange(lo, min(n, lo + topk.DEFAULT_BLOCK_ROWS))
+              for lo in range(0, n, topk.DEFAULT_BLOCK_ROWS)]
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        parts = list(pool.map(lambda rows: topk.topk_block(index, rows, k), blocks))
+    near = np.concatenate([p[0] for p in parts])
+    dist = 1.0 - np.concatenate([p[1] for p in parts]).astype(np.float64)
+    dist -= dist.min(axis=1, keepdims=True)
+    lo, hi = np.full(n, 1e-8), np.full(n, 1e8)
+    target = np.log(min(perplexity, k))
+    for _ in range(60):
+        beta = np.sqrt(lo * hi)
+        weight = np.exp(-dist * beta[:, None])
+        prob = weight / weight.sum(axis=1, keepdims=True)
+        entropy = -(prob * np.log(np.maximum(prob, 1e-300))).sum(axis=1)
+        wide = entropy > target
+        lo, hi = np.where(wide, beta, lo), np.where(wide, hi, beta)
+    matrix = sparse.csr_matrix((prob.ravel(), (np.repeat(np.arange(n), k), near.ravel())),
+                               shape=(n, n))
+    matrix = matrix + matrix.T
+    return matrix / matrix.sum()
+
+
+def layout_affinities(unit, sources, targets, threads=1):
+    """What t-SNE keeps: perplexity affinities over the books' exact nearest
+    neighbours, plus `GRAPH_EDGE_WEIGHT` of the mass on the graph's own edges --
+    the neighbourhoods a reader follows on the map stay the closest points."""
+    n = len(unit)
+    graph = knn_affinities(n, sources, targets)
+    near = perplexity_affinities(unit, threads=threads)
+    return near + GRAPH_EDGE_WEIGHT * graph / max(graph.sum(), 1.0)
+
+
+def tsne_positions(embeddings, sources, targets, seed=0, n_iter=TSNE_ITERATIONS,
+                   threads=1):
+    """t-SNE (openTSNE, FFT gradients) of `layout_affinities`: float64 `[n, 2]`.
+
+    Initialised from the first two principal axes of the embeddings (global
+    structure kept, same start for the same input), then openTSNE's two phases:
+    early exaggeration (12, 250 iterations) and `n_iter` iterations at
+    exaggeration 1. Deterministic for one `seed` and `threads`.
     """
-    n = len(communities)
+    n = len(embeddings)
+    if n < 4 or len(sources) == 0:
+        return _pca2(embeddings) if n else np.zeros((0, 2))
+    import openTSNE
+    from openTSNE import affinity, initialization
+    init = initialization.rescale(_pca2(embeddings))
+    tsne = openTSNE.TSNE(n_components=2, n_iter=n_iter, n_jobs=threads,
+                         negative_gradient_method="fft", random_state=seed, verbose=False)
+    embedding = tsne.fit(affinities=affinity.PrecomputedAffinities(
+        layout_affinities(embeddings, sources, targets, threads)), initialization=init)
+    return np.asarray(embedding, np.float64)
+
+
+def knn_preservation(positions, sources, targets, k=10):
+    """Share of each book's graph neighbours (`sources` -> `targets`) that are among
+    its `k` nearest points in the layout: how well the map keeps neighbourhoods."""
+    from scipy.spatial import cKDTree
+    n = len(positions)
+    if n < 2 or len(sources) == 0:
+        return float("nan")
+    k_eff = min(k, n - 1)
+    _, near = cKDTree(positions).query(positions, k=k_eff + 1)
+    near = np.sort(near[:, 1:], axis=1)
+    src, tgt = np.asarray(sources, np.int64), np.asarray(targets, np.int64)
+    row = near[src]
+    hit = (row == tgt[:, None]).any(axis=1)
+    return float(hit.mean())
+
+
+def place_from_neighbours(positions, placed, sources, targets, passes=8):
+    """Positions for the books outside the laid-out set: the mean of their placed
+    neighbours (either direction of an edge), repeated `passes` times so books
+    whose neighbours were placed in the pass before follow; books still without
+    a placed neighbour go to the centre. O(edges) memory and time per pass."""
+    positions, placed = positions.copy(), placed.copy()
+    src = np.concatenate([sources, targets])
+    dst = np.concatenate([targets, sources])
+    for _ in range(passes):
+        if placed.all():
+            break
+        use = placed[src] & ~placed[dst]
+        if not use.any():
+            break
+        counts = np.bincount(dst[use], minlength=len(placed))
+        new = counts > 0
+        for d in range(2):
+            sums = np.bincount(dst[use], positions[src[use], d], minlength=len(placed))
+            positions[new, d] = sums[new] / counts[new]
+        placed |= new
+    positions[~placed] = 0.0
+    return positions
+
+
+def compute_positions(embeddings, sources, targets, seed=0, laid_out=None, threads=1):
+    """The map's x, y: t-SNE of the kNN graph among `laid_out` rows (all when None),
+    every other book placed from its neighbours (`place_from_neighbours`).
+
+    Returns float64 `[n, 2]`, rounded to 3 decimals, scaled so the map spans
+    about 1000 units (Gephi's and the explorer's zoom need no extreme values).
+    """
+    n = len(embeddings)
     if n == 0:
         return np.zeros((0, 2))
-    emb = np.asarray(embeddings, np.float32)
-    num_c = int(communities.max()) + 1
-    sizes = np.bincount(communities, minlength=num_c)
-    centroids = np.stack([np.bincount(communities, emb[:, d], num_c)
-                          for d in range(emb.shape[1])], axis=1) / sizes[:, None]
     src, tgt = np.asarray(sources, np.int64), np.asarray(targets, np.int64)
-
-    # Level 1: where each community sits.
-    if num_c == 1:
-        centres = np.zeros((1, 2))
-    elif num_c <= SPRING_CENTRES_MAX:
-        import networkx as nx
-        cgraph = nx.Graph()
-        cgraph.add_nodes_from(range(num_c))
-        a, b, w = _community_pairs(communities, src, tgt, weights, num_c)
-        cgraph.add_weighted_edges_from(zip(a.tolist(), b.tolist(), w.tolist()))
-        init = {c: p for c, p in enumerate(_unit_disc(_pca2(centroids)) + 1e-3)}
-        pos = nx.spring_layout(cgraph, pos=init, weight="weight", seed=seed, iterations=100)
-        centres = np.array([pos[c] for c in range(num_c)])
+    if laid_out is None or len(laid_out) >= n:
+        positions = tsne_positions(embeddings, src, tgt, seed, threads=threads)
     else:
-        centres = _pca2(centroids)
-    centres = _unit_disc(centres)
-    # Spread centres so discs (area ~ size) rarely overlap: the total disc area
-    # is ~n, the map is a square of side ~ 3 sqrt(n).
-    centres *= 1.5 * np.sqrt(n)
-    radii = np.sqrt(sizes) * 0.9
-
-    # Level 2: books inside their community's disc.
-    local = _within_community_projection(emb, communities, sizes)
-    spring = (sizes <= SPRING_COMMUNITY_MAX) if n <= SPRING_MAX_NODES \
-        else np.zeros(num_c, bool)
-    own = (sizes > 1) & (spring | (sizes >= PCA_COMMUNITY_MIN))
-    members_of = np.argsort(communities, kind="stable")
-    bounds = np.r_[0, np.cumsum(sizes)]
-    same = communities[src] == communities[tgt] if len(src) else np.zeros(0, bool)
-    for c in np.flatnonzero(own):
-        members = members_of[bounds[c]:bounds[c + 1]]
-        if spring[c]:
-            import networkx as nx
-            sub = nx.Graph()
-            sub.add_nodes_from(members.tolist())
-            mask = same & (communities[src] == c)
-            sub.add_edges_from(zip(src[mask].tolist(), tgt[mask].tolist()))
-            pos = nx.spring_layout(sub, seed=seed, iterations=50)
-            pts = np.array([pos[m] for m in members.tolist()])
-        else:
-            pts = _pca2(emb[members].astype(np.float64))
-        local[members] = _unit_disc(pts)
-    positions = centres[communities] + local * radii[communities, None]
+        rows = np.sort(np.asarray(laid_out, np.int64))
+        local = np.full(n, -1, np.int64)
+        local[rows] = np.arange(len(rows))
+        inside = (local[src] >= 0) & (local[tgt] >= 0)
+        sub = tsne_positions(np.asarray(embeddings)[rows], local[src[inside]],
+                             local[tgt[inside]], seed, threads=threads)
+        positions = np.zeros((n, 2))
+        positions[rows] = sub
+        placed = np.zeros(n, bool)
+        placed[rows] = True
+        positions = place_from_neighbours(positions, placed, src, tgt)
+    positions -= positions.mean(axis=0)
+    span = np.percentile(np.abs(positions), 99) if n > 1 else 0
+    if span > 0:
+        positions *= 500.0 / span
     return np.round(positions, 3)
+
+
+def detect_regions(communities, positions, seed=0, most=REGIONS_MAX, fewest=REGIONS_MIN):
+    """Coarse regions of the map: whole communities grouped by where they sit.
+
+    A weighted k-means (k-means++ start from a seeded generator, 50 Lloyd
+    steps) of the communities' mean positions, each weighted by its book
+    count, with k = a quarter of the communities within [fewest, most] (all
+    communities when there are fewer). A region is then one area of the map
+    a reader can point at, made of whole communities. Returns the region of
+    each community, numbered by book count (0 = largest; ties: lowest
+    community first)."""
+    num_c = int(communities.max()) + 1 if len(communities) else 0
+    if num_c == 0:
+        return np.zeros(0, np.int64)
+    sizes = np.bincount(communities, minlength=num_c).astype(np.float64)
+    centres = np.stack([np.bincount(communities, positions[:, d], num_c) / np.maximum(sizes, 1)
+                        for d in range(2)], axis=1)
+    k = int(min(num_c, max(fewest, min(most, round(num_c / 4)))))
+    rng = np.random.default_rng(seed)
+    chosen = [int(np.argmax(sizes))]
+    for _ in range(1, k):
+        gap = np.min(((centres[:, None, :] - centres[chosen][None]) ** 2).sum(axis=2), axis=1)
+        weight = gap * sizes
+        chosen.append(int(rng.choice(num_c, p=weight / weight.sum())) if weight.sum() > 0
+                      else int(np.argmin(np.isin(np.arange(num_c), chosen))))
+    means = centres[chosen].copy()
+    labels = np.zeros(num_c, np.int64)
+    for _ in range(50):
+        labels = ((centres[:, None, :] - means[None]) ** 2).sum(axis=2).argmin(axis=1)
+        mass = np.bincount(labels, sizes, minlength=k)
+        used = mass > 0
+        for d in range(2):
+            means[used, d] = np.bincount(labels, sizes * centres[:, d], minlength=k)[used] \
+                / mass[used]
+    _, labels = np.unique(labels, return_inverse=True)
+    totals = np.bincount(labels, sizes)
+    first = np.full(labels.max() + 1, num_c)
+    np.minimum.at(first, labels, np.arange(num_c))
+    order = np.lexsort((first, -totals))
+    new_id = np.empty(len(order), np.int64)
+    new_id[order] = np.arange(len(order))
+    return new_id[labels]
 
 
 def community_colours(communities):

@@ -34,6 +34,8 @@ REJECTED_DIR = "rejected"
 REJECTED_PREFIX = "rejected"  # rejected/rejected-SSSSS-of-NNNNN.jsonl
 REJECTED_SUFFIX = ".jsonl"
 MANIFEST = "manifest.json"
+TRAIN_PAIRS_PREFIX = "train_pairs"   # manifest["files"]["train_pairs"] lists them
+TRAIN_PAIRS_SCHEMA = pa.schema([("user_index", pa.int32()), ("book_index", pa.int32())])
 
 # 2. model.train --data PREP --output MODEL
 BOOK_EMBEDDINGS = "book_embeddings.parquet"
@@ -46,6 +48,7 @@ PROJECTOR_DIR = "projector"
 # 3. graph_export.neighbors --output GRAPH
 EDGES = "edges.parquet"
 NODES = "nodes.parquet"
+COMMUNITIES = "communities.parquet"
 EXCLUDED = "excluded.parquet"
 GRAPH_SUMMARY = "summary.json"
 GRAPH_GEXF = "graph.gexf"
@@ -70,6 +73,13 @@ def shard_file(split, shard, num_shards):
 def shard_files(split, num_shards):
     """Every shard name of one split, in order: what manifest["files"][split] lists."""
     return [shard_file(split, shard, num_shards) for shard in range(num_shards)]
+
+
+def pairs_file(shard, num_shards):
+    """Name of one partition's train (user_index, book_index) pairs, e.g.
+    train_pairs-00003-of-00016.parquet: the same interactions as the train shard,
+    columnar, for readers that need only the pairs (the graph's co-reader counts)."""
+    return f"{TRAIN_PAIRS_PREFIX}-{shard:05d}-of-{num_shards:05d}.parquet"
 
 
 def shard_pattern(split, num_shards=None):

@@ -5,6 +5,7 @@ few tight clusters, exact duplicates (cosine ties), one zero vector and one
 vector with a NaN; titles include XML/JSON trouble makers. `make_catalog`
 writes the matching `book_catalog.parquet`.
 """
+import json
 import os
 
 import numpy as np
@@ -90,6 +91,44 @@ def make_catalog(prep_dir, n=60, seed=0):
         "average_rating": pa.array(np.round(rng.uniform(2.5, 4.8, n), 2), pa.float64()),
         "genre": pa.array([genres[i % 4] for i in range(n)], pa.string()),
         "num_interactions": pa.array(np.sort(rng.integers(5, 500, n))[::-1], pa.int64()),
+        "shelves": pa.array([shelves_for(i) for i in range(n)],
+                            pa.list_(pa.struct([("name", pa.string()), ("count", pa.int64())]))),
     })
     pq.write_table(table, os.path.join(prep_dir, "book_catalog.parquet"))
     return table
+
+
+SHELF_TOPICS = [["dragons", "epic-fantasy"], ["space-opera", "aliens"],
+                ["cozy-mystery", "<b>&\"sleuths\""], ["regency", "historical-romance"]]
+
+
+def shelves_for(i):
+    """Generic shelves every book has, then two of its topic (i % 4), one of the next."""
+    topic, other = SHELF_TOPICS[i % 4], SHELF_TOPICS[(i + 1) % 4]
+    names = ["to-read", topic[0], "favorites", topic[1], "owned", other[0]]
+    return [{"name": name, "count": 100 - 10 * j} for j, name in enumerate(names)]
+
+
+def make_train_pairs(prep_dir, n=60, users=40, parts=2, seed=0):
+    """PREP/train_pairs-*.parquet and a manifest listing them: each user reads a few
+    books of one cluster (i % 4) and one other; returns the (user, book) arrays."""
+    from pipeline_common import artifacts
+    rng = np.random.default_rng(seed + 2)
+    user, book = [], []
+    for u in range(users):
+        topic = u % 4
+        mine = rng.choice(np.arange(topic, n, 4), size=min(6, len(range(topic, n, 4))),
+                          replace=False)
+        for b in sorted(set(mine.tolist()) | {int(rng.integers(0, n))}):
+            user.append(u)
+            book.append(b)
+    user, book = np.array(user), np.array(book)
+    names = [artifacts.pairs_file(p, parts) for p in range(parts)]
+    for p, name in enumerate(names):
+        mask = user % parts == p
+        pq.write_table(pa.table({"user_index": user[mask].astype(np.int32),
+                                 "book_index": book[mask].astype(np.int32)}),
+                       os.path.join(prep_dir, name))
+    with open(os.path.join(prep_dir, "manifest.json"), "w") as handle:
+        json.dump({"files": {"train_pairs": names}}, handle)
+    return user, book

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from lxml import etree
 
-from graph_export import gexf_writer, graph_files, json_writer, layout, neighbors, topk
+from graph_export import blocks, gexf_writer, graph_files, json_writer, layout, neighbors, topk
 from tests import graph_fixtures
 from tests.reference_formats import GEXF_RNG
 
@@ -63,6 +63,7 @@ def graph_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("graph")
     vectors = graph_fixtures.make_model_output(str(root / "model"), n=N_BOOKS)
     graph_fixtures.make_catalog(str(root / "prep"), n=N_BOOKS)
+    graph_fixtures.make_train_pairs(str(root / "prep"), n=N_BOOKS)
     summary = neighbors.run([
         "--embeddings", str(root / "model"), "--output", str(root / "graph"),
         "--catalog", str(root / "prep"), "--block_rows", "16", "--tile", "64",
@@ -95,7 +96,9 @@ def test_a_failed_run_leaves_blocks_the_next_run_on_the_same_inputs_reuses(graph
     assert len(list(graph.glob(".blocks-*/block-*.parquet"))) == 3
     summary = neighbors.run(args)
     assert summary["reused_blocks"] == 3 and summary["num_blocks"] == -(-N_BOOKS // 8)
-    assert pq.read_table(graph / "edges.parquet").equals(pq.read_table(out / "edges.parquet"))
+    kernel_columns = blocks.EDGE_SCHEMA.names   # graph_dir's run also has the catalogue's reasons
+    assert pq.read_table(graph / "edges.parquet").equals(
+        pq.read_table(out / "edges.parquet", columns=kernel_columns))
     assert not list(graph.glob(".blocks-*"))
 
     monkeypatch.setattr(topk, "topk_block", dies_after_three)
@@ -150,7 +153,8 @@ def test_normalise_rows_flags_zero_and_non_finite():
 def test_edges_equal_independent_brute_force(graph_dir):
     out, vectors, summary = graph_dir
     edges = pq.read_table(out / "edges.parquet")
-    assert edges.schema.equals(neighbors.EDGE_SCHEMA)
+    assert edges.select(blocks.EDGE_SCHEMA.names).schema.equals(blocks.EDGE_SCHEMA)
+    assert edges.column_names[4:] == ["co_readers", "shared_authors", "shared_shelves"]
     got = list(zip(*(edges.column(c).to_pylist() for c in ("source", "target", "rank"))))
     want = reference_edges(vectors, 10)
     assert got == [(s, t, r) for s, t, r, _ in want]
@@ -200,7 +204,7 @@ def test_same_edges_for_any_worker_count_and_block_size(graph_dir, tmp_path):
     neighbors.run(["--embeddings", str(model), "--output", str(tmp_path / "c"),
                    "--block_rows", "1000", "--kernel_rows", "3", "--formats", "none",
                    "--direct_num_workers=1"])
-    first = pq.read_table(out / "edges.parquet")
+    first = pq.read_table(out / "edges.parquet", columns=blocks.EDGE_SCHEMA.names)
     assert pq.read_table(tmp_path / "b" / "edges.parquet").equals(first)
     assert pq.read_table(tmp_path / "c" / "edges.parquet").equals(first)
 
@@ -266,7 +270,7 @@ def test_tiny_and_empty_inputs(tmp_path, n):
                              str(tmp_path / "g"), "--direct_num_workers=1"])
     assert summary["num_edges"] == max(0, n * (n - 1))
     validate_gexf(tmp_path / "g" / "graph.gexf")
-    assert pq.read_table(tmp_path / "g" / "edges.parquet").schema.equals(neighbors.EDGE_SCHEMA)
+    assert pq.read_table(tmp_path / "g" / "edges.parquet").schema.equals(blocks.EDGE_SCHEMA)
 
 
 # ------------------------------------------------------------------ writers

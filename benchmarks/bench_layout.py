@@ -1,0 +1,141 @@
+"""The map's layout against openTSNE on the same embeddings: kNN preservation, time, memory.
+
+    python -m benchmarks.bench_layout --graph GRAPH --embeddings MODEL   # a neighbours run
+    python -m benchmarks.bench_layout --books 100000                      # generated, planted
+
+For a graph the map is the job's own output (nodes.parquet x, y); for --books the
+embeddings are generated (planted clusters, dim 64), the exact top-10 found by the
+job's kernel, and the map made by `layout.compute_positions` as the job calls it.
+The baseline is openTSNE with the cosine metric and its default settings on the
+same unit vectors (its own neighbour search, perplexity 30), with the same threads.
+
+Measured for each: kNN preservation@10 (share of each book's 10 graph neighbours
+among its 10 nearest points on the map), community purity@10 (share of each
+book's 10 nearest points on the map in its own community: do communities sit in
+their own areas? The same share over its 10 graph neighbours is the ceiling),
+wall time and peak memory of the step (each run in a child process).
+The table is written to benchmarks/RESULTS.md.
+"""
+import argparse
+import multiprocessing
+import os
+import resource
+import time
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from benchmarks import machine, results
+from graph_export import inputs, layout, topk
+
+
+def community_purity(positions, communities, k=10):
+    from scipy.spatial import cKDTree
+    _, near = cKDTree(positions).query(positions, k=k + 1)
+    return float((communities[near[:, 1:]] == communities[:, None]).mean())
+
+
+def graph_purity(sources, targets, communities):
+    return float((communities[sources] == communities[targets]).mean())
+
+
+def planted(n, dim=64, seed=0):
+    """Unit vectors around a two-level hierarchy of planted centres (sizes Zipf-like)."""
+    rng = np.random.default_rng(seed)
+    top = rng.normal(size=(max(4, n // 5000), dim))
+    fine = max(8, n // 300)
+    centres = top[rng.integers(0, len(top), fine)] + 0.6 * rng.normal(size=(fine, dim))
+    weights = 1.0 / np.arange(1, fine + 1) ** 0.8
+    labels = rng.choice(fine, size=n, p=weights / weights.sum())
+    vectors = centres[labels] + 0.9 * rng.normal(size=(n, dim))
+    return topk.normalise_rows(vectors.astype(np.float32))[0]
+
+
+def exact_knn(unit, k=10, threads=2):
+    from concurrent.futures import ThreadPoolExecutor
+    index = topk.CandidateIndex(unit)
+    rows = [np.arange(lo, min(len(unit), lo + 512)) for lo in range(0, len(unit), 512)]
+    with ThreadPoolExecutor(threads) as pool:
+        near = np.concatenate([p[0] for p in pool.map(lambda r: topk.topk_block(index, r, k),
+                                                      rows)])
+    return np.repeat(np.arange(len(unit)), near.shape[1]), near.ravel()
+
+
+def _child(queue, method, unit, sources, targets, threads, seed):
+    started = time.perf_counter()
+    if method == "ours":
+        positions = layout.compute_positions(unit, sources, targets, seed=seed, threads=threads)
+    else:
+        import openTSNE
+        positions = np.asarray(openTSNE.TSNE(metric="cosine", n_jobs=threads,
+                                             random_state=seed).fit(unit))
+    seconds = time.perf_counter() - started
+    queue.put((positions, seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+
+
+def timed(method, unit, sources, targets, threads, seed):
+    """(positions, seconds, peak MB of the child process) of one layout."""
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_child, args=(queue, method, unit, sources, targets,
+                                                 threads, seed))
+    child.start()
+    out = queue.get()
+    child.join()
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--graph", help="a neighbours output (GRAPH)")
+    parser.add_argument("--embeddings", help="the MODEL the graph was built from")
+    parser.add_argument("--books", type=int, help="generated embeddings of this many books")
+    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--name", help="row name in RESULTS.md (default from the input)")
+    args = parser.parse_args(argv)
+    print(machine.describe())
+    rows = []
+    if args.graph:
+        meta, matrix = inputs.load_embeddings(inputs.embeddings_path(args.embeddings))
+        unit, valid = topk.normalise_rows(matrix)
+        unit = unit[valid]
+        book_index = meta.column("book_index").to_numpy()[valid]
+        edges = pq.read_table(os.path.join(args.graph, "edges.parquet"),
+                              columns=["source", "target"])
+        sources = np.searchsorted(book_index, edges.column("source").to_numpy())
+        targets = np.searchsorted(book_index, edges.column("target").to_numpy())
+        nodes = pq.read_table(os.path.join(args.graph, "nodes.parquet"),
+                              columns=["x", "y", "community"])
+        communities = nodes.column("community").to_numpy()
+        ours = np.stack([nodes.column("x").to_numpy(), nodes.column("y").to_numpy()], axis=1)
+        import json
+        summary = json.load(open(os.path.join(args.graph, "summary.json")))
+        ours_time, ours_mb = summary.get("layout_seconds"), None
+        name = args.name or f"{os.path.basename(os.path.abspath(args.graph))} ({len(unit):,} books)"
+    else:
+        unit = planted(args.books, seed=args.seed)
+        sources, targets = exact_knn(unit, threads=args.threads)
+        from graph_export import layout as lay
+        communities = lay.detect_communities(len(unit), sources, targets,
+                                             np.ones(len(sources)), seed=args.seed)
+        ours, ours_time, ours_mb = timed("ours", unit, sources, targets, args.threads, args.seed)
+        name = args.name or f"generated, {args.books:,} books, dim 64"
+    theirs, their_time, their_mb = timed("openTSNE", unit, sources, targets, args.threads,
+                                         args.seed)
+    table = ["| books | layout | kNN preservation@10 | community purity@10 | seconds | peak MB |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for label, pos, sec, mb in (("the map (nodes.parquet x, y)", ours, ours_time, ours_mb),
+                                ("openTSNE 1.0.4, cosine, defaults", theirs, their_time, their_mb)):
+        line = (f"| {name} | {label} | {layout.knn_preservation(pos, sources, targets):.3f} | "
+                f"{community_purity(pos, communities):.3f} | "
+                f"{'' if sec is None else f'{sec:.1f}'} | {'' if mb is None else f'{mb:.0f}'} |")
+        table.append(line)
+        print(line)
+    ceiling = f"Community purity of the graph's own top-10 (the ceiling): {graph_purity(sources, targets, communities):.3f}; threads {args.threads}."
+    print(ceiling)
+    results.record(f"Layout: {name}", table + ["", ceiling])
+
+
+if __name__ == "__main__":
+    main()
