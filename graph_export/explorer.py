@@ -279,13 +279,38 @@ def _first_author(text):
     return text.split(",")[0].strip() if text else ""
 
 
+def label_spots(xs, ys, bins=8, count=3):
+    """Where a group's name may go, best first: the members' median in the densest 3x3
+    block of an 8x8 grid over them, then in the next densest blocks apart from it, so a
+    region made of several patches is named on its biggest (and on another if that
+    place is taken on screen)."""
+    xs, ys = np.asarray(xs, dtype=np.int64), np.asarray(ys, dtype=np.int64)
+    if len(xs) < 2 * bins:
+        return [(int(np.median(xs)), int(np.median(ys)))]
+    x0, y0 = xs.min(), ys.min()
+    hx = np.minimum((xs - x0) * bins // max(int(xs.max() - x0), 1), bins - 1)
+    hy = np.minimum((ys - y0) * bins // max(int(ys.max() - y0), 1), bins - 1)
+    grid = np.zeros((bins + 2, bins + 2), dtype=np.int64)
+    np.add.at(grid, (hx + 1, hy + 1), 1)
+    block = sum(grid[i:i + bins, j:j + bins] for i in range(3) for j in range(3))
+    spots = []
+    for _ in range(count):
+        if block.max() <= 0:
+            break
+        bx, by = np.unravel_index(np.argmax(block), block.shape)
+        near = (np.abs(hx - bx) <= 1) & (np.abs(hy - by) <= 1)
+        spots.append((int(np.median(xs[near])), int(np.median(ys[near]))))
+        block[max(0, bx - 2):bx + 3, max(0, by - 2):by + 3] = 0     # the next one elsewhere
+    return spots
+
+
 def groups(ids, level, nodes, pick, qx, qy, catalogue=None, parent_ids=None):
     """One level of the map (region or community): per-book codes and a JSON-able table.
 
     ids: the level's id per kept book (NaN = none). Names come from communities.parquet,
     else the nodes' `<level>_name` column, else the members' most common genre and
     author (older graph files: never a bare "community N" when anything better exists).
-    Label positions are the members' median position (16-bit map units).
+    Label positions are in 16-bit map units: x, y the best place, alt the others (label_spots).
     """
     valid = np.isfinite(ids)
     unique = np.unique(ids[valid]).astype(np.int64)
@@ -300,11 +325,13 @@ def groups(ids, level, nodes, pick, qx, qy, catalogue=None, parent_ids=None):
             if lvl == level and gid is not None and name:
                 named[int(gid)] = str(name)
     column = nodes.get(f"{level}_name")
-    names, label_x, label_y = [], [], []
+    names, label_x, label_y, alternatives = [], [], [], []
     for code, gid in enumerate(unique.tolist()):
         members = order[bounds[code]:bounds[code + 1]]
-        label_x.append(int(np.median(qx[members])))
-        label_y.append(int(np.median(qy[members])))
+        spots = label_spots(qx[members], qy[members])
+        label_x.append(spots[0][0])
+        label_y.append(spots[0][1])
+        alternatives.append([coordinate for spot in spots[1:] for coordinate in spot])
         name = named.get(gid)
         if not name and column is not None:
             name = _most_common(column[pick[m]] for m in members[:2000])
@@ -320,7 +347,7 @@ def groups(ids, level, nodes, pick, qx, qy, catalogue=None, parent_ids=None):
                 f"around \u201c{_clean_text(nodes['title'][pick[members[0]]])[:40]}\u201d"
         names.append(name)
     table = {"id": unique.tolist(), "name": names, "size": size.tolist(),
-             "x": label_x, "y": label_y}
+             "x": label_x, "y": label_y, "alt": alternatives}
     if parent_ids is not None:
         parents = []
         for code in range(len(unique)):

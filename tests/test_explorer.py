@@ -123,6 +123,17 @@ def test_map_columns(graph, page_file):
     assert groups["community"]["size"] == [10, 10, 10, 10]
 
 
+def test_a_group_is_named_on_its_biggest_patch():
+    rng = np.random.default_rng(0)
+    big = rng.normal(size=(300, 2)) * 500 + [50_000, 10_000]
+    small = rng.normal(size=(60, 2)) * 500 + [8_000, 60_000]
+    xy = np.rint(np.concatenate([small, big])).astype(np.int64)
+    spots = explorer.label_spots(xy[:, 0], xy[:, 1])
+    assert abs(spots[0][0] - 50_000) < 1500 and abs(spots[0][1] - 10_000) < 1500
+    assert any(abs(x - 8_000) < 1500 and abs(y - 60_000) < 1500 for x, y in spots[1:])
+    assert explorer.label_spots([5, 7], [1, 3]) == [(6, 2)]
+
+
 def test_packing_round_trips():
     for values, dtype in (([0, 1, 2**31 - 1, -5], "<i4"), ([0.5, -1.25, 3.0e-8], "<f4"),
                           ([0, 65535, 7], "<u2"), ([], "<i4"), ([3, 255], "<u1")):

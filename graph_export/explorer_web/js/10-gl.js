@@ -87,21 +87,23 @@
     var texW = 0, texH = 0, MARGIN = 1.5;
     var posBuf = gl.createBuffer(), colBuf = gl.createBuffer();
     var hiPos = gl.createBuffer(), hiCol = gl.createBuffer(), linePos = gl.createBuffer();
-    var count = 0, hiCount = 0, lineCount = 0, selected = false;
+    var count = 0, hiCount = 0, lineCount = 0, selected = false, order = null;
 
-    // The drawing order is reversed (last row first), so the most-read books end on top.
-    function setPositions(xs, ys) {
-      count = xs.length;
+    // order: the rows in drawing order (the spatial index's cells one after another, so a
+    // zoomed-in view draws only the ranges it can see; in each cell the most-read last, on top).
+    function setPositions(xs, ys, drawOrder) {
+      order = drawOrder;
+      count = order.length;
       var buf = new Uint16Array(2 * count);
-      for (var i = 0, r = count - 1; r >= 0; i += 2, r--) { buf[i] = xs[r]; buf[i + 1] = ys[r]; }
+      for (var i = 0; i < count; i++) { buf[2 * i] = xs[order[i]]; buf[2 * i + 1] = ys[order[i]]; }
       gl.bindBuffer(gl.ARRAY_BUFFER, posBuf);
       gl.bufferData(gl.ARRAY_BUFFER, buf, gl.STATIC_DRAW);
     }
     function setColours(rgbOfRow, sizeOfRow) {
       var buf = new Uint8Array(4 * count);
-      for (var i = 0, r = count - 1; r >= 0; i += 4, r--) {
-        var c = rgbOfRow(r);
-        buf[i] = c[0]; buf[i + 1] = c[1]; buf[i + 2] = c[2]; buf[i + 3] = sizeOfRow(r);
+      for (var i = 0; i < count; i++) {
+        var r = order[i], c = rgbOfRow(r);
+        buf[4 * i] = c[0]; buf[4 * i + 1] = c[1]; buf[4 * i + 2] = c[2]; buf[4 * i + 3] = sizeOfRow(r);
       }
       gl.bindBuffer(gl.ARRAY_BUFFER, colBuf);
       gl.bufferData(gl.ARRAY_BUFFER, buf, gl.STATIC_DRAW);
@@ -127,14 +129,21 @@
       gl.bufferData(gl.ARRAY_BUFFER, lp, gl.DYNAMIC_DRAW);
     }
 
-    function bindPoints(pb, cb, n) {
+    // ranges: [first, end, first, end, ...] of the drawing order; null = all of it.
+    function bindPoints(pb, cb, n, ranges) {
       gl.bindBuffer(gl.ARRAY_BUFFER, pb);
       gl.enableVertexAttribArray(points.a_pos);
       gl.vertexAttribPointer(points.a_pos, 2, gl.UNSIGNED_SHORT, true, 0, 0);
       gl.bindBuffer(gl.ARRAY_BUFFER, cb);
       gl.enableVertexAttribArray(points.a_col);
       gl.vertexAttribPointer(points.a_col, 4, gl.UNSIGNED_BYTE, true, 0, 0);
-      gl.drawArrays(gl.POINTS, 0, n);
+      if (!ranges) { gl.drawArrays(gl.POINTS, 0, n); return n; }
+      var drawn = 0;
+      for (var i = 0; i < ranges.length; i += 2) {
+        if (ranges[i + 1] > ranges[i]) gl.drawArrays(gl.POINTS, ranges[i], ranges[i + 1] - ranges[i]);
+        drawn += ranges[i + 1] - ranges[i];
+      }
+      return drawn;
     }
 
     function ensureTexture() {
@@ -169,8 +178,9 @@
     }
 
     // cam: {cx, cy (map units), s (device px per map unit), base, grow (device px)}.
-    // Every book, into the texture centred on the camera; then shown.
-    function drawFull(cam) {
+    // Every book (in the ranges that can be on the texture), into the texture centred on
+    // the camera; then shown. Returns the number of books drawn.
+    function drawFull(cam, ranges) {
       ensureTexture();
       gl.bindFramebuffer(gl.FRAMEBUFFER, fbo);
       clearTo(texW, texH);
@@ -179,10 +189,11 @@
       gl.uniform1f(points.u_grow, cam.grow);
       gl.uniform1f(points.u_alpha, selected ? 0.3 : 0.9);
       gl.uniform1f(points.u_ring, 0);
-      if (count) bindPoints(posBuf, colBuf, count);
+      var drawn = count ? bindPoints(posBuf, colBuf, count, ranges) : 0;
       gl.bindFramebuffer(gl.FRAMEBUFFER, null);
       cache = { cx: cam.cx, cy: cam.cy, s: cam.s };
       present(cam);
+      return drawn;
     }
 
     // The last full picture moved and scaled to the camera, and the highlight live.
@@ -232,7 +243,7 @@
       var px = new Uint8Array(4);
       gl.readPixels(0, 0, 1, 1, gl.RGBA, gl.UNSIGNED_BYTE, px);
     }
-    return { gl: gl, setPositions: setPositions, setColours: setColours,
+    return { gl: gl, margin: MARGIN, setPositions: setPositions, setColours: setColours,
              setHighlight: setHighlight, drawFull: drawFull, present: present, finish: finish,
              hasPicture: function () { return cache !== null; } };
   }

@@ -49,6 +49,25 @@
     var fill = counts.slice(0, G * G);
     for (var q = 0; q < N; q++) cellRows[fill[cells[q]]++] = q;
   }
+  // The drawing order: cell after cell, in each the most-read last (drawn on top).
+  function drawOrder() {
+    var out = new Int32Array(N);
+    for (var c = 0; c < G * G; c++) {
+      for (var i = cellStart[c], j = cellStart[c + 1] - 1; j >= cellStart[c]; i++, j--) out[i] = cellRows[j];
+    }
+    return out;
+  }
+  // Ranges of the drawing order that can show on the texture (the screen times the
+  // renderer's margin, plus a cell); null when that is the whole map.
+  function drawRanges() {
+    var s = scaleAt(mapState.z), m = renderer.margin / 2 + 0.02;
+    var hw = mapState.w * m / s + 1 / G, hh = mapState.h * m / s + 1 / G;
+    var c = cellRange(mapState.cx - hw, mapState.cy - hh, mapState.cx + hw, mapState.cy + hh);
+    if (c[0] === 0 && c[1] === 0 && c[2] === G - 1 && c[3] === G - 1) return null;
+    var ranges = [];
+    for (var gx = c[0]; gx <= c[2]; gx++) ranges.push(cellStart[gx * G + c[1]], cellStart[gx * G + c[3] + 1]);
+    return ranges;
+  }
   function cellRange(x0, y0, x1, y1) {      // map units -> inclusive cell index bounds
     var k = G / (Q + 1) * Q;
     function clamp(v) { return Math.max(0, Math.min(G - 1, Math.floor(v * k))); }
@@ -102,7 +121,7 @@
     });
     function tryPlace(kind, text, x, y, centred, book) {
       var tw = text.length * CHAR_W[kind] + 6, th = LINE_H[kind];
-      var left = centred ? x - tw / 2 : x + 5, top = y - th / 2;
+      var left = centred ? Math.max(0, Math.min(w - tw, x - tw / 2)) : x + 5, top = y - th / 2;
       if (left < 0 || top < 0 || left + tw > w || top + th > h) return false;
       var c0 = Math.floor(left / LABEL_CELL), c1 = Math.floor((left + tw) / LABEL_CELL);
       var r0 = Math.floor(top / LABEL_CELL), r1 = Math.floor((top + th) / LABEL_CELL);
@@ -116,11 +135,17 @@
       if (!t) return;
       var order = t.size.map(function (s, i) { return i; }).sort(function (a, b) { return t.size[b] - t.size[a]; });
       var s = scaleAt(mapState.z);
+      var kind = level === 'region' ? 'region' : 'community', lh = LINE_H[kind];
       order.forEach(function (g) {
         if (t.size[g] < minSize) return;
-        var x = w / 2 + (t.x[g] / Q - mapState.cx) * s, y = h / 2 - (t.y[g] / Q - mapState.cy) * s;
-        if (x < -200 || x > w + 200 || y < 0 || y > h) return;
-        tryPlace(level === 'region' ? 'region' : 'community', short(t.name[g], 46), x, y, true, -1);
+        // The best place, a line above or below it, then the group's other patches.
+        var spots = [t.x[g], t.y[g]].concat(t.alt ? t.alt[g] : []), text = short(t.name[g], 46);
+        for (var i = 0; i < spots.length; i += 2) {
+          var x = w / 2 + (spots[i] / Q - mapState.cx) * s, y = h / 2 - (spots[i + 1] / Q - mapState.cy) * s;
+          if (x < -200 || x > w + 200 || y < 0 || y > h) continue;
+          if (tryPlace(kind, text, x, y, true, -1) || tryPlace(kind, text, x, y - lh, true, -1) ||
+              tryPlace(kind, text, x, y + lh, true, -1)) return;
+        }
       });
     }
     // 1. the chosen book and its neighbours, 2. regions or communities, 3. titles.
@@ -201,7 +226,7 @@
     var full = (opts && opts.full) || mapState.stale || !renderer.hasPicture() ||
       t0 - mapState.lastFull > Math.max(600, 8 * mapState.fullMs);
     if (full) {
-      renderer.drawFull(cam);
+      mapState.drawn = renderer.drawFull(cam, drawRanges());
       renderer.finish();       // its real cost (the GPU's, not the command queue's) sets
       mapState.stale = false;  // how often a long move may redraw everything
       mapState.lastFull = performance.now();

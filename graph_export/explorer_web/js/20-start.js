@@ -58,7 +58,7 @@
     }
     if (renderer) {
       resizeMap();
-      renderer.setPositions(posX, posY);
+      renderer.setPositions(posX, posY, drawOrder());
       renderer.setColours(rgbOf, function (r) { return sizes ? sizes[r] : 128; });
       var c = home();
       mapState.cx = c.cx; mapState.cy = c.cy; mapState.z = 0;
