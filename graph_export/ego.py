@@ -320,6 +320,10 @@ def run(argv=None):
     except TitleLookupError as err:
         parser.exit(2, f"{parser.prog}: error: {err}\n")
     layer, parent, edges = ego_graph(nodes, edges_path, centre_row, args.depth, args.k)
+    stray = sorted(set(layer) - set(nodes.column("book_index").to_pylist()))
+    if stray:
+        raise SystemExit(f"{edges_path} names book_index {stray[0]}, which {nodes_path} lacks: "
+                         "the two files come from different runs; run graph_export.neighbors again")
     centre = int(nodes.column("book_index")[centre_row].as_py())
     written = write_outputs(args.output, nodes, layer, parent, edges, centre, formats)
     counts = [sum(1 for v in layer.values() if v == d) for d in range(args.depth + 1)]

@@ -119,6 +119,11 @@ def read_graph(graph_dir):
         zero_copy_only=False).astype(np.int64)
     edges = {name: edges_table.column(name).to_numpy(zero_copy_only=False)
              for name in EDGE_COLUMNS}
+    stray = unknown_books(nodes["book_index"], edges["source"], edges["target"])
+    if stray:
+        raise ExplorerError(f"{edges_path} names book_index {stray[0]}, which {nodes_path} lacks "
+                            f"({stray[1]} edge ends): the two files come from different runs; run "
+                            "graph_export.neighbors again")
     for name in EDGE_REASONS:
         if name in edges_table.column_names:
             column = edges_table.column(name)
@@ -130,6 +135,21 @@ def read_graph(graph_dir):
         _require(table, ("level", "id", "name"), path)
         communities = {name: table.column(name).to_pylist() for name in table.column_names}
     return nodes, edges, communities
+
+
+def unknown_books(book_index, *ends, chunk=1 << 22):
+    """(first, count) of the edge ends not in `book_index`, or None when every end is a node."""
+    known = np.sort(np.asarray(book_index, np.int64))
+    first, count = None, 0
+    for values in ends:
+        for start in range(0, len(values), chunk):
+            part = np.asarray(values[start:start + chunk], np.int64)
+            at = np.minimum(np.searchsorted(known, part), max(len(known) - 1, 0))
+            bad = part[known[at] != part] if len(known) else part
+            if len(bad):
+                first = int(bad[0]) if first is None else first
+                count += len(bad)
+    return (first, count) if count else None
 
 
 def select_nodes(book_index, max_nodes):

@@ -331,6 +331,21 @@ def test_byte_order_mark_on_the_dedup_json_interactions_and_every_catalogue_file
 
 # --- found while looking further (item 3) ------------------------------------------------
 
+@pytest.mark.parametrize("stage", ["ego", "explorer"])
+def test_graph_readers_on_nodes_of_another_run(stage, chain, broken_copy, tmp_path):
+    graph = pathlib.Path(broken_copy("graph"))
+    nodes = pq.read_table(graph / "nodes.parquet")
+    centre = nodes.column("book_id").to_pylist().index(chain["book_id"])
+    pq.write_table(nodes.slice(0, centre + 1), graph / "nodes.parquet")   # edges name the rest
+    module, args = command(stage, dict(chain, graph=str(graph)),
+                           output=str(tmp_path / ("out.html" if stage == "explorer" else "out")))
+    outcome = harness.cli(module, *args)
+    line = harness.assert_one_line_failure(outcome, "edges.parquet", "nodes.parquet",
+                                           "different runs")
+    harness.record(stage, "nodes.parquet of another run (edges name books it lacks)", line,
+                   tmp_path)
+
+
 @pytest.mark.xfail(reason="graph_export/inputs.py embedding_matrix (the lead's file): vectors of "
                           "length 0 end in 'ValueError: cannot reshape array of size 0'",
                    strict=False)
