@@ -27,7 +27,8 @@ from beam_jobs.stages import (
     WriteCatalog, WriteCounts, WriteExamples, WriteRejects)
 from pipeline_common import artifacts, beam_runner
 
-README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
+PREPROCESS_DOC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs",
+                              "preprocess.md")
 USER_A = "0123456789abcdef0123456789abcdef"
 USER_B = "ffffffffffffffffffffffffffffffff"
 
@@ -312,5 +313,5 @@ def test_write_rejects_and_counts_gather_every_stage(tmp_path):
     assert json.load(open(os.path.join(out, "stats.json"))) == {"rows_read": 5, "x": 1}
 
 
-def test_the_readme_lists_every_reject_reason():
-    assert rejects.markdown_table() in open(README).read()
+def test_the_preprocess_doc_lists_every_reject_reason():
+    assert rejects.markdown_table() in open(PREPROCESS_DOC).read()
