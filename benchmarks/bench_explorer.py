@@ -1,7 +1,7 @@
 """The explorer on generated graphs: file size, first frame, pan/zoom frame time, memory.
 
     .venv/bin/python benchmarks/bench_explorer.py [--books 100000] [--max_nodes N]
-        [--runs 3] [--ego_ref REF] [--workdir DIR]
+        [--runs 3] [--views map,ego,ego-today] [--ego_ref REF] [--workdir DIR]
 
     e.g. --books 100000            the default graph-file cut
          --books 1000000 --max_nodes 1000000
@@ -18,7 +18,8 @@ a fresh browser per run, `--runs` times. Figures are medians over the runs:
 - pan / zoom frame: the median interval between animation frames while the camera
   moves every frame (pan at the whole map, wheel zoom in and out, pan zoomed in to
   titles): a frame the browser could not finish in time shows as a longer interval;
-- draw: one map frame drawn and waited for on the GPU (a 1-pixel readPixels);
+- draw: a full drawing of every book in view (the frame at rest), at the whole map
+  and at zoom 1.5, waited for on the GPU (a 1-pixel readPixels);
 - fly: search result chosen -> the camera has flown to the book and its neighbours;
 - memory: peak resident memory of the renderer process and of all browser
   processes together (shared pages counted in each), sampled every 0.2 s.
@@ -314,6 +315,8 @@ def main(argv=None):
     parser.add_argument("--runs", type=int, default=3, help="fresh browsers per figure")
     parser.add_argument("--ego_ref", default=EGO_REF,
                         help="git ref of today's ego-only explorer to compare ('' to skip)")
+    parser.add_argument("--views", default="map,ego,ego-today",
+                        help="which of map, ego, ego-today to measure")
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--json", default=None, help="also write the figures here")
     args = parser.parse_args(argv)
@@ -321,7 +324,8 @@ def main(argv=None):
     binary = cdp.find_browser()
     if binary is None:
         sys.exit("no Chromium: run .ci/install_browser.sh first")
-    old = old_explorer(args.ego_ref, work) if args.ego_ref else None
+    wanted = set(args.views.split(","))
+    old = old_explorer(args.ego_ref, work) if args.ego_ref and "ego-today" in wanted else None
     rows = []
     for books in (int(s) for s in args.books.split(",")):
         graph_dir = os.path.join(work, f"graph-{books}")
@@ -337,9 +341,12 @@ def main(argv=None):
         build = time.perf_counter() - t
         timeout = 60 + books / 5000
         url = "file://" + out
-        views = {"map": [measure(binary, url, MAP_JS, timeout) for _ in range(args.runs)],
-                 "ego": [measure(binary, url + "#ego=0&depth=2", EGO_JS, timeout)
-                         for _ in range(args.runs)]}
+        views = {}
+        if "map" in wanted:
+            views["map"] = [measure(binary, url, MAP_JS, timeout) for _ in range(args.runs)]
+        if "ego" in wanted:
+            views["ego"] = [measure(binary, url + "#ego=0&depth=2", EGO_JS, timeout)
+                            for _ in range(args.runs)]
         sizes = {"map": summary["bytes"], "ego": summary["bytes"]}
         if old is not None:
             old_out = os.path.join(work, f"explorer-ego-today-{books}.html")

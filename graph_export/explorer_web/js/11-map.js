@@ -133,7 +133,8 @@
     function groupLabels(level, minSize) {
       var t = groupTables[level];
       if (!t) return;
-      var order = t.size.map(function (s, i) { return i; }).sort(function (a, b) { return t.size[b] - t.size[a]; });
+      var order = t.bySize || (t.bySize = t.size.map(function (s, i) { return i; })
+        .sort(function (a, b) { return t.size[b] - t.size[a] || a - b; }));
       var s = scaleAt(mapState.z);
       var kind = level === 'region' ? 'region' : 'community', lh = LINE_H[kind];
       order.forEach(function (g) {
