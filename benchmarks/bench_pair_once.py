@@ -13,7 +13,7 @@ one core (OpenBLAS at 1 thread), the kernel on all N = P x part_rows books
 (the named baseline) against the sum of those units, leaving out the merge of
 the per-unit chunk lists (so the estimate flatters scoring pairs once), and the
 products alone for both. It is a measurement of the design, not a second kernel:
-graph_export/README.md says why it was not built.
+docs/graph.md says why it was not built.
 """
 import argparse
 import os
