@@ -7,18 +7,28 @@ check of the books themselves (their ids, or a fingerprint of the book index wri
 preprocess and carried by the model) tells them apart.
 """
 import pathlib
+import shutil
+
+import pytest
 
 from tests.faults import harness
 from tests.faults.conftest import PREPROCESS, command
 
 
-def test_neighbors_refuses_the_catalogue_of_another_preprocess_run(chain, tmp_path):
-    other = tmp_path / "other-prep"
+@pytest.fixture(scope="module")
+def other_prep(chain, tmp_path_factory):
+    """A preprocess output of the chain's data with another --min_rating: 200 other books."""
+    other = tmp_path_factory.mktemp("mismatch") / "other-prep"
     args = list(PREPROCESS) + ["--min_rating", "4"]
     built = harness.cli("beam_jobs.preprocess", "--input", chain["data"], "--output", other, *args)
     assert built.returncode == 0, built.stderr[-3000:]
     ours = pathlib.Path(chain["prep"]) / "book_catalog.parquet"
     assert (other / "book_catalog.parquet").read_bytes() != ours.read_bytes()
+    return other
+
+
+def test_neighbors_refuses_the_catalogue_of_another_preprocess_run(chain, other_prep, tmp_path):
+    other = other_prep
     module, argv = command("neighbors", dict(chain, prep=str(other)), output=str(tmp_path / "out"))
     outcome = harness.cli(module, *argv)
     line = harness.assert_one_line_failure(outcome, other)
@@ -26,3 +36,16 @@ def test_neighbors_refuses_the_catalogue_of_another_preprocess_run(chain, tmp_pa
     assert not (tmp_path / "out" / "summary.json").exists()
     harness.record("neighbors", "--catalog of another preprocess run (same number of books)",
                    line, tmp_path)
+
+
+@pytest.mark.xfail(reason="model.train (model/, not in this suite's owner's files) reads "
+                          "book_catalog.parquet without checking it against the run's book index "
+                          "(transform_output's book vocabulary or a fingerprint in manifest.json)",
+                   strict=False)
+def test_train_refuses_a_catalogue_swapped_in_from_another_run(chain, other_prep, broken_copy,
+                                                               tmp_path):
+    prep = pathlib.Path(broken_copy("prep"))
+    shutil.copyfile(other_prep / "book_catalog.parquet", prep / "book_catalog.parquet")
+    module, argv = command("train", dict(chain, prep=str(prep)), output=str(tmp_path / "out"))
+    outcome = harness.cli(module, *argv)
+    harness.assert_one_line_failure(outcome, "book_catalog.parquet")
