@@ -312,6 +312,11 @@ def run(argv=None):
         if not fileio.exists(path):
             parser.error(f"{path} does not exist: run graph_export.neighbors first")
     nodes = artifacts.read_parquet(nodes_path)
+    index = np.sort(nodes.column("book_index").to_numpy())
+    twice = index[1:][index[1:] == index[:-1]]
+    if len(twice):
+        raise SystemExit(f"{nodes_path} lists book_index {twice[0]} more than once ({len(twice)} "
+                         "extra rows): it is not a graph_export.neighbors output; run it again")
     graph_k = max_rank(edges_path)
     if args.k > graph_k > 0:
         parser.error(f"--k {args.k}: the graph has only {graph_k} neighbours per book")

@@ -332,6 +332,19 @@ def test_byte_order_mark_on_the_dedup_json_interactions_and_every_catalogue_file
 # --- found while looking further (item 3) ------------------------------------------------
 
 @pytest.mark.parametrize("stage", ["ego", "explorer"])
+def test_graph_readers_on_a_book_listed_twice_in_nodes(stage, chain, broken_copy, tmp_path):
+    import pyarrow as pa
+    graph = pathlib.Path(broken_copy("graph"))
+    nodes = pq.read_table(graph / "nodes.parquet")
+    pq.write_table(pa.concat_tables([nodes, nodes.slice(0, 3)]), graph / "nodes.parquet")
+    module, args = command(stage, dict(chain, graph=str(graph)),
+                           output=str(tmp_path / ("out.html" if stage == "explorer" else "out")))
+    outcome = harness.cli(module, *args)
+    line = harness.assert_one_line_failure(outcome, "nodes.parquet", "book_index")
+    harness.record(stage, "three books listed twice in nodes.parquet", line, tmp_path)
+
+
+@pytest.mark.parametrize("stage", ["ego", "explorer"])
 def test_graph_readers_on_nodes_of_another_run(stage, chain, broken_copy, tmp_path):
     graph = pathlib.Path(broken_copy("graph"))
     nodes = pq.read_table(graph / "nodes.parquet")
