@@ -13,8 +13,9 @@ shared_shelves; communities.parquet), builds explorer.html (`--max_nodes` passed
 and opens it in headless Chromium (networking off, WebGL on SwiftShader, 1400x900),
 a fresh browser per run, `--runs` times. Figures are medians over the runs:
 
-- first frame: ms from navigation start until the whole map is drawn, labels
-  included, and painted (the page's stats.firstPaintMs);
+- first frame: ms from navigation start until the first frame painted after the page
+  says it is ready (body[data-ready=1], set once its first view is drawn: the whole map
+  with its labels, or the ego graph), watched by a script injected over DevTools;
 - pan / zoom frame: the median interval between animation frames while the camera
   moves every frame (pan at the whole map, wheel zoom in and out, pan zoomed in to
   titles): a frame the browser could not finish in time shows as a longer interval;
@@ -59,6 +60,19 @@ SHELF_WORDS = ("fantasy magic romance historical mystery crime thriller classics
                "humor war adventure paranormal vampires dragons space-opera cozy-mystery "
                "literary-fiction philosophy psychology self-help").split()
 
+# Injected before the page's own script (over DevTools, which the page's CSP does not
+# govern): the first frame painted after the page marks itself ready (body[data-ready=1],
+# set once the first view is drawn), the same measure for every page, today's included.
+FIRST_FRAME_JS = r"""
+new MutationObserver(function (records, observer) {
+  if (!document.body || document.body.dataset.ready !== '1') return;
+  observer.disconnect();
+  requestAnimationFrame(function () {
+    setTimeout(function () { window.__firstFrame = performance.now(); }, 0);
+  });
+}).observe(document, {attributes: true, subtree: true, attributeFilter: ['data-ready']});
+"""
+
 # Shared by the page scripts: frame intervals while `step` moves the view every frame.
 PRELUDE = r"""
   const ex = window.bookExplorer, st = ex.stats || {};
@@ -77,7 +91,7 @@ PRELUDE = r"""
 """
 
 MAP_JS = "(async () => {" + PRELUDE + r"""
-  const out = {first: st.firstPaintMs, drawn: st.firstFrameMs, decode: st.decodeMs};
+  const out = {first: window.__firstFrame, drawn: st.firstFrameMs, decode: st.decodeMs};
   const canvas = document.getElementById('map'), [mx, my] = centreOf('map');
   const home = ex.home();
   ex.setCamera(home.cx, home.cy, 0);
@@ -106,11 +120,8 @@ MAP_JS = "(async () => {" + PRELUDE + r"""
 })()
 """
 
-# Today's page has no first-frame stat: its graph is drawn by the inline script before the
-# first paint, so its first contentful paint is its first full frame.
 EGO_JS = "(async () => {" + PRELUDE + r"""
-  const fcp = performance.getEntriesByName('first-contentful-paint')[0];
-  const out = {first: st.firstPaintMs || (fcp ? fcp.startTime : null)};
+  const out = {first: window.__firstFrame};
   const svg = document.getElementById('graph'), [mx, my] = centreOf('graph');
   out.zoom = await intervals(i => svg.dispatchEvent(new WheelEvent('wheel', {
     deltaY: i < 15 ? -80 : 80, clientX: mx, clientY: my, bubbles: true, cancelable: true})), 30);
@@ -267,10 +278,9 @@ def measure(binary, url, script, timeout):
     sampler = MemorySampler(browser.proc.pid)
     try:
         page = browser.new_page()
+        page.call("Page.addScriptToEvaluateOnNewDocument", source=FIRST_FRAME_JS)
         page.navigate(url, timeout=timeout)
-        page.wait_for("document.body.dataset.ready === '1'", timeout=timeout, interval=0.1)
-        page.wait_for("window.bookExplorer.stats.firstPaintMs || !window.bookExplorer.view",
-                      timeout=timeout)
+        page.wait_for("window.__firstFrame", timeout=timeout, interval=0.1)
         result = page.call("Runtime.evaluate", expression=script, returnByValue=True,
                            awaitPromise=True, timeout=timeout)
         if "exceptionDetails" in result:
