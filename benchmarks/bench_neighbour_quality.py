@@ -14,7 +14,10 @@ For every book of the preprocess output, its k nearest books by
   which count as not sharing);
 * als: cosine of implicit ALS's item factors (`--als factors,reg,alpha`; the default is
   the most coherent of 7 settings tried on the demo data: the README's table);
-all peers fitted on the same training split the model trained on. Prints the
+all peers fitted on the same training split the model trained on. Prints coread@k
+(graph_export.coread: over every eval interaction (u, b) and every training book a of u,
+the share of pairs whose b is among a's k neighbours; EASE also at λ 2000, the λ the
+coread reference figures use, and random books), the
 mean share of the k neighbours that share the book's genre (the catalogue's top
 genre, the generator's planted genre) and, when the generator's `book_topics.csv`
 (book_id,topic) is in --goodreads, its planted topic; "chance" is the share for k
@@ -26,7 +29,6 @@ import csv
 import os
 import sys
 import time
-from types import SimpleNamespace
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -34,6 +36,7 @@ import pipeline_common  # noqa: E402,F401  (legacy Keras before TensorFlow loads
 import numpy as np  # noqa: E402
 
 from beam_jobs.sample_data import TOPICS_FILE  # noqa: E402
+from graph_export import coread  # noqa: E402
 from model import baselines, data, evaluate  # noqa: E402
 from pipeline_common import fileio  # noqa: E402
 from bench_als import AlsScorer  # noqa: E402  (same folder)
@@ -106,6 +109,7 @@ def main(argv=None):
     try:
         manifest = data.check_data_dir(args.data)
         train = data.read_split(args.data, "train", manifest)
+        evals = data.read_split(args.data, "eval", manifest)
         catalog = data.read_catalog(args.data, manifest["num_books"])
     except data.DataError as err:
         raise SystemExit(f"error: {err}") from None
@@ -119,10 +123,12 @@ def main(argv=None):
     if vectors.shape[0] != num_books:
         raise SystemExit(f"error: {embeddings_path} has {vectors.shape[0]} rows, --data has "
                          f"{num_books} books: not the model of this data")
-    nothing = SimpleNamespace(user=np.zeros(0, np.int32), book=np.zeros(0, np.int32))
-    split = evaluate.EvalSplit(train, nothing,
-                               manifest["num_users"], num_books)
-    labels = {"genre": label_codes(catalog.column("genre").to_pylist())}
+    split = evaluate.EvalSplit(train, evals, manifest["num_users"], num_books)
+    labels = {}
+    if "genre" in catalog.column_names:
+        genres = label_codes(catalog.column("genre").to_pylist())
+        if (genres >= 0).any():
+            labels["genre"] = genres
     topics = read_topics(args.goodreads, catalog.column("book_id").to_pylist())
     if topics is not None:
         labels["topic"] = topics
@@ -145,6 +151,15 @@ def main(argv=None):
     found = cosine.nbr_index.astype(np.int64)
     rows.append(("item_cosine", found, cosine.nbr_sim > 0))
     seconds["item_cosine"] = time.perf_counter() - start
+    start = time.perf_counter()
+    source, target, l2 = coread.ease_neighbours(split, k)
+    found = target.reshape(num_books, -1)
+    name = f"ease (l2 {l2:g})"
+    rows.append((name, found, np.ones_like(found, bool)))
+    seconds[name] = time.perf_counter() - start
+    source, target = coread.random_neighbours(num_books, k, seed=0)
+    rows.append(("random books", target.reshape(num_books, -1), None))
+    seconds["random books"] = 0.0
     if args.als:
         factors, reg, alpha = (float(v) for v in args.als.split(","))
         start = time.perf_counter()
@@ -156,17 +171,21 @@ def main(argv=None):
         seconds[name] = time.perf_counter() - start
 
     reference = {name: chance(codes) for name, codes in labels.items()}
-    header = f"{'neighbours (k=' + str(k) + ')':28}"
+    header = f"{'neighbours (k=' + str(k) + ')':28}{'coread@' + str(k):>11}"
     for name in labels:
         header += f"{'same ' + name:>13}{'x chance':>10}"
     lines = [header + f"{'seconds':>9}"]
     for name, found, valid in rows:
-        line = f"{name:28}"
+        valid = np.ones_like(found, bool) if valid is None else valid
+        table = coread.top_k_table(found, valid)
+        figure = coread.coread_at_k(train.user, train.book, evals.user, evals.book, *table,
+                                    num_books)["coread"]
+        line = f"{name:28}{figure:>11.4f}"
         for label, codes in labels.items():
             value = share_alike(found, codes, valid)
             line += f"{value:>13.3f}{value / reference[label]:>10.2f}"
         lines.append(line + f"{seconds[name]:>9.1f}")
-    line = f"{'chance (random books)':28}"
+    line = f"{'chance (expected)':28}{'':>11}"
     for label in labels:
         line += f"{reference[label]:>13.3f}{1.0:>10.2f}"
     lines.append(line)

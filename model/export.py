@@ -95,15 +95,29 @@ def write_book_embeddings(output, batches, catalog, dim, projector_max_books=500
     return matrix
 
 
+def unit_rows(vectors):
+    """float32 rows scaled to unit length (all-zero rows stay zero)."""
+    vectors = np.asarray(vectors, np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.where(norms > 0, norms, 1.0)
+
+
+def vector_batches(matrix, batch=65536):
+    """(first index, rows) batches of a matrix, for write_book_embeddings."""
+    for first in range(0, len(matrix), batch):
+        yield first, matrix[first:first + batch]
+
+
 class RecommenderModule(tf.Module):
     """What the SavedModel serves. Only stock TensorFlow ops: TF Serving loads it as is.
 
     * `embed_books(book_index int64 [n])` -> `embedding` float32 [n, dim], the
       L2-normalised candidate tower output.
-    * `similar_books(book_id string [n])` -> the `top_k` nearest other books:
-      `book_ids` string [n, k], `book_index` int64 [n, k], `scores` (cosine)
-      float32 [n, k], `known` bool [n] (false: the id is not in the vocabulary and
-      the lists are empty strings / -1 / 0).
+    * `similar_books(book_id string [n])` -> the `top_k` nearest other books by cosine of
+      the map's vectors (`map_vectors`: book_embeddings.parquet, the graph's; the tower's
+      when none are given): `book_ids` string [n, k], `book_index` int64 [n, k], `scores`
+      (cosine) float32 [n, k], `known` bool [n] (false: the id is not in the vocabulary
+      and the lists are empty strings / -1 / 0).
     * `serving_default(user_id string [n])` -> the user's `top_k` books by the
       score model.evaluate measures (model/rerank.py: cos/T + the group's head
       weight x the sum of the sparse item-item rows `head_index` / `head_weight`
@@ -120,12 +134,17 @@ class RecommenderModule(tf.Module):
     """
 
     def __init__(self, query_tower, candidate_tower, book_vectors, book_ids, transform_dir,
-                 top_k, read_offsets, read_books, reranker):
+                 top_k, read_offsets, read_books, reranker, map_vectors=None):
         super().__init__()
         import tensorflow_transform as tft
         self.query_tower = query_tower
         self.candidate_tower = candidate_tower
         self.book_vectors = tf.Variable(book_vectors, trainable=False, name="book_vectors")
+        if map_vectors is None:
+            self.map_vectors = self.book_vectors
+        else:
+            self.map_vectors = tf.Variable(unit_rows(map_vectors), trainable=False,
+                                           name="map_vectors")
         self.book_ids = tf.Variable(np.asarray(book_ids, dtype=object), trainable=False,
                                     dtype=tf.string, name="book_ids")
         self.transform_layer = tft.TFTransformOutput(transform_dir).transform_features_layer()
@@ -174,9 +193,9 @@ class RecommenderModule(tf.Module):
     def similar_books(self, book_id):
         index = self._indices(book_id=book_id)
         known = index >= 0
-        query = tf.gather(self.book_vectors, tf.maximum(index, 0))
-        scores = tf.matmul(query, self.book_vectors, transpose_b=True)
-        own = tf.one_hot(tf.maximum(index, 0), tf.shape(self.book_vectors)[0],
+        query = tf.gather(self.map_vectors, tf.maximum(index, 0))
+        scores = tf.matmul(query, self.map_vectors, transpose_b=True)
+        own = tf.one_hot(tf.maximum(index, 0), tf.shape(self.map_vectors)[0],
                          on_value=True, off_value=False)
         scores = tf.where(own, tf.constant(-np.inf, tf.float32), scores)
         top = tf.math.top_k(scores, k=self.similar_k)

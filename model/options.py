@@ -98,6 +98,11 @@ def build_parser():
     parser.add_argument("--head_neighbours", type=non_negative_int, default=100,
                         help="neighbours per book in the item-item head (EASE weights up to "
                              "--ease_max_books books, item cosine above; 0: no head)")
+    parser.add_argument("--map_dim", type=non_negative_int, default=512,
+                        help="width of the map's book vectors (book_embeddings.parquet, the "
+                             "graph, similar_books): a randomized factorisation of the books' "
+                             "co-reading (model/map_embedding.py, docs/model.md); 0: the "
+                             "candidate tower's vectors, as before")
     parser.add_argument("--max_title_tokens", type=positive_int, default=12)
     parser.add_argument("--max_authors", type=positive_int, default=4)
     parser.add_argument("--min_feature_count", type=positive_int, default=2,

@@ -23,7 +23,8 @@ import pipeline_common  # noqa: F401  (legacy Keras before TensorFlow loads)
 import numpy as np
 import tensorflow as tf
 
-from model import baselines, data, evaluate, export, lazy_adam, options, rerank, towers, vertex
+from model import (baselines, data, evaluate, export, lazy_adam, map_embedding, options,
+                   rerank, towers, vertex)
 from pipeline_common import artifacts, fileio
 from pipeline_common.entrypoint import main
 
@@ -331,12 +332,16 @@ def export_outputs(args, model, inputs, split, metrics, state, log, reranker, cl
     The SavedModel carries each user's training books (the split's CSR lists), so
     that serving never recommends a book the user has read.
     """
-    vectors = export.write_book_embeddings(args.output, model.book_embeddings(), inputs.catalog,
-                                           args.embedding_dim, args.projector_max_books)
+    vectors = _all_vectors(model)
+    map_vectors, log = map_vectors_of(args, split, log)
+    export.write_book_embeddings(
+        args.output, export.vector_batches(vectors if map_vectors is None else map_vectors),
+        inputs.catalog, args.embedding_dim if map_vectors is None else map_vectors.shape[1],
+        args.projector_max_books)
     module = export.RecommenderModule(model.query_tower, model.candidate_tower, vectors,
                                       inputs.catalog.column("book_id").to_pylist(),
                                       fileio.join(args.data, data.TRANSFORM_DIR), args.top_k,
-                                      split.train_ptr, split.train_book, reranker)
+                                      split.train_ptr, split.train_book, reranker, map_vectors)
     export.save_model(fileio.join(args.output, artifacts.SAVED_MODEL_DIR), module)
     history = [h for h in state.history if "hit@10" in h]
     png_path = fileio.join(args.output, artifacts.METRICS_PNG)
@@ -348,6 +353,22 @@ def export_outputs(args, model, inputs, split, metrics, state, log, reranker, cl
     fileio.write_json(fileio.join(args.output, "training_log.json"),
                       dict(history=state.history, options=state.options, **log))
     fileio.write_json(fileio.join(args.output, artifacts.METRICS_JSON), metrics)
+
+
+def map_vectors_of(args, split, log):
+    """The map's book vectors (unit rows; model/map_embedding.py) from every training pair of
+    `split`, or None with --map_dim 0 (the map is then the tower's); `log` gains their facts."""
+    if not args.map_dim:
+        return None, dict(log, map_embedding={"kind": "candidate_tower"})
+    start = time.perf_counter()
+    vectors = export.unit_rows(map_embedding.map_embedding(
+        split.train_ptr, split.train_book, split.num_books, dim=args.map_dim, seed=args.seed))
+    seconds = time.perf_counter() - start
+    logging.info("map embedding: %d books x %d in %.1f s", len(vectors), vectors.shape[1], seconds)
+    return vectors, dict(log, map_embedding={
+        "kind": "co_reading_factorisation", "dim": int(vectors.shape[1]),
+        "beta": map_embedding.BETA, "first_weight": map_embedding.FIRST_WEIGHT,
+        "iterations": map_embedding.ITERATIONS, "seconds": seconds})
 
 
 def eval_split(args, inputs):

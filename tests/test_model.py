@@ -95,13 +95,17 @@ def test_embedding_files(trained):
     assert table.column("book_id").to_pylist() == facts["book_vocab"]
     vectors = np.array(table.column("embedding").to_pylist(), np.float32)
     npy = np.load(os.path.join(output, "book_embeddings.npy"))
-    assert npy.dtype == np.float32 and npy.shape == (num_books, 16)
+    # the map's vectors (model/map_embedding.py): --map_dim 512 wide, at most one per book
+    dim = min(512, num_books)
+    assert npy.dtype == np.float32 and npy.shape == (num_books, dim)
     np.testing.assert_array_equal(vectors, npy)
     np.testing.assert_allclose(np.linalg.norm(npy, axis=1), 1.0, atol=1e-5)
+    with open(os.path.join(output, "training_log.json")) as handle:
+        assert json.load(handle)["map_embedding"]["dim"] == dim
     projector = os.path.join(output, "projector")
     with open(os.path.join(projector, "vectors.tsv")) as handle:
         rows = [line.rstrip("\n").split("\t") for line in handle]
-    assert len(rows) == num_books and len(rows[0]) == 16
+    assert len(rows) == num_books and len(rows[0]) == dim
     with open(os.path.join(projector, "metadata.tsv")) as handle:
         meta = handle.read().splitlines()
     assert meta[0].split("\t")[:2] == ["title", "book_id"] and len(meta) == num_books + 1
@@ -141,7 +145,11 @@ def test_saved_model_signatures_in_fresh_process(trained):
     result = json.loads(proc.stdout.split("RESULT", 1)[1])
     assert result["signatures"] == ["embed_books", "serving_default", "similar_books"]
     npy = np.load(os.path.join(output, "book_embeddings.npy"))
-    np.testing.assert_allclose(result["embedding"], npy[[0, 3]], atol=1e-5)
+    # embed_books is the candidate tower's output (unit, --embedding_dim wide); similar_books
+    # ranks by the map's vectors, those of book_embeddings.npy
+    tower = np.array(result["embedding"])
+    assert tower.shape == (2, 16)
+    np.testing.assert_allclose(np.linalg.norm(tower, axis=1), 1.0, atol=1e-5)
 
     similar = result["similar"]
     assert similar["known"] == [True, False]
@@ -590,3 +598,59 @@ def test_holdout_hit_credit_shares_ties_like_the_evaluator():
     hits10, hits100 = rerank._hit_credit(scores, np.arange(3), np.array([3, 20, 7]), (10, 100))
     np.testing.assert_allclose(hits10, [10 / 150, 5 / 145, 1.0])
     np.testing.assert_allclose(hits100, [100 / 150, 95 / 145, 1.0])
+
+
+def test_segment_sums_match_a_plain_loop_with_long_segments_in_pieces():
+    from model import map_embedding
+    rng = np.random.default_rng(0)
+    lengths = np.array([0, 3, 0, 11, 1, 0, 5])
+    ptr = np.concatenate([[0], np.cumsum(lengths)])
+    index = rng.integers(0, 9, ptr[-1])
+    matrix = rng.standard_normal((9, 4)).astype(np.float32)
+    expected = np.array([matrix[index[a:b]].sum(axis=0) for a, b in zip(ptr[:-1], ptr[1:])])
+    for chunk in (2, 4, 100):   # 2: the 11-long segment is summed piece by piece
+        np.testing.assert_allclose(map_embedding.segment_sums(ptr, index, matrix, chunk),
+                                   expected, atol=1e-5)
+
+
+def test_map_embedding_is_the_co_reading_factorisation():
+    from model import map_embedding
+    users, books, _ = _planted_pairs()
+    num_books = 40
+    ptr = np.searchsorted(users, np.arange(users.max() + 2))
+    vectors = map_embedding.map_embedding(ptr, books, num_books, dim=8, iterations=3, chunk=50)
+    # the exact factorisation: top eigenvectors of G = AᵀA, A = X diag(n^-β), scaled by λ
+    x = np.zeros((users.max() + 1, num_books))
+    x[users, books] = 1
+    readers = x.sum(axis=0)
+    a = x * np.where(readers > 0, np.maximum(readers, 1) ** -map_embedding.BETA, 0)
+    values, exact = np.linalg.eigh(a.T @ a)
+    exact = exact[:, ::-1][:, :8] * values[::-1][:8]
+    exact[:, 0] *= map_embedding.FIRST_WEIGHT
+    read = readers > 0
+    cos = lambda v: v[read] / np.linalg.norm(v[read], axis=1, keepdims=True)   # noqa: E731
+    np.testing.assert_allclose(np.abs(cos(vectors) @ cos(vectors).T),
+                               np.abs(cos(exact) @ cos(exact).T), atol=0.02)
+    # a book nobody read in training sits on the first direction alone
+    assert not read[-1] and np.count_nonzero(vectors[-1]) == 1
+    # planted groups: each book's nearest book is in its own group
+    unit = cos(vectors)
+    sims = unit @ unit.T
+    np.fill_diagonal(sims, -np.inf)
+    group = (np.flatnonzero(read) // 10)
+    assert (group[np.argmax(sims, axis=1)] == group).mean() > 0.9
+
+
+def _planted_pairs():
+    """Distinct (user, book) pairs sorted by user: 4 groups of 10 books, each user reading
+    mostly one group; book 39 is never read."""
+    rng = np.random.default_rng(3)
+    users, books = [], []
+    for user in range(200):
+        group = user % 4
+        own = rng.choice(10, 6, replace=False) + 10 * group
+        other = rng.choice(39, 1)
+        for book in sorted(set(own.tolist() + other.tolist()) - {39}):
+            users.append(user)
+            books.append(book)
+    return np.array(users), np.array(books), None
