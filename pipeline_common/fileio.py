@@ -62,7 +62,7 @@ def read_bytes(path):
 
 
 def read_json(path):
-    return json.loads(read_bytes(path).decode("utf-8"))
+    return json.loads(read_bytes(path).decode("utf-8-sig"))   # a byte-order mark is skipped
 
 
 def _temp_name(path):

@@ -104,6 +104,23 @@ INTERRUPTS = [
 ]
 
 
+@pytest.mark.parametrize("stage,when", [("preprocess", "call:beam_jobs.parsing.resolve_csv_ids")])
+def test_ctrl_c_then_the_same_command_gives_a_clean_run(stage, when, chain, tmp_path):
+    """The interrupted line says "run the same command again to redo it": that rerun must
+    give the bytes of a run that was never interrupted."""
+    output = tmp_path / "out"
+    module, args = command(stage, chain, output=str(output))
+    result = subprocess.run([sys.executable, "-m", "tests.faults.interrupt_at", when, module,
+                             *map(str, args)], cwd=harness.REPO, capture_output=True, text=True,
+                            timeout=600, start_new_session=True)
+    assert result.returncode == 130, result.stderr[-3000:]
+    harness.assert_no_truncated_file(output)
+    again = harness.cli(module, *args)
+    assert again.returncode == 0, again.stderr[-3000:]
+    clean = chain["prep" if stage == "preprocess" else "graph"]
+    harness.assert_same_tree(output, clean, ignore=harness.NOT_BYTE_STABLE)
+
+
 @pytest.mark.parametrize("stage,moment,when", INTERRUPTS, ids=[f"{s}-{w}" for s, _, w in INTERRUPTS])
 def test_ctrl_c_ends_with_130_and_one_line(stage, moment, when, chain, tmp_path):
     output = str(tmp_path / ("out.html" if stage == "explorer" else "out"))
@@ -302,6 +319,14 @@ def test_preprocess_counts_catalogue_conflicts(chain, broken_copy, tmp_path):
                    "completes with the smaller title, name and genre; manifest catalog: "
                    "catalog_book_conflicts 1, catalog_authors_missing 1, catalog_author_conflicts 1, "
                    "catalog_genre_conflicts 1")
+
+
+def test_json_files_read_back_with_a_byte_order_mark(tmp_path):
+    """manifest.json / summary.json saved again by an editor that adds the mark."""
+    from pipeline_common import fileio
+    path = tmp_path / "manifest.json"
+    path.write_bytes(BOM + b'{"num_books": 3}')
+    assert fileio.read_json(str(path)) == {"num_books": 3}
 
 
 def test_byte_order_mark_on_the_dedup_json_interactions_and_every_catalogue_file():
