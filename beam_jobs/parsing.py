@@ -162,6 +162,9 @@ def first_data_line(path, header=None, probe=1 << 16):
     buffered, line_no = b"", 0
     while True:
         chunk = next(chunks, b"")
+        if line_no == 0 and not buffered and chunk[:2] == b"\x1f\x8b" and not is_compressed(path):
+            raise ValueError("it is gzip-compressed although its name does not end in .gz: "
+                             "add .gz to its name, or decompress it")
         parts = (buffered + chunk).split(b"\n")
         buffered = parts.pop() if chunk else b""  # an unfinished line waits for more
         for line in parts:

@@ -152,6 +152,21 @@ def test_preprocess_on_a_plain_file_named_gz(name, chain, broken_copy, tmp_path)
     harness.record("preprocess", f"plain text named {shown}", line, tmp_path)
 
 
+@pytest.mark.parametrize("name", ["goodreads_interactions.csv", "user_id_map.csv",
+                                  "goodreads_books.json.gz"])
+def test_preprocess_on_a_gzip_file_not_named_gz(name, chain, broken_copy, tmp_path):
+    data = pathlib.Path(broken_copy("data"))
+    if name.endswith(".gz"):
+        shown = name[:-len(".gz")]
+        (data / name).rename(data / shown)
+    else:
+        shown = name
+        (data / name).write_bytes(gzip.compress((data / name).read_bytes()))
+    outcome = _preprocess(chain, str(data), tmp_path)
+    line = harness.assert_one_line_failure(outcome, shown, "gzip-compressed")
+    harness.record("preprocess", f"gzip data named {shown} (no .gz)", line, tmp_path)
+
+
 # --- 4. a csv id far above the others ----------------------------------------------------
 
 def _renumber_user(data, old, new):
