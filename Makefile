@@ -8,7 +8,7 @@ DEMO_RATINGS ?= 1000000
 DEMO_BOOKS   ?= 20000
 DEMO_USERS   ?= 20000
 
-.PHONY: install demo test sample screenshot clean-demo scale
+.PHONY: install demo test sample screenshot map-picture clean-demo scale
 
 install: $(STAMP)
 
@@ -36,15 +36,21 @@ demo: $(STAMP)
 	$(PY) -m graph_export.ego --graph $(DEMO)/graph --depth 3 --output $(DEMO)/ego/book_100 \
 	    --book_id $$($(PY) -c "import pandas as p; n = p.read_parquet('$(DEMO)/graph/nodes.parquet'); print(n[n.book_index == 100].book_id.iloc[0])")
 	$(PY) -m graph_export.explorer --graph $(DEMO)/graph --output $(DEMO)/explorer.html
+	$(PY) -m graph_export.picture --graph $(DEMO)/graph --output $(DEMO)/map.png
 	@echo
 	@echo "Demo outputs:"
 	@echo "  sample data (UCSD Goodreads layout): $(abspath $(DEMO))/goodreads"
 	@echo "  preprocessed TFRecords + catalogue:  $(abspath $(DEMO))/preprocessed"
 	@echo "  model, metrics, embeddings:          $(abspath $(DEMO))/model (metrics.json, metrics.png)"
 	@echo "  graph for Gephi (GEXF 1.3):          $(abspath $(DEMO))/graph/graph.gexf"
+	@echo "  the map as a picture:                $(abspath $(DEMO))/map.png (regions: graph/communities.parquet)"
 	@echo "  graph for sigma.js / d3 (JSON):      $(abspath $(DEMO))/graph/graph.json, graph.nodelink.json"
 	@echo "  ego graph of the 101st most-read book: $(abspath $(DEMO))/ego/book_100.{gexf,json,png}"
 	@echo "  explorer (open in a browser, works offline): $(abspath $(DEMO))/explorer.html"
+
+# Picture of the demo map for the README (positions and region colours and names).
+map-picture:
+	$(PY) -m graph_export.picture --graph $(DEMO)/graph --output docs/map.png
 
 # Picture of the demo explorer for the README: the whole map, as the page opens.
 screenshot:

@@ -32,8 +32,10 @@ def commit():
 
 def record(section, lines, command=None):
     """Replaces `## section` of RESULTS.md with `lines` (markdown) and the stamp."""
-    command = command or "python -m " + " ".join([sys.argv[0].replace("/", ".").removesuffix(".py")]
-                                                 + sys.argv[1:])
+    if command is None:
+        spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+        module = spec.name if spec else os.path.basename(sys.argv[0]).removesuffix(".py")
+        command = " ".join(["python -m", module] + sys.argv[1:])
     stamp = (f"{datetime.date.today().isoformat()}, commit {commit()}, {machine.describe()}; "
              f"`{command}`")
     body = f"## {section}\n\n{stamp}\n\n" + "\n".join(lines).rstrip() + "\n"

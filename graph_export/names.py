@@ -31,7 +31,7 @@ home-library shelfari-favorites kindle-books nook paperback hardcover ibooks phy
 borrowed library-books have must-read must-reads series all-time-favorites faves fave
 read-in-2013 read-in-2014 read-in-2015 read-in-2016 read-in-2017 novels books-read
 """.split())
-GENERIC_SHARE = 0.25       # a shelf on more books than this share of the map is generic too
+GENERIC_SHARE = 0.5        # a shelf on more than half the map's books says nothing either
 SHELVES_PER_BOOK = 10      # first non-generic shelves of a book that count
 MIN_SHARE = 0.10           # a term must be carried by this share of a group's books ...
 MIN_BOOKS = 2              # ... and by at least this many (groups of one book excepted)

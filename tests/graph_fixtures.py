@@ -99,13 +99,16 @@ def make_catalog(prep_dir, n=60, seed=0):
 
 
 SHELF_TOPICS = [["dragons", "epic-fantasy"], ["space-opera", "aliens"],
-                ["cozy-mystery", "<b>&\"sleuths\""], ["regency", "historical-romance"]]
+                ["cozy-mystery", "<b>&\"sleuths\""], ["regency", "historical-romance"],
+                ["poetry", "sonnets"], ["cookbooks", "baking"]]
 
 
 def shelves_for(i):
-    """Generic shelves every book has, then two of its topic (i % 4), one of the next."""
-    topic, other = SHELF_TOPICS[i % 4], SHELF_TOPICS[(i + 1) % 4]
-    names = ["to-read", topic[0], "favorites", topic[1], "owned", other[0]]
+    """Generic shelves every book has, then two of its topic (i % 6), and for every
+    third book one of the next topic."""
+    topic, other = SHELF_TOPICS[i % 6], SHELF_TOPICS[(i + 1) % 6]
+    names = ["to-read", topic[0], "favorites", topic[1], "owned"] + (
+        [other[0]] if i % 3 == 0 else [])
     return [{"name": name, "count": 100 - 10 * j} for j, name in enumerate(names)]
 
 

@@ -80,3 +80,22 @@ def test_ego_graph_and_explorer_from_the_graph(chain):
     _run("graph_export.explorer", "--graph", chain["graph"], "--output", html)
     text = open(html, encoding="utf-8").read()
     assert "<script" in text and "http://" not in text.split("<body", 1)[0].lower()
+
+
+def test_edge_co_readers_equal_a_recount_from_the_train_tfrecords(chain):
+    """co_readers on every edge = training users who read both books, recounted from
+    the TFRecords (not the train_pairs files the job counts from)."""
+    from model import data
+    manifest = json.load(open(f"{chain['prep']}/manifest.json"))
+    train = data.read_split(chain["prep"], "train", manifest)
+    readers = {}
+    for user, book in zip(train.user.tolist(), train.book.tolist()):
+        readers.setdefault(book, set()).add(user)
+    edges = pd.read_parquet(f"{chain['graph']}/edges.parquet")
+    want = [len(readers.get(s, set()) & readers.get(t, set()))
+            for s, t in zip(edges.source, edges.target)]
+    assert edges.co_readers.tolist() == want and sum(want) > 0
+    nodes = pd.read_parquet(f"{chain['graph']}/nodes.parquet")
+    groups = pd.read_parquet(f"{chain['graph']}/communities.parquet")
+    assert nodes.community_name.notna().all() and nodes.region_name.notna().all()
+    assert set(groups.level) == {"region", "community"}
