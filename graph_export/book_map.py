@@ -44,6 +44,15 @@ def _group_table(level, named, parents, book_index, positions, groups):
     }, schema=COMMUNITIES_SCHEMA)
 
 
+def knn_preservation_of_cut(positions, rows, sources, targets):
+    """`layout.knn_preservation` among the laid-out `rows` (edges with both ends there)."""
+    inside = np.zeros(len(positions), bool)
+    inside[rows] = True
+    keep = inside[sources] & inside[targets]
+    local = np.cumsum(inside) - 1
+    return layout.knn_preservation(positions[rows], local[sources[keep]], local[targets[keep]])
+
+
 def build_map(nodes, unit, sources, targets, weights, catalogue, options, timings):
     """Adds the map to `nodes` (rows = the valid books, `unit` their unit vectors).
 
@@ -51,7 +60,8 @@ def build_map(nodes, unit, sources, targets, weights, catalogue, options, timing
       sources, targets: the edges as rows of `nodes`; weights: their cosines (float64).
       catalogue: an `inputs.Catalogue` or None.
       options: seed, louvain_max_nodes, layout_max_nodes, threads.
-      timings: gets communities_seconds, layout_seconds, names_seconds.
+      timings: gets communities_seconds, layout_seconds, names_seconds and
+        layout_knn_preservation (of the laid-out books: the map's own quality figure).
 
     Returns:
       `(nodes + community, community_name, region, region_name, x, y, communities table)`.
@@ -69,6 +79,8 @@ def build_map(nodes, unit, sources, targets, weights, catalogue, options, timing
     region_of = layout.detect_regions(communities, positions, seed=options.seed)
     regions = region_of[communities] if n else np.zeros(0, np.int64)
     timings["layout_seconds"] = round(time.time() - started, 3)
+    kept = knn_preservation_of_cut(positions, laid_out, sources, targets)
+    timings["layout_knn_preservation"] = None if kept != kept else round(kept, 4)
 
     started = time.time()
     titles = nodes.column("title").to_pylist()

@@ -24,6 +24,7 @@ LAYOUT_MAX_NODES = 100_000   # books laid out by t-SNE; the others placed from n
 TSNE_ITERATIONS = 500         # after 250 of early exaggeration (openTSNE's defaults)
 TSNE_PERPLEXITY = 30          # openTSNE's default, over the exact 90 nearest books
 GRAPH_EDGE_WEIGHT = 0.5       # extra affinity mass on the graph's own top-k edges
+LAYOUT_PCA_DIM = 64           # wider embeddings are searched in their first 64 axes
 REGIONS_MIN, REGIONS_MAX = 10, 40
 # tab20, reordered so neighbouring community ids get contrasting colours.
 PALETTE = [
@@ -146,18 +147,40 @@ def knn_affinities(n, sources, targets):
     return matrix
 
 
-def perplexity_affinities(unit, perplexity=TSNE_PERPLEXITY, threads=1):
-    """t-SNE's input affinities from the exact 3 x perplexity nearest books by cosine.
+def principal_projection(matrix, dim, chunk=262_144):
+    """Rows of `matrix` on its first `dim` principal axes, renormalised (float32).
 
-    The neighbours come from the same exact kernel as the graph (`topk`), not
-    an approximate search; each row's Gaussian bandwidth is found by a
-    bisection run on all rows at once (entropy = log(perplexity)). Returns the
-    symmetrised CSR matrix, summing to 1."""
+    The covariance is summed in chunks (dim x dim memory, not rows x dim twice)."""
+    mean = matrix.mean(axis=0, dtype=np.float64)
+    cov = np.zeros((matrix.shape[1], matrix.shape[1]))
+    for lo in range(0, len(matrix), chunk):
+        part = matrix[lo:lo + chunk].astype(np.float64) - mean
+        cov += part.T @ part
+    axes = np.linalg.eigh(cov)[1][:, ::-1][:, :dim]
+    axes *= np.where(axes[np.abs(axes).argmax(axis=0), np.arange(axes.shape[1])] < 0, -1, 1)
+    out = np.empty((len(matrix), axes.shape[1]), np.float32)
+    for lo in range(0, len(matrix), chunk):
+        out[lo:lo + chunk] = (matrix[lo:lo + chunk].astype(np.float64) - mean) @ axes
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    return out / np.where(norms > 0, norms, 1)
+
+
+def perplexity_affinities(unit, perplexity=TSNE_PERPLEXITY, threads=1):
+    """t-SNE's input affinities from the 3 x perplexity nearest books by cosine.
+
+    The neighbours come from the same exact kernel as the graph (`topk`), in
+    the first LAYOUT_PCA_DIM principal axes when the embeddings are wider (as
+    t-SNE is usually run: the search costs dim x n^2, and the graph's own exact
+    edges are added by `layout_affinities`); each row's Gaussian bandwidth is
+    found by a bisection run on all rows at once (entropy = log(perplexity)).
+    Returns the symmetrised CSR matrix, summing to 1."""
     from concurrent.futures import ThreadPoolExecutor
     from scipy import sparse
     from graph_export import topk
     n = len(unit)
     k = int(min(n - 1, 3 * perplexity))
+    if unit.shape[1] > LAYOUT_PCA_DIM:
+        unit = principal_projection(unit, LAYOUT_PCA_DIM)
     index = topk.CandidateIndex(np.ascontiguousarray(unit, np.float32))
     blocks = [np.arange(lo, min(n, lo + topk.DEFAULT_BLOCK_ROWS))
               for lo in range(0, n, topk.DEFAULT_BLOCK_ROWS)]
