@@ -95,8 +95,8 @@ def fit_head(split, neighbours, ease_max_books, ease=None, l2=None, item_cosine=
     EASE (a fitted `ease` is reused, else one is fitted with `l2`, or λ chosen as
     the baseline does) up to `ease_max_books` books, item cosine above (a fitted
     `item_cosine` on the same split with at least k neighbours is reused: its rows
-    are strongest first). Each book keeps its `neighbours` largest weights
-    (padding: the book itself, weight 0).
+    are strongest first). Each book keeps its `neighbours` largest weights (EASE's by
+    magnitude, negative ones included; padding: the book itself, weight 0).
     """
     num_books = split.num_books
     k = min(neighbours, max(num_books - 1, 1))
@@ -111,11 +111,14 @@ def fit_head(split, neighbours, ease_max_books, ease=None, l2=None, item_cosine=
         values = np.empty((num_books, k), np.float32)
         for start in range(0, num_books, 1024):   # in row blocks: no books x books temporaries
             rows = weights[start:start + 1024]
-            top = np.argpartition(-rows, k - 1, axis=1)[:, :k]
+            # the k largest weights by magnitude, negative ones kept: EASE's negative weights
+            # (books read *instead of* the row's) are part of its ranking; keeping only the
+            # positive ones cost 0.015 recall@10 on goodbooks-dense (docs/model.md)
+            top = np.argpartition(-np.abs(rows), k - 1, axis=1)[:, :k]
             index[start:start + 1024] = top
             values[start:start + 1024] = np.take_along_axis(rows, top, axis=1)
-        values = np.maximum(values, 0.0)   # only positive evidence is kept
-        return index, values, {"kind": "ease", "l2": float(ease.l2), "neighbours": k}
+        return index, values, {"kind": "ease", "l2": float(ease.l2), "neighbours": k,
+                               "kept": "largest magnitude"}
     cosine = item_cosine
     if cosine is None or cosine.nbr_index.shape[1] < k:
         cosine = baselines.ItemCosine(neighbours=k).fit(split)

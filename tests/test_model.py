@@ -517,7 +517,12 @@ def test_group_boundaries_and_item_cosine_head_above_the_ease_limit():
     np.testing.assert_array_equal(reused[0], index)
     np.testing.assert_array_equal(reused[1], weight)
     index, weight, info = rerank.fit_head(split, 5, ease_max_books=100)
-    assert info["kind"] == "ease" and index.shape == (20, 5) and (weight >= 0).all()
+    assert info["kind"] == "ease" and index.shape == (20, 5)
+    # EASE's head keeps each row's 5 largest weights by magnitude, negative ones included
+    ease = baselines.Ease(l2=info["l2"]).fit(split)
+    for book in range(20):
+        np.testing.assert_allclose(weight[book], ease.weights[book, index[book]], rtol=1e-6)
+        assert np.abs(weight[book]).min() >= np.sort(np.abs(ease.weights[book]))[-5] - 1e-6
     users = np.array([0, 4])
     head = rerank.head_scores(index, weight, split.train_ptr, split.train_book, users)
     dense = np.zeros((2, 20), np.float32)
