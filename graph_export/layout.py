@@ -228,7 +228,10 @@ def tsne_positions(embeddings, sources, targets, seed=0, n_iter=TSNE_ITERATIONS,
         return _pca2(embeddings) if n else np.zeros((0, 2))
     import openTSNE
     from openTSNE import affinity, initialization
-    init = initialization.rescale(_pca2(embeddings))
+    start = _pca2(embeddings)
+    if not np.std(start[:, 0]) > 0:   # identical (e.g. 1-dimensional) vectors: no axis to start on
+        start = np.random.default_rng(seed).normal(size=start.shape)
+    init = initialization.rescale(start)
     tsne = openTSNE.TSNE(n_components=2, n_iter=n_iter, n_jobs=threads,
                          negative_gradient_method="fft", random_state=seed, verbose=False)
     embedding = tsne.fit(affinities=affinity.PrecomputedAffinities(
