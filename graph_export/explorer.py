@@ -547,7 +547,7 @@ def run(argv=None):
     parser.add_argument("--neighbours", type=positive_int, default=None,
                         help="embed at most K nearest books per book. Default: all of them up "
                              f"to {ALL_NEIGHBOURS_UP_TO:,} books, {NEIGHBOURS_BEYOND} beyond "
-                             "(keeps a 1M-book page near 100 MB)")
+                             "(keeps a 1M-book page under 150 MB)")
     args, rest = config.parse_known_args(parser, argv)
     if rest:
         # No pipeline here; FileSystems options (e.g. for gs://) are the only extras.
