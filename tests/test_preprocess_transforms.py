@@ -288,7 +288,9 @@ def test_write_catalog_assembles_the_kept_books_in_index_order(tmp_path):
             str(tmp_path / artifacts.AUTHORS_JSON), str(tmp_path / artifacts.GENRES_JSON), 1 << 20)
         assert_that(_summed(result.counts, "Sum"), equal_to([{
             "catalog_books": 3, "catalog_books_without_genre": 2, "catalog/authors_rows_read": 2,
-            "catalog/genres_rows_read": 1}]), label="Counts")
+            "catalog/genres_rows_read": 1, "catalog_book_conflicts": 0,
+            "catalog_author_conflicts": 0, "catalog_authors_missing": 0,
+            "catalog_genre_conflicts": 0}]), label="Counts")
         assert_that(result.rejects, equal_to([]), label="Rejects")
     catalog = artifacts.read_parquet(os.path.join(out, artifacts.CATALOG)).to_pylist()
     assert [(r["book_index"], r["book_id"], r["title"], r["authors"], r["genre"], r["num_interactions"])
