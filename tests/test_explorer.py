@@ -607,6 +607,14 @@ def test_map_search_flies_to_the_book_and_its_neighbours(map_page, graph):
         "Wuthering Heights"
     _check_list_is_top10(page, graph, index)
     assert f"book={index}" in page.evaluate("location.hash")
+    # Hovering a neighbour on the map says why it is one.
+    row_of = {b: i for i, b in enumerate(graph["book_index"])}
+    for book in top10[:3]:
+        bx, by = page.evaluate(f"bookExplorer.screenOf({book})")
+        page.mouse_move(bx, by)
+        page.wait_for(f"document.getElementById('tooltip').dataset.bookIndex === '{book}'")
+        assert page.evaluate("document.getElementById('tooltip-cosine').textContent") == \
+            fx.reason_text(*fx.edge_reason(row_of[index], row_of[book], graph["cluster"]))
 
 
 def test_map_click_opens_the_panel_and_back_returns(map_page, graph):
@@ -675,6 +683,15 @@ def test_map_pan_zoom_and_titles_that_do_not_overlap(map_page):
     page.click_selector("#zoom-reset")
     page.wait_for("document.body.dataset.animating === '0' && bookExplorer.camera().z === 0")
     assert page.evaluate("bookExplorer.labels().filter(l => l.kind === 'title').length") == 0
+    # A little closer, community names join the region names.
+    page.evaluate("bookExplorer.setCamera(...Object.values(bookExplorer.home()).slice(0, 2), 0.9)")
+    page.evaluate("bookExplorer.drawNow()")
+    labels = page.evaluate("bookExplorer.labels()")
+    communities = [label["text"].rstrip("\u2026") for label in labels
+                   if label["kind"] == "community"]
+    assert communities and all(any(name.startswith(text) for name in fx.COMMUNITY_NAMES)
+                               for text in communities)
+    assert "title" not in {label["kind"] for label in labels}
     # Zoomed in to titles: labels appear, and none overlaps another.
     page.evaluate("bookExplorer.setCamera(0.2, 0.8, bookExplorer.camera().titleZoom + 0.3)")
     page.evaluate("bookExplorer.drawNow()")
