@@ -6,6 +6,7 @@ for a complete output (a partial run may leave complete files, never a truncated
 one and never the marker that says the output is complete).
 """
 import pathlib
+import re
 
 import pytest
 
@@ -60,4 +61,7 @@ def test_full_disk_then_rerun_elsewhere(stage, chain, tmp_path):
         harness.assert_no_truncated_file(folder)
         left = harness.final_files(folder)
         assert COMPLETE_MARKER[stage] not in {pathlib.Path(f).name for f in left}, left
-        harness.record(stage, "output filesystem full part-way", line, tmp_path)
+        # Where the disk fills varies from run to run (model.train: a Python write or
+        # TensorFlow's SaveV2, which names its temporary file): the table keeps the advice.
+        harness.record(stage, "output filesystem full part-way", re.sub(r" \(.*\)$", "", line),
+                       tmp_path)
