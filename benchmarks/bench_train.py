@@ -23,6 +23,8 @@
    `--tables MODEL_DIR [MODEL_DIR ...]` prints only the markdown quality table of
    finished model.train outputs (how the README's table is made), with the
    command lines that made them (from their training_log.json).
+`--map_embedding PAIRS BOOKS USERS DIM` only times the map's embedding
+(model/map_embedding.py) on random pairs (docs/model.md, "The map's embedding").
 3. Exports vectors for a synthetic catalogue of `--export_books` books through the
    streaming writer and reports peak memory against the size of the vectors.
 """
@@ -38,8 +40,9 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import pipeline_common  # noqa: E402,F401
+import numpy as np  # noqa: E402
 from model import evaluate  # noqa: E402
-import machine  # noqa: E402  (same folder)
+from benchmarks import machine  # noqa: E402
 
 
 def _status_mb(field):
@@ -124,7 +127,7 @@ def plain_tfrs_throughput(prep, batch_size, dim, learning_rate=0.003):
         def on_epoch_end(self, epoch, logs=None):
             self.seconds = time.perf_counter() - self.start
 
-    from bench_train_step import PlainTwoTower  # same folder: the TFRS tutorial's model
+    from benchmarks.bench_train_step import PlainTwoTower  # the TFRS tutorial's model
     from model import data, train
 
     manifest = data.check_data_dir(prep)
@@ -250,6 +253,23 @@ def print_tables(model_dirs, data=None):
         print(summary_table(runs))
 
 
+def map_embedding_cost(pairs, books, users, dim, seed=0):
+    """Time and peak memory of the map's embedding (model/map_embedding.py) on random pairs
+    with Zipf-like book popularity: (distinct pairs, wall s, CPU s, peak RSS MB)."""
+    from model import map_embedding
+    rng = np.random.default_rng(seed)
+    weight = (np.arange(books) + 1.0) ** -0.8
+    user = rng.integers(0, users, pairs)
+    book = rng.choice(books, pairs, p=weight / weight.sum())
+    key = np.unique(user.astype(np.int64) * books + book)
+    ptr = np.searchsorted(key // books, np.arange(users + 1))
+    _reset_peak_rss()
+    wall, cpu = time.perf_counter(), time.process_time()
+    map_embedding.map_embedding(ptr, key % books, books, dim=dim)
+    return (len(key), time.perf_counter() - wall, time.process_time() - cpu,
+            _status_mb("VmHWM"))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--ratings", type=int, default=1_000_000)
@@ -261,11 +281,20 @@ def main(argv=None):
     parser.add_argument("--tables", nargs="+", metavar="MODEL_DIR",
                         help="only print the quality tables of finished model.train outputs "
                              "(of --prep)")
+    parser.add_argument("--map_embedding", type=int, nargs=4,
+                        metavar=("PAIRS", "BOOKS", "USERS", "DIM"),
+                        help="only time the map's embedding on random pairs")
     parser.add_argument("--export_only", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--plain_only", help=argparse.SUPPRESS)
     args, train_flags = parser.parse_known_args(argv)
     if args.tables:
         print_tables(args.tables, args.prep)
+        return
+    if args.map_embedding:
+        pairs, seconds, cpu, peak = map_embedding_cost(*args.map_embedding)
+        print(f"map embedding: {pairs:,} pairs, {args.map_embedding[1]:,} books, dim "
+              f"{args.map_embedding[3]}: {seconds:.1f} s wall, {cpu:.1f} s CPU, "
+              f"peak RSS {peak:.0f} MB")
         return
     if args.export_only:
         print(json.dumps(export_memory(args.export_only)))
