@@ -199,13 +199,17 @@ def read_edges(graph):
     return table.column("source").to_numpy(), table.column("target").to_numpy()
 
 
-def peer_figures(train, evals, num_users, num_books, k=DEFAULT_K, seed=0, ease_max_books=20000):
+def peer_figures(train, evals, num_users, num_books, k=DEFAULT_K, seed=0, ease_max_books=20000,
+                 cosine_max_books=200_000):
     """coread@k of EASE's, item-cosine's and random neighbours on the same split: a dict
-    name -> figures (EASE's also carries its λ; absent above `ease_max_books` books)."""
+    name -> figures (EASE's also carries its λ). EASE is left out above `ease_max_books`
+    books (a dense books x books inverse), item-cosine above `cosine_max_books` (its fit
+    counts books² cells, block by block)."""
     split = split_of(train.user, train.book, evals.user, evals.book, num_users, num_books)
     out = {}
-    tables = {"item_cosine": item_cosine_neighbours(split, k),
-              "random": random_neighbours(num_books, k, seed)}
+    tables = {"random": random_neighbours(num_books, k, seed)}
+    if num_books <= cosine_max_books:
+        tables["item_cosine"] = item_cosine_neighbours(split, k)
     ease = ease_neighbours(split, k, max_books=ease_max_books)
     if ease is not None:
         tables["ease"] = ease[:2]
