@@ -216,12 +216,12 @@ def layout_affinities(unit, sources, targets, threads=1):
 
 def tsne_positions(embeddings, sources, targets, seed=0, n_iter=TSNE_ITERATIONS,
                    threads=1):
-    """t-SNE (openTSNE, FFT gradients) of `layout_affinities`: float64 `[n, 2]`.
+    """t-SNE (openTSNE) of `layout_affinities`: float64 `[n, 2]`.
 
     Initialised from the first two principal axes of the embeddings (global
     structure kept, same start for the same input), then openTSNE's two phases:
     early exaggeration (12, 250 iterations) and `n_iter` iterations at
-    exaggeration 1. Deterministic for one `seed` and `threads`.
+    exaggeration 1. Deterministic for one `seed`; `threads` are for the neighbour search.
     """
     n = len(embeddings)
     if n < 4 or len(sources) == 0:
@@ -232,8 +232,11 @@ def tsne_positions(embeddings, sources, targets, seed=0, n_iter=TSNE_ITERATIONS,
     if not np.std(start[:, 0]) > 0:   # identical (e.g. 1-dimensional) vectors: no axis to start on
         start = np.random.default_rng(seed).normal(size=start.shape)
     init = initialization.rescale(start)
-    tsne = openTSNE.TSNE(n_components=2, n_iter=n_iter, n_jobs=threads,
-                         negative_gradient_method="fft", random_state=seed, verbose=False)
+    # One optimiser thread: openTSNE's gradient threads made it 2x slower on 2 busy
+    # cores (the launcher's other thread writes edges.parquet meanwhile); "auto" is
+    # Barnes-Hut below 10k books, FFT interpolation above.
+    tsne = openTSNE.TSNE(n_components=2, n_iter=n_iter, n_jobs=1,
+                         negative_gradient_method="auto", random_state=seed, verbose=False)
     embedding = tsne.fit(affinities=affinity.PrecomputedAffinities(
         layout_affinities(embeddings, sources, targets, threads)), initialization=init)
     return np.asarray(embedding, np.float64)
