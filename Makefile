@@ -8,7 +8,7 @@ DEMO_RATINGS ?= 1000000
 DEMO_BOOKS   ?= 20000
 DEMO_USERS   ?= 20000
 
-.PHONY: install demo test sample screenshot map-picture clean-demo scale
+.PHONY: install demo test test-fast sample screenshot map-picture clean-demo scale
 
 install: $(STAMP)
 
@@ -16,7 +16,7 @@ install: $(STAMP)
 $(STAMP): setup.py constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip==26.3
-	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[test,bench]'
 	touch $(STAMP)
 
 sample: $(STAMP)
@@ -60,11 +60,15 @@ screenshot:
 test: $(STAMP)
 	$(PY) -m pytest -q tests
 
+# The inner loop: everything but the slow modules, the browser and the fault suite.
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow and not browser and not faults" tests
+
 # The whole chain on 100M generated interactions (876k users, 1M books), stage by stage:
 # time, throughput and peak memory (benchmarks/bench_scale.py; ~3 GB of data and the
 # outputs under /tmp/bench_scale, reused on the next run). Options: SCALE_ARGS="--help".
 scale: $(STAMP)
-	$(PY) benchmarks/bench_scale.py $(SCALE_ARGS)
+	$(PY) -m benchmarks.bench_scale $(SCALE_ARGS)
 
 clean-demo:
 	rm -rf $(DEMO)

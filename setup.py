@@ -28,9 +28,13 @@ TEST = [
     "pytest==9.2.0",
     "gcp-storage-emulator==2026.7.19",
     "lxml==6.1.3",
-    "duckdb==2.0.1",
-    "faiss-cpu==1.15.1",
-    "implicit==0.7.3",  # benchmarks/bench_als.py: the ALS peer
+]
+
+# The peers the benchmarks measure against (python -m benchmarks.<script>); no test needs them.
+BENCH = [
+    "duckdb==2.0.1",      # bench_preprocess: the same selection and split in DuckDB
+    "faiss-cpu==1.15.1",  # bench_neighbors: exact top-k with IndexFlatIP
+    "implicit==0.7.3",    # bench_als: the ALS peer
 ]
 
 setuptools.setup(
@@ -45,5 +49,5 @@ setuptools.setup(
     package_data={"graph_export": ["explorer_web/*.html", "explorer_web/*.css",
                                    "explorer_web/js/*.js"]},
     install_requires=REQUIRED,
-    extras_require={"test": TEST},
+    extras_require={"test": TEST, "bench": BENCH},
 )

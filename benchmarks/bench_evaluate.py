@@ -23,15 +23,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import pipeline_common  # noqa: E402,F401  (legacy Keras before TensorFlow loads)
 import numpy as np  # noqa: E402
 
+from benchmarks import machine  # noqa: E402
 from model import baselines, data, evaluate  # noqa: E402
-
-
-def _peak_mb():
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def _reset_peak():
@@ -53,7 +46,7 @@ class Steps:
         start, cpu = time.perf_counter(), time.process_time()
         result = function()
         self.rows.append((name, books, time.perf_counter() - start, time.process_time() - cpu,
-                          _peak_mb()))
+                          machine.peak_rss_mb()))
         print(f"  {name}: {self.rows[-1][2]:.1f} s ({self.rows[-1][3]:.1f} s CPU)", flush=True)
         return result
 

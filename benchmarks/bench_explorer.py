@@ -48,7 +48,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import machine  # noqa: E402  (same folder)
+from benchmarks import machine  # noqa: E402
 from graph_export import explorer  # noqa: E402
 from tests.browser import cdp  # noqa: E402
 

@@ -42,8 +42,8 @@ import pyarrow.parquet as pq  # noqa: E402
 
 from graph_export import blocks, graph_files, neighbors, topk  # noqa: E402
 from pipeline_common import artifacts  # noqa: E402
-import machine  # noqa: E402  (same folder)
-from bench_preprocess import peak_rss_mb  # noqa: E402  (same folder: VmHWM, this process only)
+from benchmarks import machine  # noqa: E402
+from benchmarks.machine import peak_rss_mb  # noqa: E402  (VmHWM, this process only)
 
 
 numpy_blas_threads = topk.set_numpy_blas_threads

@@ -39,7 +39,7 @@ from beam_jobs.sample_data import TOPICS_FILE  # noqa: E402
 from graph_export import coread  # noqa: E402
 from model import baselines, data, evaluate  # noqa: E402
 from pipeline_common import fileio  # noqa: E402
-from bench_als import AlsScorer  # noqa: E402  (same folder)
+from benchmarks.bench_als import AlsScorer  # noqa: E402
 
 
 def top_k_rows(scores_of_rows, num_books, k, block=1024):

@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 
 from graph_export import topk  # noqa: E402
-import machine  # noqa: E402  (same folder)
+from benchmarks import machine  # noqa: E402
 
 QUERIES = topk.DEFAULT_BLOCK_ROWS
 

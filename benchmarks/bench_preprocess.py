@@ -33,6 +33,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from benchmarks.machine import peak_rss_mb  # noqa: E402
+
 
 def ensure_data(work, ratings, books, users):
     from beam_jobs import sample_data
@@ -44,15 +46,6 @@ def ensure_data(work, ratings, books, users):
                          "--users", str(users), "--seed", "7"])
         open(marker, "w").close()
     return data
-
-
-def peak_rss_mb():
-    """This process's peak resident memory (VmHWM: unlike ru_maxrss, not inherited across fork+exec)."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def child(argv):

@@ -42,7 +42,8 @@ import subprocess
 import sys
 import time
 
-import machine  # (same folder)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks import machine  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STAGES = ("preprocess", "train", "neighbors", "explorer")

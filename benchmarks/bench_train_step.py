@@ -32,7 +32,7 @@ import tensorflow as tf  # noqa: E402
 import tensorflow_recommenders as tfrs  # noqa: E402
 
 from model import data, options, towers, train  # noqa: E402
-import machine  # noqa: E402  (same folder)
+from benchmarks import machine  # noqa: E402
 
 
 class PlainTwoTower(tfrs.Model):

@@ -1,4 +1,4 @@
-"""One line that says what machine a benchmark ran on.
+"""What machine a benchmark ran on (one line), and the one peak-memory reader.
 
 Figures from different sessions are only comparable on the same kind of CPU: the
 machines lent here have changed between sessions (e.g. from one without AVX-512 to a
@@ -25,6 +25,19 @@ def describe():
     return (f"{os.cpu_count()} cores, {first.get('model name', 'unknown CPU')} family "
             f"{first.get('cpu family', '?')} model {first.get('model', '?')} ({vector}), "
             f"load average {os.getloadavg()[0]:.1f}")
+
+
+def peak_rss_mb():
+    """This process's peak resident memory in MB (VmHWM: unlike ru_maxrss, not inherited
+    across fork+exec); NaN where /proc is missing."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
 
 
 if __name__ == "__main__":

@@ -9,3 +9,24 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: minutes, not seconds (still run by `make test`; "
                                        "-m 'not slow' leaves them out)")
+    config.addinivalue_line("markers", "browser: drives Debian's Chromium (the explorer)")
+    config.addinivalue_line("markers", "faults: the fault suite (tests/faults), real commands "
+                                       "run the way a user breaks them")
+
+
+# Whole modules whose every test runs the real chain or whole jobs through their CLIs.
+SLOW_MODULES = {"test_end_to_end.py", "test_dataflow.py", "test_graph_gcs.py"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Marks by where a test lives and what it uses, so `make test-fast` can leave out
+    the fault suite, the browser and the slow modules (`make test` runs everything)."""
+    import pytest
+    for item in items:
+        path = str(item.fspath)
+        if f"{os.sep}faults{os.sep}" in path:
+            item.add_marker(pytest.mark.faults)
+        if "chromium" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.browser)
+        if os.path.basename(path) in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
