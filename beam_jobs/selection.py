@@ -10,6 +10,8 @@ books as their numeric Goodreads id (int64), ratings as int8.
 import numpy as np
 import pandas as pd
 
+from pipeline_common import hashing
+
 
 _HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 _HEX_VALUE = np.full(256, 255, dtype=np.uint8)
@@ -72,17 +74,6 @@ def u128_to_hex(hi, lo):
     return np.ascontiguousarray(_HEX_DIGITS[nibbles]).view("S32").reshape(n)
 
 
-def _fmix64(x):
-    """SplitMix64 finaliser: a fast, well-mixed 64-bit hash of uint64 arrays."""
-    with np.errstate(over="ignore"):
-        x = x ^ (x >> np.uint64(30))
-        x = x * np.uint64(0xBF58476D1CE4E5B9)
-        x = x ^ (x >> np.uint64(27))
-        x = x * np.uint64(0x94D049BB133111EB)
-        x = x ^ (x >> np.uint64(31))
-    return x
-
-
 def split_hash(hi, lo, book_id, seed):
     """Deterministic 64-bit hash of (user id, book id, seed), the basis of the split.
 
@@ -90,10 +81,10 @@ def split_hash(hi, lo, book_id, seed):
     fmix = SplitMix64's finaliser and (hi, lo) the two 64-bit halves of the hex user
     id: identical on every runner and worker count because it depends only on the ids.
     """
-    seed_mix = _fmix64(np.uint64((int(seed) ^ 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF))
+    seed_mix = hashing.fmix64(np.uint64((int(seed) ^ hashing.GOLDEN) & 0xFFFFFFFFFFFFFFFF))
     with np.errstate(over="ignore"):
-        h = _fmix64(seed_mix ^ hi.astype(np.uint64) ^ _fmix64(lo.astype(np.uint64)))
-        return _fmix64(h ^ book_id.astype(np.uint64))
+        h = hashing.fmix64(seed_mix ^ hi.astype(np.uint64) ^ hashing.fmix64(lo.astype(np.uint64)))
+        return hashing.fmix64(h ^ book_id.astype(np.uint64))
 
 
 def is_eval(hi, lo, book_id, seed, eval_fraction):
@@ -104,7 +95,7 @@ def is_eval(hi, lo, book_id, seed, eval_fraction):
 
 def user_partition(hi, lo, num_partitions):
     """Partition number of each user (all interactions of a user share one)."""
-    h = _fmix64(hi.astype(np.uint64) ^ _fmix64(lo.astype(np.uint64) ^ np.uint64(0x5BD1E995)))
+    h = hashing.fmix64(hi.astype(np.uint64) ^ hashing.fmix64(lo.astype(np.uint64) ^ np.uint64(0x5BD1E995)))
     return (h % np.uint64(num_partitions)).astype(np.int64)
 
 

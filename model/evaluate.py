@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from model.baselines import BASELINES, Ease, ItemCosine, Popularity  # noqa: F401 (as before)
-from pipeline_common import fileio
+from pipeline_common import fileio, hashing
 from pipeline_common.arrays import sorted_unique
 
 # Line i of this file (in a preprocess output) is the user id of user_index i.
@@ -38,21 +38,12 @@ METRIC_NAMES = tuple(f"hit@{k}" for k in KS) + tuple(f"recall@{k}" for k in KS)
 GROUPS = (("1-2", 2), ("3-10", 10), ("11+", np.inf))
 
 
-def _splitmix64(values):
-    """A fixed 64-bit mix of integers (the splitmix64 finaliser): a stable hash of an index."""
-    x = values.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
-    with np.errstate(over="ignore"):
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
-
-
 def user_hash(users, user_ids=None):
     """uint64 hash per user: of the user id when `user_ids` (indexed by user) is given, else
     of the user index. Hashing the id makes the chosen users independent of the vocabulary
     order, so two preprocess runs over the same users evaluate the same people."""
     if user_ids is None:
-        return _splitmix64(np.asarray(users))
+        return hashing.splitmix64(np.asarray(users))
     return np.array([int.from_bytes(hashlib.blake2b(
         user_ids[u] if isinstance(user_ids[u], bytes) else str(user_ids[u]).encode(),
         digest_size=8).digest(), "little") for u in users], np.uint64)

@@ -36,7 +36,8 @@ import collections
 import numpy as np
 
 from model import baselines
-from model.evaluate import GROUPS, EvalSplit, _splitmix64
+from model.evaluate import GROUPS, EvalSplit
+from pipeline_common.hashing import splitmix64
 from model.data import Interactions
 
 HEAD_WEIGHTS = (0.0, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0)
@@ -70,13 +71,13 @@ def make_holdout(train, num_users, seed, max_users=4000, max_share=0.05):
         return Holdout(train, empty, empty)
     salt = np.uint64(seed & 0xFFFFFFFF) * np.uint64(0x100000001B3)
     with np.errstate(over="ignore"):
-        user_hash = _splitmix64(candidates.astype(np.uint64) ^ salt)
+        user_hash = splitmix64(candidates.astype(np.uint64) ^ salt)
     chosen = np.zeros(num_users, bool)
     chosen[candidates[np.argsort(user_hash, kind="stable")[:take]]] = True
     rows = np.flatnonzero(chosen[train.user])
     # one row per chosen user: the one with the smallest hash of (user, book)
     with np.errstate(over="ignore"):
-        row_hash = _splitmix64(train.user[rows].astype(np.uint64) * np.uint64(1 << 32)
+        row_hash = splitmix64(train.user[rows].astype(np.uint64) * np.uint64(1 << 32)
                                + train.book[rows].astype(np.uint64) + salt)
     order = np.lexsort((row_hash, train.user[rows]))
     rows = rows[order]
@@ -222,7 +223,7 @@ def choose_weights(query, book_vectors, temperature, fit_split, holdout, head_in
             top10[start:start + batch, column] = hits10
     group = group_of(np.diff(ptr)[users])
     with np.errstate(over="ignore"):
-        picks = (_splitmix64(users.astype(np.uint64)) & np.uint64(1)) == 0
+        picks = (splitmix64(users.astype(np.uint64)) & np.uint64(1)) == 0
     overall = _best(gain, top10, np.ones(len(users), bool), picks, fallback)
     head_weights, popularity_weights, report = [], [], {}
     for g, (label, _) in enumerate(GROUPS):
