@@ -21,7 +21,6 @@ SLOW_MODULES = {"test_end_to_end.py", "test_dataflow.py", "test_graph_gcs.py"}
 def pytest_collection_modifyitems(config, items):
     """Marks by where a test lives and what it uses, so `make test-fast` can leave out
     the fault suite, the browser and the slow modules (`make test` runs everything)."""
-    import pytest
     for item in items:
         path = str(item.fspath)
         if f"{os.sep}faults{os.sep}" in path:
@@ -30,3 +29,13 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.browser)
         if os.path.basename(path) in SLOW_MODULES:
             item.add_marker(pytest.mark.slow)
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def chain(tmp_path_factory):
+    """The session's one tiny chain (tests/chain.py): data, prep, model, graph paths."""
+    from tests.chain import build_chain
+    return build_chain(tmp_path_factory.mktemp("chain"))

@@ -1,53 +1,10 @@
-"""One tiny, complete chain (data -> prep -> model -> graph) that every fault case breaks a copy of.
-
-Built once per session through the real command lines, with the options of
-tests/test_end_to_end.py (minutes on 2 cores, most of it TensorFlow's start-up).
-"""
+"""Fault cases break a private copy of the session's one tiny chain (tests/chain.py)."""
 import shutil
 
 import pytest
 
+from tests.chain import NEIGHBORS, PREPROCESS, SAMPLE, TRAIN, command  # noqa: F401
 from tests.faults import harness
-
-SAMPLE = ("--ratings", "20000", "--books", "600", "--users", "400", "--seed", "5")
-PREPROCESS = ("--top_books", "200", "--min_user_ratings", "2", "--direct_num_workers=1")
-TRAIN = ("--epochs", "1", "--batch_size", "512", "--embedding_dim", "8", "--verbose", "0")
-NEIGHBORS = ("--direct_num_workers=1",)
-
-
-def command(stage, paths, output=None):
-    """(module, args) of `stage` reading the chain in `paths`, writing to `output`."""
-    commands = {
-        "sample_data": ("beam_jobs.sample_data", ("--output", output or paths["data"], *SAMPLE)),
-        "preprocess": ("beam_jobs.preprocess", ("--input", paths["data"], "--output",
-                                                output or paths["prep"], *PREPROCESS)),
-        "train": ("model.train", ("--data", paths["prep"], "--output", output or paths["model"],
-                                  *TRAIN)),
-        "neighbors": ("graph_export.neighbors", ("--embeddings", paths["model"], "--catalog",
-                                                 paths["prep"], "--output",
-                                                 output or paths["graph"], *NEIGHBORS)),
-        "ego": ("graph_export.ego", ("--graph", paths["graph"], "--book_id", paths.get("book_id", ""),
-                                     "--depth", "2", "--formats", "gexf,json",
-                                     "--output", output or paths["ego"])),
-        "explorer": ("graph_export.explorer", ("--graph", paths["graph"], "--output",
-                                               output or paths["explorer"])),
-    }
-    return commands[stage]
-
-
-@pytest.fixture(scope="session")
-def chain(tmp_path_factory):
-    root = tmp_path_factory.mktemp("fault-chain")
-    paths = {name: str(root / name) for name in ("data", "prep", "model", "graph")}
-    paths.update(ego=str(root / "ego" / "book"), explorer=str(root / "explorer.html"))
-    for stage in ("sample_data", "preprocess", "train", "neighbors"):
-        module, args = command(stage, paths)
-        outcome = harness.cli(module, *args)
-        assert outcome.returncode == 0, f"{module} failed:\n{outcome.stderr[-3000:]}"
-    import pandas as pd
-    paths["book_id"] = str(pd.read_parquet(f"{paths['graph']}/nodes.parquet").book_id.iloc[5])
-    return paths
-
 
 @pytest.fixture
 def broken_copy(chain, tmp_path):

@@ -52,18 +52,24 @@ def cli(module, *args, timeout=600, preexec_fn=None, env=None):
     return Outcome(result.returncode, result.stderr, time.perf_counter() - start)
 
 
-def cli_killed(module, *args, after_seconds):
-    """Starts the command and SIGKILLs it after `after_seconds` (or lets it finish first)."""
+def cli_killed(module, *args, when, after_seconds=0.0, poll=0.02):
+    """Starts the command and SIGKILLs it (and its workers) as soon as `when()` is true,
+    then `after_seconds` later. Returns True if it was killed, False if it finished
+    first (a test that means to kill a stage part-way must assert True)."""
     proc = subprocess.Popen([sys.executable, "-m", module, *map(str, args)], cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
+    while proc.poll() is None and not when():
+        time.sleep(poll)
     try:
-        proc.wait(timeout=after_seconds)
-        return False
+        proc.wait(timeout=after_seconds) if after_seconds else None
+        if proc.poll() is not None:
+            return False
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)  # the job and any worker processes
-        proc.wait()
-        return True
+        pass
+    os.killpg(proc.pid, signal.SIGKILL)  # the job and any worker processes
+    proc.wait()
+    return True
 
 
 def assert_one_line_failure(outcome, *mentions):
