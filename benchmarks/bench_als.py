@@ -123,4 +123,5 @@ def best_of(results):
 
 
 if __name__ == "__main__":
-    main()
+    from benchmarks import results
+    results.main_recorded(main, "ALS peer")

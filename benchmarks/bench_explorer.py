@@ -395,4 +395,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from benchmarks import results
+    results.main_recorded(main, "Explorer in Chromium")

@@ -198,4 +198,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from benchmarks import results
+    results.main_recorded(main, "Neighbour quality (genre, topic, coread@10)")

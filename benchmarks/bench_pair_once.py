@@ -120,4 +120,5 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    from benchmarks import results
+    results.main_recorded(main, "Each pair once")

@@ -43,7 +43,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchmarks import machine  # noqa: E402
+from benchmarks import machine, results  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STAGES = ("preprocess", "train", "neighbors", "explorer")
@@ -299,6 +299,10 @@ def main(argv=None):
     table = [generation] + rows if generation else rows
     print()
     print(format_table(table, total, verdict))
+    if rows:
+        results.record(f"Scale: {args.ratings:,} interactions, --top_books {args.top_books:,}, "
+                       f"stages {','.join(r['stage'] for r in rows)}",
+                       ["```", format_table(table, total, verdict), "```"])
     result = {"ratings": args.ratings, "books": args.books, "users": args.users,
               "top_books": args.top_books, "epochs": args.epochs, "data": data,
               "stages": table, "chain_total_s": total, "target_total_s": TARGET_TOTAL_S,

@@ -409,4 +409,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from benchmarks import results
+    results.main_recorded(main, "Training speed and quality tables")

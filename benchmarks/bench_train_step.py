@@ -184,4 +184,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from benchmarks import results
+    results.main_recorded(main, "Training step profile")

@@ -45,3 +45,32 @@ def record(section, lines, command=None):
         else text.rstrip() + "\n\n" + body
     with open(RESULTS, "w", encoding="utf-8") as handle:
         handle.write(text)
+
+
+class _Tee:
+    def __init__(self, stream):
+        self.stream, self.lines = stream, []
+
+    def write(self, text):
+        self.lines.append(text)
+        return self.stream.write(text)
+
+    def flush(self):
+        self.stream.flush()
+
+
+def main_recorded(main, section):
+    """Runs a benchmark's `main()` as its command line, printing as usual, and records
+    what it printed as its section of RESULTS.md (when it ends without an error; not for
+    a script's own child processes, started with --child)."""
+    if "--child" in sys.argv:
+        main()
+        return
+    tee = _Tee(sys.stdout)
+    sys.stdout = tee
+    try:
+        main()
+    finally:
+        sys.stdout = tee.stream
+    text = "".join(tee.lines).strip("\n")
+    record(section, ["```", text, "```"])
