@@ -333,7 +333,9 @@ def export_outputs(args, model, inputs, split, metrics, state, log, reranker, cl
     that serving never recommends a book the user has read.
     """
     vectors = _all_vectors(model)
-    map_vectors, log = map_vectors_of(args, split, log)
+    choice = log.get("map_choice")
+    map_vectors, log = map_vectors_of(
+        args, split, {k: v for k, v in log.items() if k != "map_choice"}, choice)
     export.write_book_embeddings(
         args.output, export.vector_batches(vectors if map_vectors is None else map_vectors),
         inputs.catalog, args.embedding_dim if map_vectors is None else map_vectors.shape[1],
@@ -355,18 +357,55 @@ def export_outputs(args, model, inputs, split, metrics, state, log, reranker, cl
     fileio.write_json(fileio.join(args.output, artifacts.METRICS_JSON), metrics)
 
 
-def map_vectors_of(args, split, log):
-    """The map's book vectors (unit rows; model/map_embedding.py) from every training pair of
-    `split`, or None with --map_dim 0 (the map is then the tower's); `log` gains their facts."""
+# Above this many books the map is the co-reading factorisation without a holdout check (the
+# check ranks every book against every other: books² x dim).
+MAP_CHOICE_MAX_BOOKS = 20_000
+
+
+def choose_map(args, model, inputs, holdout):
+    """Which vectors the map uses: the co-reading factorisation (model/map_embedding.py) or
+    the candidate tower's, whichever has the higher coread@10 on the training holdout (each
+    hidden book against the user's other training books; both sets of vectors made without
+    the hidden books). On dense real readers the factorisation wins by a third; on very
+    sparse data (~2 books a reader) the tower can win (docs/model.md). Returns the choice
+    (a dict for training_log.json's `map_embedding`)."""
+    num_users, num_books = inputs.manifest["num_users"], inputs.manifest["num_books"]
     if not args.map_dim:
-        return None, dict(log, map_embedding={"kind": "candidate_tower"})
+        return {"kind": "candidate_tower", "chosen_by": "--map_dim 0"}
+    if len(holdout.user) == 0 or num_books > MAP_CHOICE_MAX_BOOKS:
+        return {"kind": "co_reading_factorisation",
+                "chosen_by": f"default (no holdout, or over {MAP_CHOICE_MAX_BOOKS:,} books)"}
+    from graph_export import coread
+    start = time.perf_counter()
+    fit_split = rerank.holdout_split(holdout.fit, num_users, num_books)
+    candidates = {"co_reading_factorisation": map_embedding.map_embedding(
+        fit_split.train_ptr, fit_split.train_book, num_books, dim=args.map_dim, seed=args.seed),
+        "candidate_tower": _all_vectors(model)}
+    figures = {name: coread.coread_at_k(holdout.fit.user, holdout.fit.book, holdout.user,
+                                        holdout.book, *coread.embedding_neighbours(vectors),
+                                        num_books)["coread"]
+               for name, vectors in candidates.items()}
+    kind = max(candidates, key=lambda name: (figures[name], name == "co_reading_factorisation"))
+    logging.info("map vectors: %s (holdout coread@10 %s)", kind, figures)
+    return {"kind": kind, "chosen_by": "coread@10 on the training holdout",
+            "holdout_coread": figures, "choice_seconds": time.perf_counter() - start}
+
+
+def map_vectors_of(args, split, log, choice=None):
+    """The map's book vectors (unit rows; model/map_embedding.py) from every training pair of
+    `split`, or None when the map is the tower's (`choice`, from choose_map; --map_dim 0);
+    `log` gains their facts."""
+    choice = choice or {"kind": "co_reading_factorisation" if args.map_dim else
+                        "candidate_tower"}
+    if choice["kind"] == "candidate_tower":
+        return None, dict(log, map_embedding=choice)
     start = time.perf_counter()
     vectors = export.unit_rows(map_embedding.map_embedding(
         split.train_ptr, split.train_book, split.num_books, dim=args.map_dim, seed=args.seed))
     seconds = time.perf_counter() - start
     logging.info("map embedding: %d books x %d in %.1f s", len(vectors), vectors.shape[1], seconds)
     return vectors, dict(log, map_embedding={
-        "kind": "co_reading_factorisation", "dim": int(vectors.shape[1]),
+        **choice, "dim": int(vectors.shape[1]),
         "beta": map_embedding.BETA, "first_weight": map_embedding.FIRST_WEIGHT,
         "iterations": map_embedding.ITERATIONS, "seconds": seconds})
 
@@ -410,9 +449,11 @@ def train(args):
     model, state = fit(args, fit_inputs, split)
     clock.lap("fit")
     weights = choose_rerank_weights(args, model, inputs, holdout, split)
+    map_choice = choose_map(args, model, inputs, holdout)
     use_full_histories(args, model, inputs)
     clock.lap("rerank_weights")
     metrics, log, reranker = evaluate_model(args, model, inputs, split, weights)
+    log = dict(log, map_choice=map_choice)
     clock.lap("evaluate")
     export_outputs(args, model, inputs, split, metrics, state, log, reranker, clock)
     logging.info("phase seconds: %s", ", ".join(f"{k} {v:.1f}" for k, v in clock.seconds.items()))

@@ -95,13 +95,17 @@ def test_embedding_files(trained):
     assert table.column("book_id").to_pylist() == facts["book_vocab"]
     vectors = np.array(table.column("embedding").to_pylist(), np.float32)
     npy = np.load(os.path.join(output, "book_embeddings.npy"))
-    # the map's vectors (model/map_embedding.py): --map_dim 512 wide, at most one per book
-    dim = min(512, num_books)
+    # the map's vectors: the co-reading factorisation (model/map_embedding.py, --map_dim 512
+    # wide, at most one per book) or the tower's (16), whichever did better on the holdout
+    with open(os.path.join(output, "training_log.json")) as handle:
+        choice = json.load(handle)["map_embedding"]
+    figures = choice["holdout_coread"]
+    assert choice["kind"] == max(figures, key=figures.get)
+    dim = min(512, num_books) if choice["kind"] == "co_reading_factorisation" else 16
+    assert choice.get("dim", 16) == dim
     assert npy.dtype == np.float32 and npy.shape == (num_books, dim)
     np.testing.assert_array_equal(vectors, npy)
     np.testing.assert_allclose(np.linalg.norm(npy, axis=1), 1.0, atol=1e-5)
-    with open(os.path.join(output, "training_log.json")) as handle:
-        assert json.load(handle)["map_embedding"]["dim"] == dim
     projector = os.path.join(output, "projector")
     with open(os.path.join(projector, "vectors.tsv")) as handle:
         rows = [line.rstrip("\n").split("\t") for line in handle]
