@@ -29,6 +29,9 @@ def embedding_matrix(table, path=artifacts.BOOK_EMBEDDINGS):
     lengths = column.value_lengths().fill_null(0).to_numpy(zero_copy_only=False)
     nonnull = lengths[column.is_valid().to_numpy(zero_copy_only=False)]
     dim = int(nonnull.max()) if len(nonnull) else 0
+    if dim == 0:
+        raise InputError(f"{path}: no book has an embedding (every one is empty or null); "
+                         "export the model again (python -m model.train writes it)")
     if len(nonnull) and (nonnull != dim).any():
         raise InputError(f"{path}: embeddings have different lengths "
                          f"({int(nonnull.min())}..{dim})")

@@ -407,9 +407,6 @@ def test_graph_readers_on_nodes_of_another_run(stage, chain, broken_copy, tmp_pa
                    tmp_path)
 
 
-@pytest.mark.xfail(reason="graph_export/inputs.py embedding_matrix (the lead's file): vectors of "
-                          "length 0 end in 'ValueError: cannot reshape array of size 0'",
-                   strict=False)
 def test_neighbors_on_embeddings_of_length_0(chain, broken_copy, tmp_path):
     import pyarrow as pa
     model = pathlib.Path(broken_copy("model"))
