@@ -24,7 +24,7 @@ LAYOUT_MAX_NODES = 100_000   # books laid out by t-SNE; the others placed from n
 TSNE_ITERATIONS = 500         # after 250 of early exaggeration (openTSNE's defaults)
 TSNE_PERPLEXITY = 30          # openTSNE's default, over the exact 90 nearest books
 GRAPH_EDGE_WEIGHT = 0.5       # extra affinity mass on the graph's own top-k edges
-LAYOUT_PCA_DIM = 64           # wider embeddings are searched in their first 64 axes
+LAYOUT_PCA_DIM = 256          # wider embeddings are searched in their first 256 axes
 REGIONS_MIN, REGIONS_MAX = 10, 40
 # tab20, reordered so neighbouring community ids get contrasting colours.
 PALETTE = [
@@ -148,10 +148,12 @@ def knn_affinities(n, sources, targets):
 
 
 def principal_projection(matrix, dim, chunk=262_144):
-    """Rows of `matrix` on its first `dim` principal axes, renormalised (float32).
+    """Rows of `matrix` on the `dim` axes that keep their dot products best, renormalised
+    (float32): the top eigenvectors of the uncentred second moment XᵀX, since cosine is
+    measured from the origin, not the mean (a direction all books share stays in).
 
-    The covariance is summed in chunks (dim x dim memory, not rows x dim twice)."""
-    mean = matrix.mean(axis=0, dtype=np.float64)
+    The moment is summed in chunks (dim x dim memory, not rows x dim twice)."""
+    mean = np.zeros(matrix.shape[1])
     cov = np.zeros((matrix.shape[1], matrix.shape[1]))
     for lo in range(0, len(matrix), chunk):
         part = matrix[lo:lo + chunk].astype(np.float64) - mean
