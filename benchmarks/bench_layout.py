@@ -17,6 +17,7 @@ wall time and peak memory of the step (each run in a child process).
 The table is written to benchmarks/RESULTS.md.
 """
 import argparse
+import json
 import multiprocessing
 import os
 import resource
@@ -95,7 +96,6 @@ def main(argv=None):
     parser.add_argument("--name", help="row name in RESULTS.md (default from the input)")
     args = parser.parse_args(argv)
     print(machine.describe())
-    rows = []
     if args.graph:
         meta, matrix = inputs.load_embeddings(inputs.embeddings_path(args.embeddings))
         unit, valid = topk.normalise_rows(matrix)
@@ -109,16 +109,14 @@ def main(argv=None):
                               columns=["x", "y", "community"])
         communities = nodes.column("community").to_numpy()
         ours = np.stack([nodes.column("x").to_numpy(), nodes.column("y").to_numpy()], axis=1)
-        import json
         summary = json.load(open(os.path.join(args.graph, "summary.json")))
         ours_time, ours_mb = summary.get("layout_seconds"), None
         name = args.name or f"{os.path.basename(os.path.abspath(args.graph))} ({len(unit):,} books)"
     else:
         unit = planted(args.books, seed=args.seed)
         sources, targets = exact_knn(unit, threads=args.threads)
-        from graph_export import layout as lay
-        communities = lay.detect_communities(len(unit), sources, targets,
-                                             np.ones(len(sources)), seed=args.seed)
+        communities = layout.detect_communities(len(unit), sources, targets,
+                                                np.ones(len(sources)), seed=args.seed)
         ours, ours_time, ours_mb = timed("ours", unit, sources, targets, args.threads, args.seed)
         name = args.name or f"generated, {args.books:,} books, dim 64"
     theirs, their_time, their_mb = timed("openTSNE", unit, sources, targets, args.threads,

@@ -20,7 +20,6 @@ left out of the graph.
 import argparse
 import functools
 import logging
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
