@@ -30,6 +30,7 @@ BETA = 0.75          # column weight n^-β of the co-reading matrix
 FIRST_WEIGHT = 5.0   # κ: weight of the first direction
 OVERSAMPLE = 16
 ITERATIONS = 2
+RANK_TOLERANCE = 1e-6   # eigenvalues below this share of the first are rank-deficiency noise
 CHUNK = 1 << 17      # interactions gathered at a time (x (dim + oversample) float32)
 
 
@@ -112,7 +113,12 @@ def map_embedding(user_ptr, books, num_books, dim=DEFAULT_DIM, beta=BETA,
     dim = int(min(dim, num_books))
     operator = CoReading(user_ptr, books, num_books, beta, chunk)
     values, vectors = top_eigen(operator, num_books, dim, oversample, iterations, seed)
-    vectors *= np.maximum(values, 0.0).astype(np.float32)[None, :]
+    # Directions past the co-reading matrix's rank have eigenvalues of rounding noise
+    # (~1e-16 of the first): their vectors would differ between two runs with other
+    # BLAS thread timings, so they are zeroed, exactly.
+    kept = np.where(values > RANK_TOLERANCE * max(float(values.max(initial=0.0)), 0.0),
+                    values, 0.0)
+    vectors *= kept.astype(np.float32)[None, :]
     if dim:
         # the sign of an eigenvector is arbitrary: make the first direction positive on average
         if vectors[:, 0].sum() < 0:
