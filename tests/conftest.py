@@ -14,8 +14,10 @@ def pytest_configure(config):
                                        "run the way a user breaks them")
 
 
-# Whole modules whose every test runs the real chain or whole jobs through their CLIs.
-SLOW_MODULES = {"test_end_to_end.py", "test_dataflow.py", "test_graph_gcs.py"}
+# Modules whose tests (or their module fixtures) run whole jobs: minutes each on 2 cores.
+SLOW_MODULES = {"test_end_to_end.py", "test_dataflow.py", "test_graph_gcs.py", "test_graph_export.py",
+                "test_graph_ego.py", "test_graph_js.py", "test_map.py", "test_model.py",
+                "test_preprocess.py"}
 
 
 def pytest_collection_modifyitems(config, items):
