@@ -34,11 +34,13 @@ PALETTE = [
     (196, 156, 148), (247, 182, 210), (199, 199, 199), (219, 219, 141), (158, 218, 229)]
 
 
-def _renumber(labels):
-    """Relabels communities 0..C-1 by size descending, ties by lowest member."""
+def _renumber(labels, weights=None):
+    """Relabels groups 0..C-1 by size descending (the summed `weights` of their members,
+    or their count), ties by lowest member."""
     labels = np.asarray(labels)
-    uniq, first, counts = np.unique(labels, return_index=True, return_counts=True)
-    order = np.lexsort((first, -counts))
+    uniq, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
+    sizes = np.bincount(inverse, weights, minlength=len(uniq))
+    order = np.lexsort((first, -sizes))
     new_id = np.empty(len(uniq), np.int64)
     new_id[order] = np.arange(len(uniq))
     return new_id[np.searchsorted(uniq, labels)]
@@ -349,14 +351,7 @@ def detect_regions(communities, positions, seed=0, most=REGIONS_MAX, fewest=REGI
         for d in range(2):
             means[used, d] = np.bincount(labels, sizes * centres[:, d], minlength=k)[used] \
                 / mass[used]
-    _, labels = np.unique(labels, return_inverse=True)
-    totals = np.bincount(labels, sizes)
-    first = np.full(labels.max() + 1, num_c)
-    np.minimum.at(first, labels, np.arange(num_c))
-    order = np.lexsort((first, -totals))
-    new_id = np.empty(len(order), np.int64)
-    new_id[order] = np.arange(len(order))
-    return new_id[labels]
+    return _renumber(labels, sizes)
 
 
 def community_colours(communities):
