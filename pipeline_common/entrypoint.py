@@ -36,11 +36,8 @@ import sys
 import threading
 import urllib.parse
 
+from pipeline_common.errors import UserError  # also importable as entrypoint.UserError
 from pipeline_common.fileio import final_name
-
-class UserError(Exception):
-    """An error whose message is already the one line a user needs (names the file or option)."""
-
 
 EXIT_FAILURE = 1
 EXIT_INTERRUPTED = 130
