@@ -20,7 +20,7 @@ $(STAMP): setup.py constraints.txt
 	touch $(STAMP)
 
 sample: $(STAMP)
-	$(PY) -m beam_jobs.sample_data --output $(DEMO)/goodreads --ratings $(DEMO_RATINGS) \
+	$(PY) -m sample_goodreads --output $(DEMO)/goodreads --ratings $(DEMO_RATINGS) \
 	    --books $(DEMO_BOOKS) --users $(DEMO_USERS) --seed 7
 
 # The whole chain on the local (offline) runner; each stage reads the previous

@@ -44,7 +44,7 @@ setuptools.setup(
                  "graph (Beam, TF Transform, TFRS, GEXF/JSON)."),
     python_requires=">=3.11,<3.12",
     packages=setuptools.find_packages(
-        include=["pipeline_common", "beam_jobs", "model", "graph_export",
+        include=["pipeline_common", "beam_jobs", "model", "graph_export", "sample_goodreads",
                  "pipeline_common.*", "beam_jobs.*", "model.*", "graph_export.*"]),
     package_data={"graph_export": ["explorer_web/*.html", "explorer_web/*.css",
                                    "explorer_web/js/*.js"]},

@@ -1,6 +1,6 @@
 """Benchmark: how coherent each book's 10 neighbours are, for the model and the item-item baselines.
 
-    make demo   # or: sample_data -> preprocess -> model.train, as in the Makefile
+    make demo   # or: sample_goodreads -> preprocess -> model.train, as in the Makefile
     .venv/bin/python benchmarks/bench_neighbour_quality.py --data demo_output/preprocessed \\
         --model demo_output/model [--goodreads demo_output/goodreads] [--k 10]
 
@@ -35,7 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import pipeline_common  # noqa: E402,F401  (legacy Keras before TensorFlow loads)
 import numpy as np  # noqa: E402
 
-from beam_jobs.sample_data import TOPICS_FILE  # noqa: E402
+from sample_goodreads.generate import TOPICS_FILE  # noqa: E402
 from graph_export import coread  # noqa: E402
 from model import baselines, data, evaluate  # noqa: E402
 from pipeline_common import fileio  # noqa: E402

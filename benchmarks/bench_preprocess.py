@@ -3,7 +3,7 @@
     python benchmarks/bench_preprocess.py [--ratings 20000000] [--repeats 3] [--quick]
 
 Generates (once, cached under --work) a UCSD-layout data set with
-`beam_jobs.sample_data`, then times in the same run, alternating, --repeats times:
+`sample_goodreads`, then times in the same run, alternating, --repeats times:
 
 * the preprocess job, each run in a fresh Python process, with its default local
   runner (FnApiRunner, one in-process worker whose heavy steps use every core
@@ -37,7 +37,7 @@ from benchmarks.machine import peak_rss_mb  # noqa: E402
 
 
 def ensure_data(work, ratings, books, users):
-    from beam_jobs import sample_data
+    from sample_goodreads import generate as sample_data
     data = os.path.join(work, f"goodreads_{ratings}")
     marker = os.path.join(data, ".complete")
     if not os.path.exists(marker):

@@ -7,7 +7,7 @@
     make scale            # the same, with the defaults
 
 Generates (once; reused when complete, so the chain can be re-timed) interactions in
-the UCSD shape with `beam_jobs.sample_data`: 100M rows, 876k users, 1M books, i.e. the
+the UCSD shape with `sample_goodreads`: 100M rows, 876k users, 1M books, i.e. the
 published 228M / 876k / 2.36M with books scaled to the rows. Then runs, each as a
 fresh `python -m` process on the local runner, with the options a user would choose
 for a book map:
@@ -62,7 +62,7 @@ def parse_args(argv):
     parser.add_argument("--ratings", type=int, default=100_000_000, help="interactions (100M)")
     parser.add_argument("--books", type=int, default=1_000_000, help="books (1M)")
     parser.add_argument("--users", type=int, default=876_000, help="users (876k, as UCSD)")
-    parser.add_argument("--seed", type=int, default=7, help="sample_data seed")
+    parser.add_argument("--seed", type=int, default=7, help="sample_goodreads seed")
     parser.add_argument("--top_books", type=int, default=50_000,
                         help="preprocess --top_books: the books on the map (50,000)")
     parser.add_argument("--epochs", type=int, default=1, help="model.train --epochs (1)")
@@ -183,7 +183,7 @@ def generated_data(args, log_dir):
         return data, None
     shutil.rmtree(data, ignore_errors=True)
     row = run_stage("generate (excluded)", [
-        "beam_jobs.sample_data", "--output", data, "--ratings", str(args.ratings),
+        "sample_goodreads", "--output", data, "--ratings", str(args.ratings),
         "--books", str(args.books), "--users", str(args.users), "--seed", str(args.seed)],
         os.path.join(log_dir, "generate.log"))
     row.update(throughput=args.ratings / row["wall_s"], unit="rows/s")

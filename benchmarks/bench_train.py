@@ -3,7 +3,7 @@
     python benchmarks/bench_train.py [--ratings 1000000 --books 20000 --users 20000]
         [--prep EXISTING_PREP] [--work DIR] [--export_books 1000000] [train flags...]
 
-1. Generates Goodreads-like data with planted structure (`beam_jobs.sample_data`)
+1. Generates Goodreads-like data with planted structure (`sample_goodreads`)
    and preprocesses it (`beam_jobs.preprocess` when available, else the stand-in in
    tests/model_fixtures.py), unless `--prep` names an existing preprocess output.
 2. Runs, in the same run and on the same data, one after the other in fresh
@@ -41,7 +41,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import pipeline_common  # noqa: E402,F401
 import numpy as np  # noqa: E402
-from model import evaluate  # noqa: E402
+from model import evaluate, report  # noqa: E402
 from benchmarks import machine  # noqa: E402
 
 
@@ -69,7 +69,7 @@ def make_prep(args, work):
     raw = os.path.join(work, "goodreads")
     prep = os.path.join(work, "prep")
     if not os.path.exists(os.path.join(raw, "goodreads_interactions.csv")):
-        subprocess.run([sys.executable, "-m", "beam_jobs.sample_data", "--output", raw,
+        subprocess.run([sys.executable, "-m", "sample_goodreads", "--output", raw,
                         "--ratings", str(args.ratings), "--books", str(args.books),
                         "--users", str(args.users), "--seed", "7"], check=True)
     if os.path.exists(os.path.join(prep, "manifest.json")):
@@ -377,7 +377,7 @@ def main(argv=None):
             print(f"  epoch {h['epoch']:2d} {h['train_seconds']:7.1f} s  "
                   + "  ".join(f"{k} {h[k]:.4f}" for k in keys))
     print()
-    print(evaluate.format_table(metrics))
+    print(report.format_table(metrics))
     print()
     command = ["python", "-m", "model.train", "--data", prep, "--output", output] + train_flags
     print(markdown_table(metrics, "`" + " ".join(command) + "`"))

@@ -15,7 +15,7 @@ NEIGHBORS = ("--direct_num_workers=1",)
 def command(stage, paths, output=None):
     """(module, args) of `stage` reading the chain in `paths`, writing to `output`."""
     commands = {
-        "sample_data": ("beam_jobs.sample_data", ("--output", output or paths["data"], *SAMPLE)),
+        "sample_data": ("sample_goodreads", ("--output", output or paths["data"], *SAMPLE)),
         "preprocess": ("beam_jobs.preprocess", ("--input", paths["data"], "--output",
                                                 output or paths["prep"], *PREPROCESS)),
         "train": ("model.train", ("--data", paths["prep"], "--output", output or paths["model"],

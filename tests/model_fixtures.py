@@ -3,7 +3,7 @@
 Users each like one genre; a book's readers come mostly from its genre's fans, and
 book popularity falls off steeply, so popularity is a fair but beatable baseline.
 `prep_from_goodreads` is a plain-pandas stand-in for beam_jobs.preprocess on
-`beam_jobs.sample_data` output (benchmarks use the real job when it can be imported).
+`sample_goodreads` output (benchmarks use the real job when it can be imported).
 Vocabularies are built by the preprocess job's own tf.Transform graph
 (beam_jobs.vocab_transform, weighted so that their order is exactly the
 contract's index order), so the transform graph is a real tf.Transform output.

@@ -125,7 +125,7 @@ def _add_train_pairs(prep, n, users=30, per_user=6):
 @pytest.fixture(scope="module")
 def built(gcs_emulator, tmp_path_factory):  # noqa: F811
     """Both jobs' Dataflow dry runs against the emulator, run once for this module."""
-    from beam_jobs import sample_data
+    from sample_goodreads import generate as sample_data
     tmp = tmp_path_factory.mktemp("dataflow")
     sample_data.run(["--output", str(tmp / "goodreads"), "--ratings", "2000", "--books", "200",
                      "--users", "80", "--seed", "5"])

@@ -1,6 +1,6 @@
 """The whole chain through the real command lines, each stage reading the last one's files.
 
-sample_data -> preprocess -> model.train -> graph_export.neighbors -> ego -> explorer,
+sample_goodreads -> preprocess -> model.train -> graph_export.neighbors -> ego -> explorer,
 on tiny data, as `make demo` runs it (the session's `chain`, tests/chain.py). The
 stage tests check each stage in depth; this one checks that the documented
 artifacts connect.

@@ -23,7 +23,8 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from beam_jobs import preprocess, sample_data
+from beam_jobs import preprocess
+from sample_goodreads import generate as sample_data
 from pipeline_common import artifacts
 from tests.gcs_emulator import gcs_emulator  # noqa: F401  (pytest fixture)
 

@@ -6,7 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from beam_jobs import sample_data, sample_names
+from sample_goodreads import generate, readers
+from sample_goodreads.books import Catalogue
+from sample_goodreads import names as sample_names
 
 from tests.reference_formats import UCSD_SAMPLES as FORMATS
 
@@ -14,8 +16,8 @@ from tests.reference_formats import UCSD_SAMPLES as FORMATS
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("goodreads")
-    sample_data.run(["--output", str(out), "--ratings", "60000", "--books", "2000",
-                     "--users", "1500", "--seed", "3", "--dedup_json"])
+    generate.run(["--output", str(out), "--ratings", "60000", "--books", "2000",
+                  "--users", "1500", "--seed", "3", "--dedup_json"])
     return out
 
 
@@ -34,7 +36,7 @@ def test_files_are_laid_out_like_ucsd(data_dir):
         "goodreads_interactions.csv", "user_id_map.csv", "book_id_map.csv",
         "goodreads_books.json.gz", "goodreads_book_authors.json.gz",
         "goodreads_book_genres_initial.json.gz", "goodreads_interactions_dedup.json.gz",
-        sample_data.TOPICS_FILE])
+        generate.TOPICS_FILE])
     header = (data_dir / "goodreads_interactions.csv").read_text().splitlines()[0]
     real_header = (FORMATS / "goodreads_interactions.csv.head5").read_text().splitlines()[0]
     assert header == real_header
@@ -43,7 +45,7 @@ def test_files_are_laid_out_like_ucsd(data_dir):
 
 
 def test_book_topics_name_every_book_and_sit_inside_its_genre(data_dir):
-    topics = pd.read_csv(data_dir / sample_data.TOPICS_FILE, dtype={"book_id": str})
+    topics = pd.read_csv(data_dir / generate.TOPICS_FILE, dtype={"book_id": str})
     books = pd.read_csv(data_dir / "book_id_map.csv", dtype={"book_id": str})
     assert list(topics.columns) == ["book_id", "topic"]
     assert sorted(topics.book_id) == sorted(books.book_id)
@@ -51,7 +53,7 @@ def test_book_topics_name_every_book_and_sit_inside_its_genre(data_dir):
     assert len(set(topic_of.values())) > len(sample_names.GENRES)   # finer than genres
     for record in _json_lines(data_dir / "goodreads_book_genres_initial.json.gz"):
         planted = max(record["genres"], key=record["genres"].get)
-        assert topic_of[record["book_id"]] // sample_data.TOPICS_PER_GENRE == \
+        assert topic_of[record["book_id"]] // readers.TOPICS_PER_GENRE == \
             sample_names.GENRES.index(planted)
 
 
@@ -76,7 +78,7 @@ def test_json_records_have_the_real_fields_and_types(data_dir, generated, sample
 
 
 def test_shelves_name_the_genre_and_the_planted_topic(data_dir):
-    topics = pd.read_csv(data_dir / sample_data.TOPICS_FILE, dtype={"book_id": str})
+    topics = pd.read_csv(data_dir / generate.TOPICS_FILE, dtype={"book_id": str})
     topic_of = dict(zip(topics.book_id, topics.topic))
     books = _json_lines(data_dir / "goodreads_books.json.gz")
     own_topic_shelves = 0
@@ -88,7 +90,7 @@ def test_shelves_name_the_genre_and_the_planted_topic(data_dir):
         assert counts == sorted(counts, reverse=True) and names[0] == "to-read"
         assert set(sample_names.GENERIC_SHELVES) <= set(names)
         topic = topic_of[record["book_id"]]
-        genre = topic // sample_data.TOPICS_PER_GENRE
+        genre = topic // readers.TOPICS_PER_GENRE
         assert sample_names.GENRE_SHELVES[genre][0] in names
         own = [n for n in names if n in sample_names.TOPIC_SHELVES[topic]]
         assert len(own) >= 2
@@ -171,10 +173,10 @@ def test_titles_and_authors_are_readable_and_distinct(data_dir):
 
 def test_same_seed_same_bytes_any_workers_other_seed_other_data(tmp_path):
     args = ["--ratings", "3000", "--books", "200", "--users", "100", "--chunk_users", "30"]
-    sample_data.run(["--output", str(tmp_path / "a"), "--seed", "11", "--workers", "1"] + args)
+    generate.run(["--output", str(tmp_path / "a"), "--seed", "11", "--workers", "1"] + args)
     # chunks made by forked worker processes: the same bytes
-    sample_data.run(["--output", str(tmp_path / "b"), "--seed", "11", "--workers", "3"] + args)
-    sample_data.run(["--output", str(tmp_path / "c"), "--seed", "12"] + args)
+    generate.run(["--output", str(tmp_path / "b"), "--seed", "11", "--workers", "3"] + args)
+    generate.run(["--output", str(tmp_path / "c"), "--seed", "12"] + args)
     for name in ("goodreads_interactions.csv", "goodreads_books.json.gz", "user_id_map.csv",
                  "goodreads_book_authors.json.gz", "goodreads_book_genres_initial.json.gz"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
@@ -185,7 +187,7 @@ def test_same_seed_same_bytes_any_workers_other_seed_other_data(tmp_path):
 
 def test_bad_arguments_give_a_clear_error(capsys):
     with pytest.raises(SystemExit):
-        sample_data.run(["--output", "x", "--ratings", "1000000", "--books", "10", "--users", "5"])
+        generate.run(["--output", "x", "--ratings", "1000000", "--books", "10", "--users", "5"])
     assert "too many" in capsys.readouterr().err
 
 
@@ -193,8 +195,8 @@ def test_bad_arguments_give_a_clear_error(capsys):
 def big_catalogue():
     """The catalogue plan of 150k books: three times what the old retry-for-unused-title
     generator could name without falling back to "Title, Book 37" suffixes."""
-    world = sample_data.World(150_000, 10, seed=1)
-    return world, sample_data.Catalogue(np.random.default_rng(1), world)
+    world = readers.World(150_000, 10, seed=1)
+    return world, Catalogue(np.random.default_rng(1), world)
 
 
 def test_titles_stay_distinct_and_readable_at_scale(big_catalogue):

@@ -1,30 +1,14 @@
-"""Writes a synthetic data set laid out exactly like the UCSD Goodreads Book Graph.
-
-The data has the structure that makes the rest of the pipeline meaningful:
-
-* books belong to one of 10 Goodreads genres and, inside a genre, to a finer
-  *topic* (e.g. one kind of fantasy); titles and author names are readable and
-  each author writes in one topic, so similar books exist to be found;
-* each user likes one to three topics; three quarters of a user's books come from them,
-  the rest from the global best-seller list;
-* book popularity and user activity are heavy-tailed (Zipf / log-normal), so a
-  few books hold most ratings, as on Goodreads;
-* ratings are 0..5 with 0 = "not rated" (about half the rows, as in the real
-  data); books in a user's favourite topics get higher ratings;
-* (user, book) pairs are unique; rows are grouped by user like the real CSV.
-
-Beside the UCSD files, `book_topics.csv` gives each book's planted topic: the answer
-key against which benchmarks/bench_neighbour_quality.py scores the graph's neighbours.
+"""`python -m sample_goodreads`: the command line and the writer of every file.
 
 Rows are generated in chunks of users with numpy and pyarrow, in `--workers`
 forked processes, so memory does not grow with `--ratings`; rows cost
 1.3 s (quiet machine) to 3 s (busy one) of CPU per million. The catalogue (titles and names from
-`beam_jobs.sample_names`, records built column-wise) is bounded too: 2.36M
+`sample_goodreads.names`, records built column-wise) is bounded too: 2.36M
 books take ~1 minute of CPU and 1.2 GB. Output is deterministic for a given
 `--seed`, whatever `--workers`. Every file is written through Beam's
 FileSystems under a temporary name and renamed when complete.
 
-    python -m beam_jobs.sample_data --output /tmp/goodreads --ratings 1000000
+    python -m sample_goodreads --output /tmp/goodreads --ratings 1000000
 """
 import collections
 import contextlib
@@ -43,30 +27,25 @@ import pyarrow.csv as pacsv
 
 from isal import isal_zlib
 
-from beam_jobs.sample_names import (GENERIC_SHELVES, GENRE_SHELVES, GENRES, OPTIONAL_SHELVES,
-                                    TOPIC_SHELVES, Titles, concat, draw_author_names,
-                                    draw_distinct, int_strings)
 from pipeline_common import cli, fileio
-from pipeline_common.arrays import sorted_unique
-from pipeline_common.entrypoint import main
+from sample_goodreads.books import Catalogue, popular_shelves
+from sample_goodreads.names import GENRES, concat, int_strings
+from sample_goodreads.readers import World, generate_chunk, user_activity
 
+PROG = "python -m sample_goodreads"
 _FORMATS = ["Paperback", "Hardcover", "Kindle Edition", "Mass Market Paperback", "ebook"]
 _PUBLISHERS = ["Penguin", "Tor Books", "HarperCollins", "Vintage", "Orbit", "Scholastic",
                "Bantam", "Del Rey", "Knopf", "Simon & Schuster", "Random House", "Avon"]
-# Share of rated interactions with rating 1..5 in the real data.
-_RATING_SHARE = np.array([2.05, 6.19, 23.3, 37.5, 35.5]) / 104.54
-TOPICS_PER_GENRE = 6
 # The planted topic of every book, next to the UCSD files (see write_book_topics).
 TOPICS_FILE = "book_topics.csv"
 _BOOK_BLOCK = 50_000  # catalogue records built per block
 _FIRST_SERIES_ID = 100_000
 MAX_BOOKS = 10_000_000
-_TOPIC_RES, _GLOBAL_RES = 2**16, 2**22
 
 
 def parse_args(argv):
     parser = cli.ArgumentParser(
-        prog="python -m beam_jobs.sample_data",
+        prog=PROG,
         description="Generate a Goodreads-like data set in the UCSD Book Graph layout.")
     parser.add_argument("--output", required=True, help="directory (local or gs://) to write")
     parser.add_argument("--ratings", type=int, default=1_000_000,
@@ -97,146 +76,6 @@ def parse_args(argv):
         parser.error(f"--ratings {args.ratings} is too many for {args.users} users x "
                      f"{args.books} books (at most half of all pairs)")
     return args
-
-
-class World:
-    """Books, topics, authors and users: the latent structure behind the ratings."""
-
-    def __init__(self, num_books, num_users, seed):
-        rng = np.random.default_rng([seed, 1])
-        self.num_books, self.num_users = num_books, num_users
-        self.num_topics = len(GENRES) * TOPICS_PER_GENRE
-        # Each book gets a topic; topic sizes vary (some niches are small).
-        topic_weight = rng.gamma(2.0, 1.0, self.num_topics)
-        self.book_topic = rng.choice(self.num_topics, num_books, p=topic_weight / topic_weight.sum())
-        self.book_genre = self.book_topic // TOPICS_PER_GENRE
-        # Zipf popularity over a random order of books: a few best-sellers.
-        popularity_rank = rng.permutation(num_books) + 1
-        self.book_weight = popularity_rank.astype(np.float64) ** -1.5
-        # Within-topic sampling table: books sorted by topic, cumulative weights
-        # normalised to [t, t+1) for topic t, so one searchsorted draws a book
-        # of a given topic by popularity.
-        self.by_topic = np.argsort(self.book_topic, kind="stable")
-        topics_sorted = self.book_topic[self.by_topic]
-        weights_sorted = self.book_weight[self.by_topic]
-        cum = np.cumsum(weights_sorted)
-        starts = np.searchsorted(topics_sorted, np.arange(self.num_topics), side="left")
-        ends = np.searchsorted(topics_sorted, np.arange(self.num_topics), side="right")
-        base = np.where(starts > 0, cum[np.maximum(starts - 1, 0)], 0.0)
-        total = np.where(ends > starts, cum[np.maximum(ends - 1, 0)] - base, 1.0)
-        self.topic_cdf = topics_sorted + (cum - base[topics_sorted]) / total[topics_sorted]
-        self.topic_has_books = ends > starts
-        global_cdf = np.cumsum(self.book_weight) / self.book_weight.sum()
-        # Inverse-CDF lookup tables: one array index per draw instead of a
-        # binary search (resolution 2^-16 per topic, 2^-22 globally).
-        self.topic_table = self.by_topic[np.minimum(np.searchsorted(
-            self.topic_cdf, np.arange(self.num_topics * _TOPIC_RES) / _TOPIC_RES, side="right"),
-            num_books - 1)]
-        self.global_table = np.minimum(np.searchsorted(
-            global_cdf, np.arange(_GLOBAL_RES) / _GLOBAL_RES, side="right"), num_books - 1)
-
-    def user_tastes(self, rng, count):
-        """Per user: three topics and their weights (some weights zero)."""
-        valid = np.flatnonzero(self.topic_has_books)
-        topics = valid[rng.integers(0, len(valid), (count, 3))]
-        # Second and third topics are often in the same genre as the first.
-        same_genre = rng.random((count, 2)) < 0.5
-        sibling = (topics[:, :1] // TOPICS_PER_GENRE) * TOPICS_PER_GENRE + rng.integers(
-            0, TOPICS_PER_GENRE, (count, 2))
-        sibling_ok = self.topic_has_books[sibling]
-        topics[:, 1:] = np.where(same_genre & sibling_ok, sibling, topics[:, 1:])
-        n_topics = rng.choice([1, 2, 3], count, p=[0.35, 0.4, 0.25])
-        weights = rng.dirichlet([1.0, 1.0, 1.0], count)
-        weights[np.arange(3)[None, :] >= n_topics[:, None]] = 0.0
-        weights /= weights.sum(axis=1, keepdims=True)
-        return topics, weights
-
-    def sample_books(self, rng, tastes, user_of_draw, taste_share=0.75):
-        """One book per draw: from the user's topics (75%) or the best-seller list."""
-        topics, weights = tastes
-        n = len(user_of_draw)
-        cum_w = np.cumsum(weights[user_of_draw], axis=1)
-        which = (rng.random(n)[:, None] > cum_w).sum(axis=1).clip(0, 2)
-        topic = topics[user_of_draw, which]
-        in_taste = rng.random(n) < taste_share
-        taste_book = self.topic_table[topic * _TOPIC_RES + rng.integers(0, _TOPIC_RES, n)]
-        popular_book = self.global_table[rng.integers(0, _GLOBAL_RES, n)]
-        return np.where(in_taste, taste_book, popular_book)
-
-
-def user_activity(rng, num_users, total, max_per_user):
-    """Interactions per user: log-normal, scaled to sum to `total`."""
-    raw = rng.lognormal(0.0, 1.1, num_users)
-    counts = np.maximum(1, np.floor(raw / raw.sum() * total)).astype(np.int64)
-    counts = np.minimum(counts, max_per_user)
-    # Spread the remainder (positive or negative) over users with room.
-    diff = total - counts.sum()
-    order = np.argsort(-raw, kind="stable")
-    while diff != 0:
-        step = 1 if diff > 0 else -1
-        room = (counts[order] < max_per_user) if step > 0 else (counts[order] > 1)
-        candidates = order[room][: abs(diff)]
-        if len(candidates) == 0:
-            raise ValueError("cannot place all interactions: increase --books or --users")
-        counts[candidates] += step
-        diff -= step * len(candidates)
-    return counts
-
-
-def generate_chunk(world, rng, first_user, counts):
-    """Duplicate-free interactions for users first_user..first_user+len(counts)-1.
-
-    Returns (user, book, rating) arrays grouped by user; each user gets exactly
-    counts[i] distinct books.
-    """
-    num, nb = len(counts), world.num_books
-    tastes = world.user_tastes(rng, num)
-    # Keys are user * nb + perm[book]: sorting them groups rows by user and
-    # orders each user's books at random, so "first need[u] keys" is a random pick.
-    perm = rng.permutation(nb)
-    unperm = np.empty_like(perm)
-    unperm[perm] = np.arange(nb)
-    need = counts.copy()
-    have_keys = np.empty(0, dtype=np.int64)
-    for attempt in range(60):
-        todo = np.flatnonzero(need > 0)
-        if len(todo) == 0:
-            break
-        draws = np.repeat(todo, np.ceil(need[todo] * 1.15).astype(np.int64) + 1)
-        if attempt < 4:
-            books = world.sample_books(rng, tastes, draws)
-        else:
-            # Heavy users who exhausted their small topics: any book at random.
-            books = rng.integers(0, nb, len(draws))
-        keys = sorted_unique(draws.astype(np.int64) * nb + perm[books])
-        if len(have_keys):
-            pos = np.minimum(np.searchsorted(have_keys, keys), len(have_keys) - 1)
-            keys = keys[have_keys[pos] != keys]
-        u = keys // nb
-        starts = np.flatnonzero(np.concatenate(([True], u[1:] != u[:-1])))
-        rank = np.arange(len(u)) - np.repeat(starts, np.diff(np.append(starts, len(u))))
-        keys = keys[rank < need[u]]
-        need -= np.bincount(keys // nb, minlength=num)
-        have_keys = np.sort(np.concatenate([have_keys, keys]))
-    if need.sum() > 0:
-        raise ValueError("could not draw enough distinct books; use more --books")
-    users = have_keys // nb
-    books = unperm[have_keys % nb]
-    ratings = draw_ratings(world, rng, tastes, users, books)
-    return users + first_user, books, ratings
-
-
-def draw_ratings(world, rng, tastes, users, books):
-    """0 (not rated) for about half the rows; otherwise 1..5, higher in-taste."""
-    topics, weights = tastes
-    book_topic = world.book_topic[books]
-    affinity = ((topics[users] == book_topic[:, None]) * weights[users]).sum(axis=1)
-    base = rng.choice(5, len(users), p=_RATING_SHARE) + 1
-    boost = (rng.random(len(users)) < 0.6 * affinity).astype(np.int64)
-    drop = (rng.random(len(users)) < 0.25 * (affinity == 0)).astype(np.int64)
-    rating = np.clip(base + boost - drop, 1, 5)
-    unrated = rng.random(len(users)) < 0.54
-    return np.where(unrated, 0, rating)
 
 
 def hex_ids(rng, count):
@@ -470,64 +309,6 @@ class SampleWriter:
         return lines, genre_lines
 
 
-_SHELF_NAMES = (GENERIC_SHELVES + OPTIONAL_SHELVES + [w for g in GENRE_SHELVES for w in g]
-                + [w for t in TOPIC_SHELVES for w in t])
-_GENRE_SHELF_START = len(GENERIC_SHELVES) + len(OPTIONAL_SHELVES) + np.concatenate(
-    [[0], np.cumsum([len(g) for g in GENRE_SHELVES])[:-1]])
-_GENRE_SHELF_COUNT = np.array([len(g) for g in GENRE_SHELVES])
-_TOPIC_SHELF_START = len(_SHELF_NAMES) - sum(len(t) for t in TOPIC_SHELVES)
-_SHELVES_PER_TOPIC = 3
-assert len(TOPIC_SHELVES) == len(GENRES) * TOPICS_PER_GENRE
-assert all(len(t) == _SHELVES_PER_TOPIC for t in TOPIC_SHELVES)
-assert len(set(_SHELF_NAMES)) == len(_SHELF_NAMES)
-
-
-def popular_shelves(rng, genre, topic, other_genre, has_other, rated):
-    """`popular_shelves` JSON lists (pyarrow strings), like Goodreads': 8-24 shelves a book,
-    counts decreasing. Every book is on the generic shelves (to-read largest) and some
-    optional ones; on its genre's shelves (its words: "fantasy", "paranormal"), 2-3 of its
-    planted topic's own shelves ("epic-fantasy", "dragons"), its second genre's if it has one;
-    and, as noise, up to 3 shelves of other topics with small counts."""
-    n = len(genre)
-    readers = (np.asarray(rated, np.float64) + 2) * rng.uniform(2.0, 6.0, n)
-    names, counts = [], []
-
-    def slot(name, share, present=True):
-        names.append(np.broadcast_to(name, (n,)))
-        counts.append(np.where(present, np.maximum(1, (readers * share).astype(np.int64)), -1))
-
-    for k in range(len(GENERIC_SHELVES)):
-        slot(k, 1.0 if k == 0 else rng.uniform(0.05, 0.3, n))
-    for k in range(len(OPTIONAL_SHELVES)):
-        slot(len(GENERIC_SHELVES) + k, rng.uniform(0.01, 0.08, n), rng.random(n) < 0.45)
-    for j in range(_GENRE_SHELF_COUNT.max()):
-        exists = j < _GENRE_SHELF_COUNT[genre]
-        slot(_GENRE_SHELF_START[genre] + np.minimum(j, _GENRE_SHELF_COUNT[genre] - 1),
-             rng.uniform(0.1, 0.5, n) / (j + 1), exists & ((j == 0) | (rng.random(n) < 0.85)))
-    slot(_GENRE_SHELF_START[other_genre], rng.uniform(0.01, 0.05, n), has_other)
-    for j in range(_SHELVES_PER_TOPIC):
-        slot(_TOPIC_SHELF_START + topic * _SHELVES_PER_TOPIC + j,
-             rng.uniform(0.05, 0.25, n) / (1 + 0.5 * j), (j < 2) | (rng.random(n) < 0.6))
-    third = len(TOPIC_SHELVES) // 3  # noise topics: one from each third of the other topics
-    for k, p in enumerate((0.6, 0.4, 0.2)):
-        offset = rng.integers(max(1, k * third), (k + 1) * third, n)
-        noise_topic = (topic + offset) % len(TOPIC_SHELVES)
-        slot(_TOPIC_SHELF_START + noise_topic * _SHELVES_PER_TOPIC
-             + rng.integers(0, _SHELVES_PER_TOPIC, n), rng.uniform(0.002, 0.02, n),
-             rng.random(n) < p)
-    names, counts = np.stack(names, axis=1), np.stack(counts, axis=1)
-    order = np.argsort(-counts, axis=1, kind="stable")  # ties keep slot order: to-read first
-    names = np.take_along_axis(names, order, axis=1)
-    counts = np.take_along_axis(counts, order, axis=1)
-    vocab = pa.array(_SHELF_NAMES)
-    parts = ["["]
-    for j in range(names.shape[1]):
-        entry = concat(", " if j else "", '{"count": "', int_strings(np.maximum(counts[:, j], 0)),
-                       '", "name": "', vocab.take(pa.array(names[:, j])), '"}')
-        parts.append(pc.if_else(pa.array(counts[:, j] > 0), entry, "") if j else entry)
-    return concat(*parts, "]")
-
-
 def _lines(*parts):
     """JSON lines from column parts (the names and values need no escaping: ASCII, no quotes)."""
     lines = concat(*parts, "\n")
@@ -556,91 +337,6 @@ def gzip_writer(path):
         out.write(deflate.flush())
 
 
-class Catalogue:
-    """Titles, series and authors of every book, as arrays (a few bytes a book).
-
-    Names are indices into the name spaces of `beam_jobs.sample_names`, decoded
-    one block of books at a time, so the plan for 2.36M books takes seconds.
-    """
-
-    def __init__(self, rng, world):
-        n, topics = world.num_books, world.num_topics
-        self.genre = world.book_genre
-        self.names = Titles()
-        self.book_title = np.zeros(n, np.int64)
-        for g in range(len(GENRES)):
-            books = np.flatnonzero(self.genre == g)
-            self.book_title[books] = draw_distinct(rng, len(books), self.names.tier_sizes(g))
-        self._plan_series(rng, world)
-        # Authors write in one topic; ~3 books per author on average.
-        self.num_authors = max(topics, n // 3)
-        author_topic = np.concatenate([np.arange(topics),
-                                       rng.integers(0, topics, self.num_authors - topics)])
-        self.author_names = draw_author_names(rng, self.num_authors)
-        self.author_ids = rng.choice(20_000_000, self.num_authors, replace=False) + 1
-        # Popular authors in a topic write more books (Zipf over the topic's authors).
-        by_topic = np.argsort(author_topic, kind="stable")
-        pool_start = np.searchsorted(author_topic[by_topic], np.arange(topics))
-        pool_size = np.bincount(author_topic, minlength=topics)
-        topic = world.book_topic
-        rank = np.minimum(rng.zipf(1.6, n) - 1, pool_size[topic] - 1)
-        first = by_topic[pool_start[topic] + rank]
-        # ~8% of books have a second author (illustrator / co-author), never the first.
-        second = rng.integers(0, self.num_authors - 1, n)
-        second += second >= first
-        second[rng.random(n) >= 0.08] = -1
-        self.book_authors = np.stack([first, second], axis=1)
-
-    def _plan_series(self, rng, world):
-        """~8% of books form numbered series: runs of 2-5 books of one topic."""
-        n = world.num_books
-        order = np.argsort(world.book_topic, kind="stable")
-        topic_sorted = world.book_topic[order]
-        lengths = rng.integers(2, 6, n)
-        runs, next_free = [], 0
-        for start in np.flatnonzero(rng.random(n) < 0.02).tolist():
-            if start < next_free or start >= n - 3:
-                continue
-            stop = min(n, start + int(lengths[start]))
-            next_free = stop
-            if topic_sorted[start] == topic_sorted[stop - 1]:
-                runs.append((start, stop))
-        self.book_series = np.full(n, -1, np.int64)
-        self.book_volume = np.zeros(n, np.int64)
-        self.series_genre = np.array([self.genre[order[start]] for start, _ in runs], np.int64)
-        self.series_index = np.zeros(len(runs), np.int64)
-        for g in range(len(GENRES)):
-            tiers = self.names.series_tier_sizes(g)
-            # A genre with more series than names keeps as many as it can name.
-            ids = np.flatnonzero(self.series_genre == g)[:sum(tiers)]
-            self.series_index[ids] = draw_distinct(rng, len(ids), tiers)
-            for s in ids.tolist():
-                start, stop = runs[s]
-                self.book_series[order[start:stop]] = s
-                self.book_volume[order[start:stop]] = np.arange(1, stop - start + 1)
-
-    def titles(self, books):
-        """pyarrow strings: the titles of `books` (without series)."""
-        return pa.array(self._by_genre(self.genre[books], self.book_title[books],
-                                       self.names.titles), pa.string())
-
-    def series_names(self, series):
-        """pyarrow strings: the names of `series` ("" where -1)."""
-        names = np.full(len(series), "", dtype=object)
-        member = series[series >= 0]
-        names[series >= 0] = self._by_genre(self.series_genre[member], self.series_index[member],
-                                            self.names.series_names)
-        return pa.array(names, pa.string())
-
-    @staticmethod
-    def _by_genre(genre, index, decode):
-        out = np.empty(len(genre), dtype=object)
-        for g in np.unique(genre).tolist():
-            rows = np.flatnonzero(genre == g)
-            out[rows] = decode(g, index[rows]).to_numpy(zero_copy_only=False)
-        return out
-
-
 _DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 _MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
@@ -659,7 +355,3 @@ def run(argv=None):
     print(f"wrote {args.ratings:,} interactions, {args.books:,} books, {args.users:,} users "
           f"to {args.output} (interactions at {args.ratings / max(elapsed, 1e-9) / 1e6:.2f}M rows/s)")
     return args.output
-
-
-if __name__ == "__main__":
-    main(run, "python -m beam_jobs.sample_data")
