@@ -26,12 +26,14 @@ So on sparse data, where the most-read books are hard to beat for users with one
 two books, that group leans on or falls back to popularity; on dense data the
 popularity weight stays near 0.
 The final head is refitted on all training interactions (an EASE head with the λ
-the weights were chosen with: model.train.choose_rerank_weights).
+the weights were chosen with: `choose_served_weights`).
 
 The same arithmetic runs in numpy (the evaluation, `Reranker.score`) and in the
 SavedModel's serving_default (model/export.py), in float32.
 """
 import collections
+import logging
+import time
 
 import numpy as np
 
@@ -303,3 +305,78 @@ def holdout_split(fit, num_users, num_books):
     """An EvalSplit over the holdout's fitting interactions (no eval part): for fitting heads."""
     empty = Interactions(np.zeros(0, np.int32), np.zeros(0, np.int32))
     return EvalSplit(fit, empty, num_users, num_books)
+
+
+# ---------------------------------------------------------------- model.train's rerank phase
+# The job's steps around the pieces above: the holdout hidden before training, the weights
+# chosen on it after training, the served head refitted on every training interaction.
+# Free of TensorFlow: the model comes in as its user vectors and book vectors.
+
+def holdout_inputs(args, inputs):
+    """(inputs with the holdout's books removed from training, the Holdout): one training
+    book of up to --holdout_users users is hidden, so the weights are never chosen on the
+    eval split. `inputs` is model.train's Inputs."""
+    holdout = make_holdout(inputs.train, inputs.manifest["num_users"], args.seed,
+                           args.holdout_users)
+    return inputs._replace(train=holdout.fit), holdout
+
+
+def choose_served_weights(args, inputs, holdout, split, query_vectors, book_vectors):
+    """Per group weights of the served score, chosen on the training holdout.
+
+    `query_vectors(users)` gives the user tower's vectors while the tower still holds the
+    histories it was trained with (the hidden books left out); `book_vectors` are the
+    candidate tower's. An EASE head uses the λ the EASE baseline chooses on the whole
+    training split (`split`), for the holdout's head and the served one alike: the weights
+    are only meaningful at that head's scale (a larger λ shrinks every weight), and λ chosen
+    on the holdout's fit alone differed from the whole split's on 3 of 4 quality runs.
+    λ is chosen here once; the EASE baseline is fitted with it
+    (model.train.evaluate_model). Returns (head weights, popularity weights, report).
+    """
+    if len(holdout.user) == 0:
+        return [0.0] * len(GROUPS), [0.0] * len(GROUPS), {"holdout_users": 0}
+    start = time.perf_counter()
+    manifest = inputs.manifest
+    fit_split = holdout_split(holdout.fit, manifest["num_users"], manifest["num_books"])
+    l2 = None
+    if args.head_neighbours and manifest["num_books"] <= args.ease_max_books:
+        l2 = baselines.Ease().choose_l2(split)
+    index, weight, head_info = fit_head(fit_split, args.head_neighbours, args.ease_max_books,
+                                        l2=l2)
+    heads, pops, report = choose_weights(
+        query_vectors(holdout.user), book_vectors, args.temperature, fit_split, holdout, index,
+        weight)
+    report = {"holdout_users": int(len(holdout.user)), "head_on_holdout": head_info,
+              "groups": report, "seconds": time.perf_counter() - start}
+    logging.info("rerank weights per group: head %s, popularity %s", heads, pops)
+    return heads, pops, report
+
+
+def build_reranker(args, split, weights, fitted=None, l2=None):
+    """The served scorer: the head refitted on every training interaction of `split`.
+
+    `weights` is choose_served_weights' result. An EASE head is refitted with the λ of the
+    head its weights were chosen with (`l2`, default: the holdout report's). The baselines
+    fitted on the same split (`fitted`: EASE with that λ, or item cosine) are reused.
+    """
+    heads, pops, report = weights
+    fitted = fitted or {}
+    if l2 is None:
+        l2 = report.get("head_on_holdout", {}).get("l2")
+    ease = fitted.get("ease")
+    if ease is not None and l2 is not None and ease.l2 != l2:
+        ease = None
+    index, weight, head_info = fit_head(
+        split, args.head_neighbours if any(h > 0 for h in heads) else 0, args.ease_max_books,
+        ease=ease, l2=l2, item_cosine=fitted.get("item_cosine"))
+    return Reranker(args.temperature, index, weight, split.counts, heads, pops,
+                    info={"head": head_info, "holdout": report})
+
+
+def reranked_scorer(reranker, query_vectors, book_vectors, split):
+    """score_fn for model.evaluate: exactly what serving_default ranks by.
+    `query_vectors(users)`: the user tower's vectors (with full histories)."""
+    def score(users):
+        return reranker.score(query_vectors(users), book_vectors, split.train_ptr,
+                              split.train_book, users)
+    return score

@@ -9,12 +9,14 @@ the same command again resumes after the last finished epoch (and a larger
 --epochs continues training). `metrics.json` is written last and marks a complete
 output. `--vertex [--dry_run]` runs the same training as a Vertex AI custom job
 (see model/vertex.py). The job runs in phases, one function each: read_inputs,
-fit (on the training data less a small holdout), choose_rerank_weights (the
-served score's per-group weights, on that holdout: model/rerank.py),
-evaluate_model, export_outputs. Per-epoch figures (metrics.png) are the
-two-tower score alone; metrics.json's "model" is the served score.
+fit (on the training data less a small holdout), the served score's per-group
+weights chosen on that holdout (model/rerank.py owns the holdout, the choice and
+the served head), evaluate_model, export_outputs.
+Per-epoch figures (metrics.png) are the two-tower score alone; metrics.json's
+"model" is the served score.
 """
 import collections
+import functools
 import logging
 import sys
 import time
@@ -23,8 +25,8 @@ import pipeline_common  # noqa: F401  (legacy Keras before TensorFlow loads)
 import numpy as np
 import tensorflow as tf
 
-from model import (baselines, data, evaluate, export, lazy_adam, map_embedding, options,
-                   rerank, towers, vertex)
+from model import (data, evaluate, export, lazy_adam, map_embedding, options, rerank, towers,
+                   vertex)
 from pipeline_common import artifacts, fileio
 from pipeline_common.entrypoint import main
 
@@ -222,44 +224,6 @@ def query_vectors(model, users, batch=8192):
                                                         np.float32)
 
 
-def choose_rerank_weights(args, model, inputs, holdout, split):
-    """Per group weights of the served score, chosen on the training holdout (model/rerank.py).
-
-    Called while the user tower still holds the histories it was trained with (the
-    hidden books left out). An EASE head uses the λ the EASE baseline chooses on the
-    whole training split (`split`), for the holdout's head and the served one alike:
-    the weights are only meaningful at that head's scale (a larger λ shrinks every
-    weight), and λ chosen on the holdout's fit alone differed from the whole split's on
-    3 of the 4 quality runs (README). λ is chosen here once; the baseline is fitted with
-    it (evaluate_model). Returns (head weights, popularity weights, report).
-    """
-    if len(holdout.user) == 0:
-        return [0.0] * len(evaluate.GROUPS), [0.0] * len(evaluate.GROUPS), {
-            "holdout_users": 0}
-    start = time.perf_counter()
-    manifest = inputs.manifest
-    fit_split = rerank.holdout_split(holdout.fit, manifest["num_users"], manifest["num_books"])
-    l2 = None
-    if args.head_neighbours and manifest["num_books"] <= args.ease_max_books:
-        l2 = baselines.Ease().choose_l2(split)
-    index, weight, head_info = rerank.fit_head(fit_split, args.head_neighbours,
-                                               args.ease_max_books, l2=l2)
-    heads, pops, report = rerank.choose_weights(
-        query_vectors(model, holdout.user), _all_vectors(model), args.temperature, fit_split,
-        holdout, index, weight)
-    report = {"holdout_users": int(len(holdout.user)), "head_on_holdout": head_info,
-              "groups": report, "seconds": time.perf_counter() - start}
-    logging.info("rerank weights per group: head %s, popularity %s", heads, pops)
-    return heads, pops, report
-
-
-def holdout_inputs(args, inputs):
-    """(inputs with the holdout's books removed from training, the Holdout)."""
-    holdout = rerank.make_holdout(inputs.train, inputs.manifest["num_users"], args.seed,
-                                  args.holdout_users)
-    return inputs._replace(train=holdout.fit), holdout
-
-
 def use_full_histories(args, model, inputs):
     """Gives the user tower every training book of each user (training hid the holdout's)."""
     tower = model.query_tower
@@ -268,36 +232,6 @@ def use_full_histories(args, model, inputs):
     table = data.user_histories(inputs.train, inputs.manifest["num_users"], args.history_length,
                                 args.seed)
     tower.history.assign(np.concatenate([table, np.zeros((1, table.shape[1]), np.int32)]))
-
-
-def build_reranker(args, model, inputs, split, weights, fitted=None, l2=None):
-    """The served scorer: the head refitted on every training interaction.
-
-    An EASE head is refitted with the λ of the head its weights were chosen with
-    (`l2`, default: the holdout report's; see choose_rerank_weights). The baselines
-    fitted on the same split (`fitted`: EASE with that λ, or item cosine) are reused.
-    """
-    heads, pops, report = weights
-    fitted = fitted or {}
-    if l2 is None:
-        l2 = report.get("head_on_holdout", {}).get("l2")
-    ease = fitted.get("ease")
-    if ease is not None and l2 is not None and ease.l2 != l2:
-        ease = None
-    index, weight, head_info = rerank.fit_head(
-        split, args.head_neighbours if any(h > 0 for h in heads) else 0, args.ease_max_books,
-        ease=ease, l2=l2, item_cosine=fitted.get("item_cosine"))
-    return rerank.Reranker(args.temperature, index, weight,
-                           split.counts, heads, pops,
-                           info={"head": head_info, "holdout": report})
-
-
-def reranked_scorer(model, reranker, vectors, split):
-    """score_fn for model.evaluate: exactly what serving_default ranks by."""
-    def score(users):
-        return reranker.score(query_vectors(model, users), vectors, split.train_ptr,
-                              split.train_book, users)
-    return score
 
 
 def evaluate_model(args, model, inputs, split, weights):
@@ -311,12 +245,13 @@ def evaluate_model(args, model, inputs, split, weights):
     for name, seconds in baseline_seconds.items():
         logging.info("baseline %s fitted in %.1f s", name, seconds)
     vectors = _all_vectors(model)
-    reranker = build_reranker(args, model, inputs, split, weights, fitted)
+    reranker = rerank.build_reranker(args, split, weights, fitted)
     # Every model metric comes from the shared evaluator on the split's eval users, so
     # this costs time in proportion to --eval_users. (TFRS FactorizedTopK went over
     # every eval interaction; tests/test_model.py checks that both agree on hit@K.)
-    model_metrics = evaluate.evaluate_scores(reranked_scorer(model, reranker, vectors, split),
-                                             split, groups=True)
+    model_metrics = evaluate.evaluate_scores(
+        rerank.reranked_scorer(reranker, functools.partial(query_vectors, model), vectors, split),
+        split, groups=True)
     two_tower = evaluate.evaluate_scores(model_scorer(model, vectors), split)
     metrics = evaluate.metrics_json(model_metrics, baselines, split)
     return metrics, {"baseline_fit_seconds": baseline_seconds,
@@ -444,11 +379,14 @@ def train(args):
     split = eval_split(args, inputs)
     # One training book of a few thousand users is hidden from training: the weights
     # of the served score are chosen on it (model/rerank.py), never on the eval split.
-    fit_inputs, holdout = holdout_inputs(args, inputs)
+    fit_inputs, holdout = rerank.holdout_inputs(args, inputs)
     clock.lap("read")
     model, state = fit(args, fit_inputs, split)
     clock.lap("fit")
-    weights = choose_rerank_weights(args, model, inputs, holdout, split)
+    # While the user tower still holds the histories it was trained with (hidden books left out).
+    weights = rerank.choose_served_weights(args, inputs, holdout, split,
+                                           functools.partial(query_vectors, model),
+                                           _all_vectors(model))
     map_choice = choose_map(args, model, inputs, holdout)
     use_full_histories(args, model, inputs)
     clock.lap("rerank_weights")

@@ -1,4 +1,5 @@
 """model.train on a tiny planted-structure preprocess output: outputs, signatures, runs."""
+import functools
 import json
 import os
 import subprocess
@@ -61,7 +62,7 @@ def _restored(data_dir, output, facts):
     split = evaluate.EvalSplit(inputs.train, inputs.evals, facts["manifest"]["num_users"],
                                facts["manifest"]["num_books"], max_eval_users=0)
     # restores the trained checkpoint (trained without the holdout's books): no training
-    model, _ = train.fit(args, train.holdout_inputs(args, inputs)[0], split)
+    model, _ = train.fit(args, rerank.holdout_inputs(args, inputs)[0], split)
     return args, inputs, split, model
 
 
@@ -200,10 +201,10 @@ def test_serving_ranks_by_the_evaluated_score(trained):
                log["rerank"]["holdout"])
     assert log["rerank"]["holdout"]["holdout_users"] > 0
     train.use_full_histories(args, model, inputs)
-    reranker = train.build_reranker(args, model, inputs, split, weights,
-                                     l2=log["rerank"]["head"].get("l2"))
+    reranker = rerank.build_reranker(args, split, weights, l2=log["rerank"]["head"].get("l2"))
     users = np.unique(inputs.train.user)[:12]
-    scores = train.reranked_scorer(model, reranker, train._all_vectors(model), split)(users)
+    scores = rerank.reranked_scorer(reranker, functools.partial(train.query_vectors, model),
+                                    train._all_vectors(model), split)(users)
     for row, user in enumerate(users):
         scores[row, split.train_items(user)] = -np.inf
     env = dict(os.environ, TF_USE_LEGACY_KERAS="1", CUDA_VISIBLE_DEVICES="")
@@ -545,15 +546,15 @@ def test_served_head_uses_the_lambda_its_weights_were_chosen_with():
                                "--head_neighbours", "6"])[0]
     weights = ([1.0, 1.0, 1.0], [0.0, 0.0, 0.0], {"head_on_holdout": {"kind": "ease", "l2": 32.0}})
     baseline = baselines.Ease(l2=8.0).fit(split)       # the EASE baseline chose another λ
-    served = train.build_reranker(args, None, None, split, weights, {"ease": baseline})
+    served = rerank.build_reranker(args, split, weights, {"ease": baseline})
     assert served.info["head"]["l2"] == 32.0
     expected = rerank.fit_head(split, 6, args.ease_max_books, l2=32.0)
     np.testing.assert_array_equal(served.head_weight, expected[1])
     # the same λ: the fitted baseline is reused as it is
-    same = train.build_reranker(args, None, None, split, weights,
-                                {"ease": baselines.Ease(l2=32.0).fit(split)})
+    same = rerank.build_reranker(args, split, weights,
+                                 {"ease": baselines.Ease(l2=32.0).fit(split)})
     np.testing.assert_array_equal(same.head_weight, expected[1])
-    # choose_l2 alone (as choose_rerank_weights calls it) gives the λ fit() would choose
+    # choose_l2 alone (as choose_served_weights calls it) gives the λ fit() would choose
     assert baselines.Ease().choose_l2(split) == baselines.Ease().fit(split).l2
 
 
