@@ -11,7 +11,7 @@ output. `--vertex [--dry_run]` runs the same training as a Vertex AI custom job
 (see model/vertex.py). The job runs in phases, one function each: read_inputs,
 fit (on the training data less a small holdout), the served score's per-group
 weights chosen on that holdout (model/rerank.py owns the holdout, the choice and
-the served head), evaluate_model, export_outputs.
+the served head), evaluate_model, export_outputs (metrics.png: model/report.py).
 Per-epoch figures (metrics.png) are the two-tower score alone; metrics.json's
 "model" is the served score.
 """
@@ -25,8 +25,8 @@ import pipeline_common  # noqa: F401  (legacy Keras before TensorFlow loads)
 import numpy as np
 import tensorflow as tf
 
-from model import (data, evaluate, export, lazy_adam, map_embedding, options, rerank, towers,
-                   vertex)
+from model import (data, evaluate, export, lazy_adam, map_embedding, options, report, rerank,
+                   towers, vertex)
 from pipeline_common import artifacts, fileio
 from pipeline_common.entrypoint import main
 
@@ -282,7 +282,7 @@ def export_outputs(args, model, inputs, split, metrics, state, log, reranker, cl
     export.save_model(fileio.join(args.output, artifacts.SAVED_MODEL_DIR), module)
     history = [h for h in state.history if "hit@10" in h]
     png_path = fileio.join(args.output, artifacts.METRICS_PNG)
-    evaluate.plot_history(history, metrics["baselines"],
+    report.plot_history(history, metrics["baselines"],
                           lambda png: fileio.write_bytes(png_path, png))
     if clock is not None:
         clock.lap("export")
@@ -396,7 +396,7 @@ def train(args):
     export_outputs(args, model, inputs, split, metrics, state, log, reranker, clock)
     logging.info("phase seconds: %s", ", ".join(f"{k} {v:.1f}" for k, v in clock.seconds.items()))
 
-    print(evaluate.format_table(metrics))
+    print(report.format_table(metrics))
     examples = len(inputs.train.user)
     seconds = sum(h["train_seconds"] for h in state.history)
     epochs_run = len(state.history)

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from model import baselines, evaluate
+from model import baselines, evaluate, report
 
 
 class _Interactions:
@@ -164,11 +164,11 @@ def test_run_baselines_skips_ease_above_its_catalogue_limit_and_says_why(tmp_pat
     assert set(saved["model"]) == set(evaluate.METRIC_NAMES)
     assert saved["skipped_baselines"] == {"ease": metrics["ease"]["skipped"]}
     assert saved["eval_users"] == saved["eval_users_total"] == len(split.users)
-    table = evaluate.format_table(saved)
+    table = report.format_table(saved)
     assert "ease" in table and "skipped: 25 books" in table and "11+ item_cosine" in table
     written = []
     history = [dict(metrics["popularity"], epoch=1)]
-    evaluate.plot_history(history, metrics, written.append)
+    report.plot_history(history, metrics, written.append)
     assert written[0][:8] == b"\x89PNG\r\n\x1a\n"
     metrics, seconds, fitted = evaluate.run_baselines(split, ease_max_books=25,
                                                       return_fitted=True)
