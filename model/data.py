@@ -12,14 +12,16 @@ import tensorflow as tf
 
 from pipeline_common import artifacts, fileio
 from pipeline_common.artifacts import CATALOG, MANIFEST, TRANSFORM_DIR
+from pipeline_common.errors import UserError
 CATALOG_COLUMNS = ("book_index", "book_id", "title", "authors")
 MANIFEST_KEYS = ("num_books", "num_users", "train_examples", "eval_examples")
 
 Interactions = collections.namedtuple("Interactions", ["user", "book"])
 
 
-class DataError(ValueError):
-    """The --data directory is missing, empty or not a preprocess output."""
+class DataError(UserError):
+    """The --data directory is missing, empty or not a preprocess output (the message names
+    the file and what to do; model.train's command line prints it as its one error line)."""
 
 
 def split_files(data, split, manifest):

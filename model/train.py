@@ -29,6 +29,7 @@ from model import (data, evaluate, export, lazy_adam, map_embedding, options, re
                    towers, vertex)
 from pipeline_common import artifacts, fileio
 from pipeline_common.entrypoint import main
+from pipeline_common.errors import UserError
 
 # The preprocess output, as read by read_inputs.
 Inputs = collections.namedtuple("Inputs", ["manifest", "train", "evals", "catalog"])
@@ -131,8 +132,8 @@ class CheckpointState:
             saved = fileio.read_json(options_path)
             changed = [k for k in self.options if saved.get(k) != self.options[k]]
             if changed:
-                raise SystemExit(
-                    f"error: {self.directory} holds a checkpoint trained with other "
+                raise UserError(
+                    f"{self.directory} holds a checkpoint trained with other "
                     f"{', '.join(changed)} ({', '.join(f'{k}={saved.get(k)}' for k in changed)}); "
                     "use a new --output or the same options")
         self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
@@ -150,15 +151,12 @@ class CheckpointState:
 
 def read_inputs(args):
     """Read phase: the preprocess output's manifest, both splits and the catalogue."""
-    try:
-        manifest = data.check_data_dir(args.data)
-        train_set = data.read_split(args.data, "train", manifest)
-        eval_set = data.read_split(args.data, "eval", manifest)
-        catalog = data.read_catalog(args.data, manifest["num_books"])
-    except data.DataError as err:
-        raise SystemExit(f"error: {err}") from None
+    manifest = data.check_data_dir(args.data)
+    train_set = data.read_split(args.data, "train", manifest)
+    eval_set = data.read_split(args.data, "eval", manifest)
+    catalog = data.read_catalog(args.data, manifest["num_books"])
     if len(eval_set.user) == 0:
-        raise SystemExit(f"error: --data {args.data} has no eval examples to evaluate on")
+        raise data.DataError(f"--data {args.data} has no eval examples to evaluate on")
     logging.info("read %d train and %d eval interactions, %d users, %d books",
                  len(train_set.user), len(eval_set.user), manifest["num_users"],
                  manifest["num_books"])
@@ -199,8 +197,8 @@ def fit(args, inputs, split):
             step, data.epoch_batches(examples, args.batch_size, args.seed, epoch), args.verbose)
         seconds = time.perf_counter() - start
         if not np.isfinite(loss):
-            raise SystemExit(
-                f"error: the training loss became {loss} in epoch {epoch + 1}; stopped without "
+            raise UserError(
+                f"the training loss became {loss} in epoch {epoch + 1}; stopped without "
                 "exporting anything (try a lower --learning_rate or a higher --temperature)")
         entry = {"epoch": epoch + 1, "loss": float(loss), "train_seconds": seconds,
                  "loop_seconds": loop_seconds,
