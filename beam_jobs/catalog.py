@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from beam_jobs import parsing, selection
+from beam_jobs import selection
 from pipeline_common import artifacts, fileio
 
 
@@ -39,13 +39,6 @@ def filter_authors(table, needed):
     mask = [a in needed_set for a in ids]
     if any(mask):
         yield table.filter(pa.array(mask))
-
-
-CATALOG_SCHEMA = pa.schema([
-    ("book_index", pa.int64()), ("book_id", pa.string()), ("work_id", pa.string()),
-    ("title", pa.string()), ("authors", pa.list_(pa.string())), ("ratings_count", pa.int64()),
-    ("average_rating", pa.float64()), ("genre", pa.string()), ("num_interactions", pa.int64()),
-    ("shelves", parsing.SHELF_TYPE)])
 
 
 def _book_order(row):
@@ -103,7 +96,7 @@ def write_catalog(index, book_tables, author_tables, genre_tables, path):
                      "ratings_count": row.get("ratings_count"),
                      "average_rating": row.get("average_rating"), "genre": genres.get(gid),
                      "num_interactions": count, "shelves": row.get("shelves") or []})
-    table = pa.Table.from_pylist(rows, schema=CATALOG_SCHEMA)
+    table = pa.Table.from_pylist(rows, schema=artifacts.CATALOG_SCHEMA)
     sink = io.BytesIO()
     pq.write_table(table, sink, **artifacts.PARQUET_WRITE_OPTIONS)
     fileio.write_bytes(path, sink.getvalue())

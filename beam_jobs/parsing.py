@@ -25,6 +25,7 @@ from isal import isal_zlib
 
 from beam_jobs import selection
 from beam_jobs.rejects import Reject, RejectReason, first_failures
+from pipeline_common.artifacts import SHELF_TYPE
 
 INTERACTION_COLUMNS = ["user_id", "book_id", "is_read", "rating", "is_reviewed"]
 CSV_HEADER = b"user_id,book_id,is_read,rating,is_reviewed"
@@ -521,7 +522,6 @@ BOOKS_SCHEMA = pa.schema([
 # Shelves kept per book in the catalogue: the first ones as published (the UCSD records list
 # them by count, most-used first); enough to name map regions and explain edges.
 MAX_SHELVES = 32
-SHELF_TYPE = pa.list_(pa.struct([("name", pa.string()), ("count", pa.int64())]))
 AUTHORS_SCHEMA = pa.schema([("author_id", pa.string()), ("name", pa.string())])
 GENRES_SCHEMA = pa.schema([("book_id", pa.string()),
                            ("genres", pa.struct([(g, pa.int64()) for g in GENRES]))])

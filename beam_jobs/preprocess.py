@@ -214,13 +214,13 @@ def copy_tree(src_dir, dest):
 
 def verify_vocabularies(output, counts):
     """The vocabularies must list the index: books as in book_catalog.parquet, users by checksum."""
-    assets = fileio.join(output, artifacts.TRANSFORM_DIR, "transform_fn", "assets")
-    books = fileio.read_bytes(fileio.join(assets, artifacts.BOOK_VOCAB)).decode().splitlines()
+    books = fileio.read_bytes(
+        artifacts.vocabulary_path(output, artifacts.BOOK_VOCAB)).decode().splitlines()
     catalog = artifacts.read_parquet(fileio.join(output, artifacts.CATALOG), columns=["book_id"])
     if books != catalog.column("book_id").to_pylist():
         raise OutputCheckError(f"book_id_vocab ({len(books)} entries) differs from "
                                f"book_catalog.parquet ({catalog.num_rows} books in book_index order)")
-    users = fileio.read_bytes(fileio.join(assets, artifacts.USER_VOCAB))
+    users = fileio.read_bytes(artifacts.vocabulary_path(output, artifacts.USER_VOCAB))
     num_users = users.count(b"\n")
     if len(books) != counts["num_books"] or num_users != counts["num_users"]:
         raise OutputCheckError(f"the vocabularies have {num_users} users / {len(books)} books, the "

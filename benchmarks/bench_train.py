@@ -43,6 +43,7 @@ import pipeline_common  # noqa: E402,F401
 import numpy as np  # noqa: E402
 from model import evaluate, report  # noqa: E402
 from benchmarks import machine  # noqa: E402
+from pipeline_common import artifacts  # noqa: E402
 
 
 def _status_mb(field):
@@ -68,12 +69,12 @@ def make_prep(args, work):
     """Sample data -> preprocess output; returns (prep dir, which preprocess ran)."""
     raw = os.path.join(work, "goodreads")
     prep = os.path.join(work, "prep")
-    if not os.path.exists(os.path.join(raw, "goodreads_interactions.csv")):
+    if not os.path.exists(os.path.join(raw, artifacts.INTERACTIONS_CSV)):
         subprocess.run([sys.executable, "-m", "sample_goodreads", "--output", raw,
                         "--ratings", str(args.ratings), "--books", str(args.books),
                         "--users", str(args.users), "--seed", "7"], check=True)
-    if os.path.exists(os.path.join(prep, "manifest.json")):
-        with open(os.path.join(prep, "manifest.json")) as handle:
+    if os.path.exists(os.path.join(prep, artifacts.MANIFEST)):
+        with open(os.path.join(prep, artifacts.MANIFEST)) as handle:
             stand_in = "stand_in_for" in json.load(handle).get("options", {})
         return prep, ("existing, from the stand-in" if stand_in
                       else "existing, from beam_jobs.preprocess")
@@ -110,7 +111,7 @@ def export_memory(num_books, dim=128):
         start = time.perf_counter()
         export.write_book_embeddings(out, model.book_embeddings(), catalog, dim)
         seconds = time.perf_counter() - start
-        size = os.path.getsize(os.path.join(out, "book_embeddings.parquet")) / 2**20
+        size = os.path.getsize(os.path.join(out, artifacts.BOOK_EMBEDDINGS)) / 2**20
     return seconds, _status_mb("VmHWM") - before, num_books * dim * 4 / 2**20, size
 
 
@@ -227,9 +228,9 @@ def summary_table(runs):
 def print_tables(model_dirs, data=None):
     runs = []
     for directory in model_dirs:
-        with open(os.path.join(directory, "metrics.json")) as handle:
+        with open(os.path.join(directory, artifacts.METRICS_JSON)) as handle:
             metrics = json.load(handle)
-        with open(os.path.join(directory, "training_log.json")) as handle:
+        with open(os.path.join(directory, artifacts.TRAINING_LOG)) as handle:
             log = json.load(handle)
         options = log.get("options", {})
         command = (f"python -m model.train --data {data or 'PREP'} --output {directory} "
@@ -313,7 +314,7 @@ def main(argv=None):
         prep, source = args.prep, "given"
     else:
         prep, source = make_prep(args, work)
-    with open(os.path.join(prep, "manifest.json")) as handle:
+    with open(os.path.join(prep, artifacts.MANIFEST)) as handle:
         manifest = json.load(handle)
     data_seconds = time.perf_counter() - start
 
@@ -330,9 +331,9 @@ def main(argv=None):
     wall, peak_mb = run_measured([sys.executable, "-m", "model.train", "--data", prep,
                                   "--output", output, "--verbose", "2", "--eval_every", "1"]
                                  + train_flags)
-    with open(os.path.join(output, "training_log.json")) as handle:
+    with open(os.path.join(output, artifacts.TRAINING_LOG)) as handle:
         log = json.load(handle)
-    with open(os.path.join(output, "metrics.json")) as handle:
+    with open(os.path.join(output, artifacts.METRICS_JSON)) as handle:
         metrics = json.load(handle)
     history = log["history"]
     classic = metrics["baselines"]["item_cosine"]

@@ -27,10 +27,9 @@ from apache_beam.utils import shared
 
 from graph_export import inputs, topk
 from pipeline_common import artifacts, fileio
+from pipeline_common.artifacts import EDGE_SCHEMA
 from pipeline_common.beam_runner import is_local
 
-EDGE_SCHEMA = pa.schema([("source", pa.int64()), ("target", pa.int64()),
-                         ("rank", pa.int32()), ("cosine", pa.float32())])
 EDGE_ROW_GROUP = 1_000_000
 
 

@@ -106,11 +106,8 @@ def catalogue_nodes(meta, valid, targets, catalog_columns):
         "title": (meta.column("title").filter(pa.array(valid)).cast(pa.string())
                   if "title" in meta.column_names else pa.nulls(n, pa.string())),
     }
-    types = {"authors": pa.string(), "ratings_count": pa.int64(),
-             "average_rating": pa.float64(), "genre": pa.string(),
-             "num_interactions": pa.int64(), "work_id": pa.string()}
     for name, values in catalog_columns.items():
-        columns[name] = pa.array(values, type=types[name])
+        columns[name] = pa.array(values, type=artifacts.NODE_SCHEMA.field(name).type)
     columns["in_degree"] = pa.array(np.bincount(targets, minlength=n).astype(np.int64))
     return pa.table(columns)
 
@@ -119,7 +116,8 @@ def add_edge_reasons(edges, counts, catalogue, num_books, sources, targets, timi
     """edges + co_readers (when counted), shared_authors and shared_shelves (with a catalogue)."""
     started = time.time()
     if counts is not None:
-        edges = edges.append_column("co_readers", pa.array(counts, pa.int64()))
+        edges = edges.append_column("co_readers", pa.array(
+            counts, artifacts.EDGE_REASONS_SCHEMA.field("co_readers").type))
     if catalogue is not None:
         if catalogue.author_lists is not None:
             authors = edge_reasons.author_matrix(catalogue.author_lists, num_books)

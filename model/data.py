@@ -13,6 +13,7 @@ import tensorflow as tf
 from pipeline_common import artifacts, fileio
 from pipeline_common.artifacts import CATALOG, MANIFEST, TRANSFORM_DIR
 from pipeline_common.errors import UserError
+# The columns of artifacts.CATALOG_SCHEMA that training reads.
 CATALOG_COLUMNS = ("book_index", "book_id", "title", "authors")
 MANIFEST_KEYS = ("num_books", "num_users", "train_examples", "eval_examples")
 
@@ -84,7 +85,7 @@ def check_data_dir(data):
             if not fileio.exists(path):
                 raise DataError(f"{manifest_path} lists {path}, which is missing: the output is "
                                 "incomplete; run `python -m beam_jobs.preprocess` again")
-    for name in (CATALOG, fileio.join(TRANSFORM_DIR, "transform_fn", "saved_model.pb")):
+    for name in (CATALOG, fileio.join(TRANSFORM_DIR, artifacts.TRANSFORM_FN, "saved_model.pb")):
         if not fileio.exists(fileio.join(data, name)):
             raise DataError(f"--data {data} lacks {name}")
     return manifest

@@ -26,11 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from model.baselines import BASELINES, Ease, ItemCosine, Popularity  # noqa: F401 (as before)
-from pipeline_common import fileio, hashing
+from pipeline_common import artifacts, fileio, hashing
 from pipeline_common.arrays import sorted_unique
-
-# Line i of this file (in a preprocess output) is the user id of user_index i.
-USER_VOCABULARY = "transform_output/transform_fn/assets/user_id_vocab"
 
 KS = (10, 50, 100)
 METRIC_NAMES = tuple(f"hit@{k}" for k in KS) + tuple(f"recall@{k}" for k in KS)
@@ -51,7 +48,7 @@ def user_hash(users, user_ids=None):
 
 def read_user_ids(data):
     """The user id of each user_index in preprocess output `data` (bytes), None when absent."""
-    path = fileio.join(data, USER_VOCABULARY)
+    path = artifacts.vocabulary_path(data, artifacts.USER_VOCAB)
     if not fileio.exists(path):
         return None
     return fileio.read_bytes(path).splitlines()

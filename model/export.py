@@ -14,8 +14,6 @@ import tensorflow as tf
 from model.evaluate import GROUPS
 from pipeline_common import artifacts, fileio
 
-EMBEDDING_SCHEMA = pa.schema([("book_index", pa.int64()), ("book_id", pa.string()),
-                              ("title", pa.string()), ("embedding", pa.list_(pa.float32()))])
 PROJECTOR_CONFIG = """embeddings {
   tensor_name: "book_embeddings"
   tensor_path: "vectors.tsv"
@@ -54,7 +52,7 @@ def write_book_embeddings(output, batches, catalog, dim, projector_max_books=500
             fileio.atomic_write(fileio.join(output, artifacts.BOOK_EMBEDDINGS_NPY)) as npy_handle, \
             fileio.atomic_write(fileio.join(projector, "vectors.tsv")) as vec_handle, \
             fileio.atomic_write(fileio.join(projector, "metadata.tsv")) as meta_handle:
-        writer = pq.ParquetWriter(pa.PythonFile(pq_handle, mode="w"), EMBEDDING_SCHEMA,
+        writer = pq.ParquetWriter(pa.PythonFile(pq_handle, mode="w"), artifacts.EMBEDDING_SCHEMA,
                                   **artifacts.PARQUET_WRITE_OPTIONS)
         _npy_header(npy_handle, (num_books, dim))
         meta_handle.write(b"title\tbook_id\tauthors\tgenre\n")
@@ -71,7 +69,7 @@ def write_book_embeddings(output, batches, catalog, dim, projector_max_books=500
                 "book_id": book_ids.slice(first, n).cast(pa.string()),
                 "title": titles.slice(first, n).cast(pa.string()),
                 "embedding": pa.ListArray.from_arrays(offsets, pa.array(vectors.ravel())),
-            }, schema=EMBEDDING_SCHEMA)
+            }, schema=artifacts.EMBEDDING_SCHEMA)
             writer.write_table(table)
             npy_handle.write(vectors.astype("<f4").tobytes())
             keep = max(0, min(n, projector_max_books - first))

@@ -285,7 +285,7 @@ def export_outputs(args, model, inputs, split, metrics, state, log, reranker, cl
     if clock is not None:
         clock.lap("export")
         log = dict(log, phase_seconds=clock.seconds)
-    fileio.write_json(fileio.join(args.output, "training_log.json"),
+    fileio.write_json(fileio.join(args.output, artifacts.TRAINING_LOG),
                       dict(history=state.history, options=state.options, **log))
     fileio.write_json(fileio.join(args.output, artifacts.METRICS_JSON), metrics)
 

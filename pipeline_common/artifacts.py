@@ -1,5 +1,7 @@
-"""The artifact contract of docs/artifacts.md: every file name the stages exchange, and the
-example feature spec. Each stage and test imports names from here instead of re-typing them.
+"""The artifact contract of docs/artifacts.md: every file name the stages exchange, the
+parquet schemas of the catalogue, the embeddings, the edges and the nodes, the example
+feature spec and where the vocabularies are. Each stage and test imports them from here
+instead of re-typing them, so a writer and its readers cannot drift apart.
 
 Also the one parquet reader (through FileSystems, so gs:// paths work).
 """
@@ -28,6 +30,7 @@ CONTRACT_VERSION = 2
 SPLITS = ("train", "eval")
 CATALOG = "book_catalog.parquet"
 TRANSFORM_DIR = "transform_output"
+TRANSFORM_FN = "transform_fn"  # the tf.Transform graph, in TRANSFORM_DIR
 USER_VOCAB = "user_id_vocab"  # vocabulary files by name, in transform_fn/assets
 BOOK_VOCAB = "book_id_vocab"
 REJECTED_DIR = "rejected"
@@ -36,6 +39,13 @@ REJECTED_SUFFIX = ".jsonl"
 MANIFEST = "manifest.json"
 TRAIN_PAIRS_PREFIX = "train_pairs"   # manifest["files"]["train_pairs"] lists them
 TRAIN_PAIRS_SCHEMA = pa.schema([("user_index", pa.int32()), ("book_index", pa.int32())])
+# A book's shelves in the catalogue: its first popular_shelves as published, most-used first.
+SHELF_TYPE = pa.list_(pa.struct([("name", pa.string()), ("count", pa.int64())]))
+CATALOG_SCHEMA = pa.schema([
+    ("book_index", pa.int64()), ("book_id", pa.string()), ("work_id", pa.string()),
+    ("title", pa.string()), ("authors", pa.list_(pa.string())), ("ratings_count", pa.int64()),
+    ("average_rating", pa.float64()), ("genre", pa.string()), ("num_interactions", pa.int64()),
+    ("shelves", SHELF_TYPE)])
 
 # 2. model.train --data PREP --output MODEL
 BOOK_EMBEDDINGS = "book_embeddings.parquet"
@@ -44,6 +54,9 @@ SAVED_MODEL_DIR = "saved_model"
 METRICS_JSON = "metrics.json"
 METRICS_PNG = "metrics.png"
 PROJECTOR_DIR = "projector"
+TRAINING_LOG = "training_log.json"
+EMBEDDING_SCHEMA = pa.schema([("book_index", pa.int64()), ("book_id", pa.string()),
+                              ("title", pa.string()), ("embedding", pa.list_(pa.float32()))])
 
 # 3. graph_export.neighbors --output GRAPH
 EDGES = "edges.parquet"
@@ -54,6 +67,19 @@ GRAPH_SUMMARY = "summary.json"
 GRAPH_GEXF = "graph.gexf"
 GRAPH_JSON = "graph.json"
 GRAPH_NODELINK = "graph.nodelink.json"
+# edges.parquet's columns; with --catalog, EDGE_REASONS_SCHEMA's follow.
+EDGE_SCHEMA = pa.schema([("source", pa.int64()), ("target", pa.int64()),
+                         ("rank", pa.int32()), ("cosine", pa.float32())])
+EDGE_REASONS_SCHEMA = pa.schema([("co_readers", pa.int64()), ("shared_authors", pa.int32()),
+                                 ("shared_shelves", pa.string())])
+# nodes.parquet's columns, in order; the catalogue's (authors .. work_id) only with --catalog.
+NODE_SCHEMA = pa.schema([
+    ("book_index", pa.int64()), ("book_id", pa.string()), ("title", pa.string()),
+    ("authors", pa.string()), ("ratings_count", pa.int64()), ("average_rating", pa.float64()),
+    ("genre", pa.string()), ("num_interactions", pa.int64()), ("work_id", pa.string()),
+    ("in_degree", pa.int64()), ("community", pa.int64()), ("community_name", pa.string()),
+    ("region", pa.int64()), ("region_name", pa.string()), ("x", pa.float64()),
+    ("y", pa.float64())])
 
 # The features of every example in the train/eval shards: name -> "bytes" or "int64".
 EXAMPLE_FEATURES = {
@@ -85,6 +111,12 @@ def pairs_file(shard, num_shards):
 def shard_pattern(split, num_shards=None):
     """Glob of a split's shards (of any count when num_shards is None)."""
     return f"{split}-*-of-{'*' if num_shards is None else f'{num_shards:05d}'}.tfrecord.gz"
+
+
+def vocabulary_path(prep, name):
+    """Path of a vocabulary file (USER_VOCAB or BOOK_VOCAB) in preprocess output `prep`:
+    line i is the id of index i."""
+    return fileio.join(prep, TRANSFORM_DIR, TRANSFORM_FN, "assets", name)
 
 
 def example_feature_spec(names=None):

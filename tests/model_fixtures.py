@@ -93,8 +93,8 @@ def _run_transform(user_ids, book_ids, transform_dir, temp_dir):
             transform_fn = ((p | "Create" >> beam.Create(rows), metadata)
                             | "Analyze" >> tft_beam.AnalyzeDataset(vocab_transform.preprocessing_fn))
             _ = transform_fn | "Write" >> tft_beam.WriteTransformFn(transform_dir)
-    assets = os.path.join(transform_dir, "transform_fn", "assets")
-    for name, ids in (("user_id_vocab", user_ids), ("book_id_vocab", book_ids)):
+    assets = os.path.join(transform_dir, artifacts.TRANSFORM_FN, "assets")
+    for name, ids in ((artifacts.USER_VOCAB, user_ids), (artifacts.BOOK_VOCAB, book_ids)):
         with open(os.path.join(assets, name)) as handle:
             assert [line.rstrip("\n") for line in handle] == list(ids), name
 
@@ -123,10 +123,8 @@ def _write_split(path_prefix, records, num_shards):
         writer.close()
 
 
-CATALOG_SCHEMA = pa.schema([
-    ("book_index", pa.int64()), ("book_id", pa.string()), ("work_id", pa.string()),
-    ("title", pa.string()), ("authors", pa.list_(pa.string())), ("ratings_count", pa.int64()),
-    ("average_rating", pa.float64()), ("genre", pa.string()), ("num_interactions", pa.int64())])
+# The contract's catalogue without its shelves (the stand-in has none).
+CATALOG_SCHEMA = pa.schema([f for f in artifacts.CATALOG_SCHEMA if f.name != "shelves"])
 
 
 def write_prep_arrays(output, user_ids, book_ids, user_index, book_index, rating, is_eval,
@@ -138,14 +136,14 @@ def write_prep_arrays(output, user_ids, book_ids, user_index, book_index, rating
     """
     os.makedirs(output, exist_ok=True)
     with tempfile.TemporaryDirectory() as temp_dir:
-        _run_transform(user_ids, book_ids, os.path.join(output, "transform_output"), temp_dir)
+        _run_transform(user_ids, book_ids, os.path.join(output, artifacts.TRANSFORM_DIR), temp_dir)
     counts = np.bincount(book_index, minlength=len(book_ids))
     table = dict(catalog)
     table.update(book_index=list(range(len(book_ids))), book_id=list(book_ids),
                  num_interactions=counts.tolist())
     pq.write_table(pa.table({f.name: table[f.name] for f in CATALOG_SCHEMA},
                             schema=CATALOG_SCHEMA),
-                   os.path.join(output, "book_catalog.parquet"))
+                   os.path.join(output, artifacts.CATALOG))
     for split, mask, shards in (("train", ~is_eval, num_shards), ("eval", is_eval, 1)):
         _write_split(os.path.join(output, split),
                      _examples(user_ids, book_ids, user_index[mask], book_index[mask],
@@ -156,7 +154,7 @@ def write_prep_arrays(output, user_ids, book_ids, user_index, book_index, rating
                 "files": {"train": artifacts.shard_files("train", num_shards),
                           "eval": artifacts.shard_files("eval", 1)},
                 "options": options or {}}
-    with open(os.path.join(output, "manifest.json"), "w") as handle:
+    with open(os.path.join(output, artifacts.MANIFEST), "w") as handle:
         json.dump(manifest, handle, indent=2)
     return manifest
 
