@@ -1,11 +1,13 @@
 """The data error that stops the preprocess job with a one-line message, across Beam's wrapping."""
+from pipeline_common.errors import UserError
 
 FAIL_MARK = "PREPROCESS_FAILED: "
 _END_MARK = " :END"
 
 
-class PreprocessError(RuntimeError):
-    """A data problem that stops the job; its message is shown to the user as is."""
+class PreprocessError(UserError):
+    """A data problem found inside a Beam step; `preprocess.run` re-raises its message
+    (`failure_message`) as a UserError once the runner has wrapped it."""
 
     def __init__(self, message):
         # Beam re-creates the exception with its message plus "[while running ...]".

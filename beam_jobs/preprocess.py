@@ -30,6 +30,7 @@ from apache_beam.options.pipeline_options import DirectOptions, GoogleCloudOptio
 
 from pipeline_common import artifacts, beam_runner, cli, config, fileio
 from pipeline_common.entrypoint import main
+from pipeline_common.errors import UserError
 from beam_jobs import counting, errors, parsing
 from beam_jobs.stages import (
     BuildIndex, BuildVocabularies, CatalogBookIds, Deduplicate, DropBelowMinRating, DropSparseUsers,
@@ -104,14 +105,14 @@ def _find(base, name):
 
 
 def plan_inputs(args):
-    """Resolves and checks the input files before any work; SystemExit with a clear message."""
+    """Resolves and checks the input files before any work; a UserError names what is wrong."""
     wanted = (["interactions_csv", "user_map", "book_map"] if args.input_format == "csv"
               else ["interactions_json"]) + ["books", "authors"]
     paths = {}
     for key in wanted + ["genres"]:
         path = _find(args.input, INPUT_FILES[key])
         if path is None and key != "genres":
-            raise SystemExit(f"preprocess: missing input {INPUT_FILES[key]}(.gz) under {args.input}")
+            raise UserError(f"missing input {INPUT_FILES[key]}(.gz) under {args.input}")
         if path is None:
             continue
         header = {"interactions_csv": parsing.CSV_HEADER, "user_map": b"user_id_csv,user_id",
@@ -119,11 +120,11 @@ def plan_inputs(args):
         try:
             first = parsing.first_data_line(path, header)
         except (ValueError, OSError, EOFError, zlib.error) as err:
-            raise SystemExit(f"preprocess: cannot read input {path}: {err}") from None
+            raise UserError(f"cannot read input {path}: {err}") from None
         if first is None:
             if key == "genres":
                 continue
-            raise SystemExit(f"preprocess: input {path} is empty (no data rows)")
+            raise UserError(f"input {path} is empty (no data rows)")
         paths[key] = path
     return paths
 
@@ -232,13 +233,13 @@ def verify_vocabularies(output, counts):
 
 
 def check_outputs(output, counts):
-    """Final checks; a failure is one line (SystemExit) and no manifest is written."""
+    """Final checks; a failure is one line (UserError) and no manifest is written."""
     try:
         reconcile_result = reconcile(counts)
         verify_vocabularies(output, counts)
     except OutputCheckError as err:
-        raise SystemExit(f"preprocess: internal error, the outputs under {output} are inconsistent "
-                         f"and no manifest.json was written: {err}. Re-run the job.") from None
+        raise UserError(f"internal error, the outputs under {output} are inconsistent "
+                        f"and no manifest.json was written: {err}. Re-run the job.") from None
     return reconcile_result
 
 
@@ -298,7 +299,7 @@ def run(argv=None):
         except Exception as err:  # pylint: disable=broad-except
             message = errors.failure_message(err)
             if message:
-                raise SystemExit(f"preprocess: {message}") from None
+                raise UserError(message) from None
             raise
         counts = fileio.read_json(fileio.join(args.output, STATS))
         if local:

@@ -25,17 +25,14 @@ import numpy as np
 
 from pipeline_common import artifacts, fileio
 from pipeline_common.arrays import sorted_unique
-from pipeline_common.entrypoint import UserError, main
+from pipeline_common.entrypoint import main
+from pipeline_common.errors import UserError
 
 DEFAULT_K = 10
 # EASE's λ for its neighbours: the reference figures (docs/model.md) use λ 2000; the λ the
 # recommendation baseline chooses (by recall@20, often 128 on dense data) gives weaker
 # neighbours (0.0362 against 0.0440 on goodbooks-dense).
 EASE_NEIGHBOURS_L2 = 2000.0
-
-
-class CoreadError(UserError):
-    """The graph does not match the preprocess output it is measured on."""
 
 
 def coread_at_k(train_user, train_book, eval_user, eval_book, source, target, num_books,
@@ -61,8 +58,8 @@ def coread_at_k(train_user, train_book, eval_user, eval_book, source, target, nu
         raise ValueError("source and target differ in length")
     if len(source) and (min(source.min(), target.min()) < 0
                         or max(source.max(), target.max()) >= num_books):
-        raise CoreadError(f"the neighbour table names books outside 0..{num_books - 1}: it is "
-                          "not a graph of this preprocess output")
+        raise UserError(f"the neighbour table names books outside 0..{num_books - 1}: it is "
+                        "not a graph of this preprocess output")
     keep = source != target
     order = np.argsort(source[keep], kind="stable")
     nbr_target = target[keep][order]
@@ -176,26 +173,20 @@ def _top_columns(rows, k):
 def read_split(data):
     """(train Interactions, eval Interactions, manifest) of preprocess output `data`."""
     from model import data as model_data
-    try:
-        manifest = model_data.check_data_dir(data)
-        return (model_data.read_split(data, "train", manifest),
-                model_data.read_split(data, "eval", manifest), manifest)
-    except model_data.DataError as err:
-        raise CoreadError(str(err)) from None
+    manifest = model_data.check_data_dir(data)   # a DataError (UserError) names what is wrong
+    return (model_data.read_split(data, "train", manifest),
+            model_data.read_split(data, "eval", manifest), manifest)
 
 
 def read_edges(graph):
     """(source, target) of GRAPH/edges.parquet (a file path is read as is)."""
     path = graph if graph.endswith(".parquet") else fileio.join(graph, artifacts.EDGES)
     if not fileio.exists(path):
-        raise CoreadError(f"--graph {graph}: no {artifacts.EDGES} (run the neighbours job first)")
-    try:
-        table = artifacts.read_parquet(path)
-    except artifacts.ArtifactError as err:
-        raise CoreadError(str(err)) from None
+        raise UserError(f"--graph {graph}: no {artifacts.EDGES} (run the neighbours job first)")
+    table = artifacts.read_parquet(path)
     missing = [c for c in ("source", "target") if c not in table.column_names]
     if missing:
-        raise CoreadError(f"{path} lacks column(s) {', '.join(missing)}")
+        raise UserError(f"{path} lacks column(s) {', '.join(missing)}")
     return table.column("source").to_numpy(), table.column("target").to_numpy()
 
 

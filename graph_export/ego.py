@@ -29,9 +29,7 @@ from graph_export.json_writer import EdgeBatch, write_graphology
 from pipeline_common import artifacts, cli, fileio
 from pipeline_common.cli import positive_int
 from pipeline_common.entrypoint import main
-
-class TitleLookupError(ValueError):
-    """A title or book id that does not pick exactly one book."""
+from pipeline_common.errors import UserError
 
 
 def normalise_title(title):
@@ -57,25 +55,25 @@ def find_book(nodes, title=None, book_id=None, suggestions=10):
     """Row number in `nodes` of the one book with this title or id.
 
     Raises:
-      TitleLookupError: unknown id; title matching no book (closest titles listed)
+      UserError: unknown id; title matching no book (closest titles listed)
         or several books (all listed, with their ids).
     """
     if book_id is not None:
         matches = np.flatnonzero(pc.equal(nodes.column("book_id"), str(book_id))
                                  .to_numpy(zero_copy_only=False))
         if len(matches) == 0:
-            raise TitleLookupError(f"no book with book_id {book_id} in the graph "
-                               "(it may be excluded: see excluded.parquet)")
+            raise UserError(f"no book with book_id {book_id} in the graph "
+                            "(it may be excluded: see excluded.parquet)")
         return int(matches[0])
     wanted = normalise_title(title)
     if not wanted:
-        raise TitleLookupError(f"--title {title!r} has no letters or digits to match")
+        raise UserError(f"--title {title!r} has no letters or digits to match")
     normalised = [normalise_title(t) for t in nodes.column("title").to_pylist()]
     matches = [i for i, t in enumerate(normalised) if t == wanted]
     if len(matches) == 1:
         return matches[0]
     if len(matches) > 1:
-        raise TitleLookupError(
+        raise UserError(
             f"title {title!r} matches {len(matches)} books; pick one with --book_id:\n"
             + _describe(nodes, matches[:suggestions]))
     by_text = {}
@@ -85,7 +83,7 @@ def find_book(nodes, title=None, book_id=None, suggestions=10):
     close = difflib.get_close_matches(wanted, list(by_text), n=suggestions, cutoff=0.5)
     rows = list(dict.fromkeys(contains + [by_text[t] for t in close]))[:suggestions]
     hint = ("closest titles:\n" + _describe(nodes, rows)) if rows else "no similar titles"
-    raise TitleLookupError(f"no book titled {title!r}; {hint}")
+    raise UserError(f"no book titled {title!r}; {hint}")
 
 
 def read_edges_from(edges_path, sources, k):
@@ -310,25 +308,22 @@ def run(argv=None):
     edges_path = fileio.join(args.graph, artifacts.EDGES)
     for path in (nodes_path, edges_path):
         if not fileio.exists(path):
-            parser.error(f"{path} does not exist: run graph_export.neighbors first")
+            raise UserError(f"{path} does not exist: run graph_export.neighbors first")
     nodes = artifacts.read_parquet(nodes_path)
     index = np.sort(nodes.column("book_index").to_numpy())
     twice = index[1:][index[1:] == index[:-1]]
     if len(twice):
-        raise SystemExit(f"{nodes_path} lists book_index {twice[0]} more than once ({len(twice)} "
-                         "extra rows): it is not a graph_export.neighbors output; run it again")
+        raise UserError(f"{nodes_path} lists book_index {twice[0]} more than once ({len(twice)} "
+                        "extra rows): it is not a graph_export.neighbors output; run it again")
     graph_k = max_rank(edges_path)
     if args.k > graph_k > 0:
-        parser.error(f"--k {args.k}: the graph has only {graph_k} neighbours per book")
-    try:
-        centre_row = find_book(nodes, title=args.title, book_id=args.book_id)
-    except TitleLookupError as err:
-        parser.exit(2, f"{parser.prog}: error: {err}\n")
+        raise UserError(f"--k {args.k}: the graph has only {graph_k} neighbours per book")
+    centre_row = find_book(nodes, title=args.title, book_id=args.book_id)
     layer, parent, edges = ego_graph(nodes, edges_path, centre_row, args.depth, args.k)
     stray = sorted(set(layer) - set(nodes.column("book_index").to_pylist()))
     if stray:
-        raise SystemExit(f"{edges_path} names book_index {stray[0]}, which {nodes_path} lacks: "
-                         "the two files come from different runs; run graph_export.neighbors again")
+        raise UserError(f"{edges_path} names book_index {stray[0]}, which {nodes_path} lacks: "
+                        "the two files come from different runs; run graph_export.neighbors again")
     centre = int(nodes.column("book_index")[centre_row].as_py())
     written = write_outputs(args.output, nodes, layer, parent, edges, centre, formats)
     counts = [sum(1 for v in layer.values() if v == d) for d in range(args.depth + 1)]

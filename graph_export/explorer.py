@@ -44,6 +44,7 @@ from pipeline_common import artifacts, cli, config, fileio
 from pipeline_common.arrays import sorted_unique
 from pipeline_common.cli import positive_int
 from pipeline_common.entrypoint import main
+from pipeline_common.errors import UserError
 
 WEB_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "explorer_web")
 COMMUNITIES = getattr(artifacts, "COMMUNITIES", "communities.parquet")
@@ -60,13 +61,9 @@ NEIGHBOURS_BEYOND = 10
 U4_NONE, U2_NONE = 2**32 - 1, 2**16 - 1
 
 
-class ExplorerError(ValueError):
-    """Graph files that are missing or do not follow docs/artifacts.md section 3."""
-
-
 def _read_table(path, columns=None):
     if not fileio.exists(path):
-        raise ExplorerError(f"{path} not found (expected graph_export.neighbors output)")
+        raise UserError(f"{path} not found (expected graph_export.neighbors output)")
     if columns is not None:
         names = artifacts.read_parquet_schema(path).names
         columns = [name for name in columns if name in names]
@@ -76,7 +73,7 @@ def _read_table(path, columns=None):
 def _require(table, names, path):
     missing = [name for name in names if name not in table.column_names]
     if missing:
-        raise ExplorerError(f"{path} lacks column(s) {', '.join(missing)}")
+        raise UserError(f"{path} lacks column(s) {', '.join(missing)}")
 
 
 def _numbers(column):
@@ -121,9 +118,9 @@ def read_graph(graph_dir):
              for name in EDGE_COLUMNS}
     stray = unknown_books(nodes["book_index"], edges["source"], edges["target"])
     if stray:
-        raise ExplorerError(f"{edges_path} names book_index {stray[0]}, which {nodes_path} lacks "
-                            f"({stray[1]} edge ends): the two files come from different runs; run "
-                            "graph_export.neighbors again")
+        raise UserError(f"{edges_path} names book_index {stray[0]}, which {nodes_path} lacks "
+                        f"({stray[1]} edge ends): the two files come from different runs; run "
+                        "graph_export.neighbors again")
     for name in EDGE_REASONS:
         if name in edges_table.column_names:
             column = edges_table.column(name)
@@ -160,7 +157,7 @@ def select_nodes(book_index, max_nodes):
     """
     order = np.argsort(book_index, kind="stable")
     if len(sorted_unique(book_index)) != len(book_index):
-        raise ExplorerError("nodes.parquet has duplicate book_index values")
+        raise UserError("nodes.parquet has duplicate book_index values")
     if max_nodes is not None:
         order = order[:max_nodes]
     return order
@@ -390,7 +387,7 @@ def build_payload(nodes, edges, max_nodes=None, communities=None, neighbours="au
     rows = select_nodes(nodes["book_index"], max_nodes)
     kept_index = nodes["book_index"][rows]
     if len(kept_index) and (kept_index.min() < 0 or kept_index.max() >= 2**31):
-        raise ExplorerError("book_index values must be in 0..2^31-1")
+        raise UserError("book_index values must be in 0..2^31-1")
     n = len(kept_index)
     if neighbours == "auto":
         neighbours = default_neighbours(n)
@@ -503,7 +500,7 @@ def render_html(payload):
     css, js = _read_web("explorer.css"), viewer_js()
     for name, text, closer in (("explorer.css", css, "</style"), ("explorer.js", js, "</script")):
         if closer in text.lower() or "<!--" in text:
-            raise ExplorerError(f"{name} must not contain {closer!r} or '<!--'")
+            raise UserError(f"{name} must not contain {closer!r} or '<!--'")
     csp = ("default-src 'none'; "
            f"script-src {_csp_hash(js)}; style-src {_csp_hash(css)}; "
            "img-src 'none'; connect-src 'none'; font-src 'none'; object-src 'none'; "
@@ -515,7 +512,7 @@ def render_html(payload):
     parts = _SENTINELS.split(template)
     found = sorted(part for part in parts if part in pieces)
     if found != sorted(pieces):
-        raise ExplorerError(f"explorer.html must hold each of {sorted(pieces)} once")
+        raise UserError(f"explorer.html must hold each of {sorted(pieces)} once")
     return "".join(pieces.get(part, part) for part in parts)
 
 
@@ -525,7 +522,7 @@ def write_explorer(graph_dir, output, max_nodes=None, neighbours="auto"):
     payload = build_payload(nodes, edges, max_nodes=max_nodes, communities=communities,
                             neighbours=neighbours)
     if payload["n"] == 0:
-        raise ExplorerError(f"{graph_dir}/nodes.parquet has no books")
+        raise UserError(f"{graph_dir}/nodes.parquet has no books")
     html = render_html(payload)
     fileio.write_text(output, html)
     return {"output": output, "books": payload["n"], "edges": payload["num_edges"],
@@ -554,11 +551,8 @@ def run(argv=None):
         from apache_beam.io.filesystems import FileSystems
         from apache_beam.options.pipeline_options import PipelineOptions
         FileSystems.set_options(PipelineOptions(rest))
-    try:
-        summary = write_explorer(args.graph, args.output, max_nodes=args.max_nodes,
-                                 neighbours=args.neighbours or "auto")
-    except (ExplorerError, artifacts.ArtifactError) as err:
-        parser.exit(2, f"{parser.prog}: error: {err}\n")
+    summary = write_explorer(args.graph, args.output, max_nodes=args.max_nodes,
+                             neighbours=args.neighbours or "auto")
     logging.info("wrote %s: %d books, %d edges, %.1f MB", summary["output"], summary["books"],
                  summary["edges"], summary["bytes"] / 1e6)
     if summary["bytes"] > LARGE_FILE_BYTES:

@@ -5,10 +5,7 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline_common import artifacts, fileio
-
-
-class InputError(ValueError):
-    """An input file that is missing or does not follow docs/artifacts.md."""
+from pipeline_common.errors import UserError
 
 
 def embeddings_path(path):
@@ -21,8 +18,8 @@ def embedding_matrix(table, path=artifacts.BOOK_EMBEDDINGS):
     column = table.column("embedding").combine_chunks()
     if not (pa.types.is_list(column.type) or pa.types.is_large_list(column.type)
             or pa.types.is_fixed_size_list(column.type)):
-        raise InputError(f"{path}: column 'embedding' must be a list of floats, "
-                         f"got {column.type}")
+        raise UserError(f"{path}: column 'embedding' must be a list of floats, "
+                        f"got {column.type}")
     n = len(column)
     if n == 0:
         return np.zeros((0, 0), np.float32)
@@ -30,11 +27,11 @@ def embedding_matrix(table, path=artifacts.BOOK_EMBEDDINGS):
     nonnull = lengths[column.is_valid().to_numpy(zero_copy_only=False)]
     dim = int(nonnull.max()) if len(nonnull) else 0
     if dim == 0:
-        raise InputError(f"{path}: no book has an embedding (every one is empty or null); "
-                         "export the model again (python -m model.train writes it)")
+        raise UserError(f"{path}: no book has an embedding (every one is empty or null); "
+                        "export the model again (python -m model.train writes it)")
     if len(nonnull) and (nonnull != dim).any():
-        raise InputError(f"{path}: embeddings have different lengths "
-                         f"({int(nonnull.min())}..{dim})")
+        raise UserError(f"{path}: embeddings have different lengths "
+                        f"({int(nonnull.min())}..{dim})")
     matrix = np.full((n, dim), np.nan, np.float32)
     valid = column.is_valid().to_numpy(zero_copy_only=False)
     valid &= lengths == dim
@@ -57,19 +54,19 @@ def load_embeddings(path, columns=None):
         schema = artifacts.read_parquet_schema(path)
         missing = set(columns) - set(schema.names)
         if missing:
-            raise InputError(f"{path}: missing column(s) {sorted(missing)} "
-                             "(see docs/artifacts.md section 2)")
+            raise UserError(f"{path}: missing column(s) {sorted(missing)} "
+                            "(see docs/artifacts.md section 2)")
     table = artifacts.read_parquet(path, columns)
     missing = {"book_index", "embedding"} | ({"book_id"} if columns is None else set())
     missing -= set(table.column_names)
     if missing:
-        raise InputError(f"{path}: missing column(s) {sorted(missing)} "
-                         "(see docs/artifacts.md section 2)")
+        raise UserError(f"{path}: missing column(s) {sorted(missing)} "
+                        "(see docs/artifacts.md section 2)")
     index = table.column("book_index").to_numpy()
     if len(index) and (np.diff(index) <= 0).any():
         order = np.argsort(index, kind="stable")
         if (np.diff(index[order]) == 0).any():
-            raise InputError(f"{path}: duplicate book_index values")
+            raise UserError(f"{path}: duplicate book_index values")
         table = table.take(pa.array(order))
     matrix = embedding_matrix(table, path)
     return table.drop_columns(["embedding"]), matrix
@@ -94,13 +91,13 @@ def catalog_path(path):
 def read_catalog(path, book_index, book_ids=None):
     """The `Catalogue` of the given books (rows aligned with book_index).
 
-    Refuses (InputError) a catalogue of another preprocess run: one that lacks
+    Refuses (UserError) a catalogue of another preprocess run: one that lacks
     some of the embeddings' books, or gives another book_id for a book_index.
     """
     path = catalog_path(path)
     table = artifacts.read_parquet(path)
     if "book_index" not in table.column_names:
-        raise InputError(f"{path}: missing column 'book_index'")
+        raise UserError(f"{path}: missing column 'book_index'")
     shelves_table = table.select(["book_index", "shelves"]) if "shelves" in table.column_names \
         else None
     cat = table.drop_columns([c for c in ("shelves",) if c in table.column_names]).to_pandas()
@@ -108,10 +105,10 @@ def read_catalog(path, book_index, book_ids=None):
     columns = {}
     missing = ~np.isin(np.asarray(book_index), cat.index.to_numpy())
     if missing.any():
-        raise InputError(f"{path} does not match the embeddings: {int(missing.sum())} of "
-                         f"{len(missing)} books are not in it, e.g. book_index "
-                         f"{int(np.asarray(book_index)[missing][0])} (use the catalogue of the "
-                         "preprocess run the model was trained on)")
+        raise UserError(f"{path} does not match the embeddings: {int(missing.sum())} of "
+                        f"{len(missing)} books are not in it, e.g. book_index "
+                        f"{int(np.asarray(book_index)[missing][0])} (use the catalogue of the "
+                        "preprocess run the model was trained on)")
     present = cat.reindex(book_index)
     if book_ids is not None and "book_id" in present:
         theirs = present["book_id"].astype("string").to_numpy(na_value=None)
@@ -119,9 +116,9 @@ def read_catalog(path, book_index, book_ids=None):
                  if t is not None and t != o]
         if wrong:
             b, t, o = wrong[0]
-            raise InputError(f"{path} does not match the embeddings: {len(wrong)} books differ, "
-                             f"e.g. book_index {b} is book_id {t} there but {o} in the "
-                             "embeddings (use the catalogue of the same preprocess run)")
+            raise UserError(f"{path} does not match the embeddings: {len(wrong)} books differ, "
+                            f"e.g. book_index {b} is book_id {t} there but {o} in the "
+                            "embeddings (use the catalogue of the same preprocess run)")
     author_lists = [[str(a) for a in v] if isinstance(v, (list, np.ndarray)) else []
                     for v in present["authors"]] if "authors" in present else None
     if author_lists is not None:

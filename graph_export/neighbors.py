@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from graph_export import blocks, book_map, co_readers, edge_reasons, graph_files, layout, topk
-from graph_export.inputs import InputError, embeddings_path, load_embeddings, read_catalog
+from graph_export.inputs import embeddings_path, load_embeddings, read_catalog
 from pipeline_common import artifacts, beam_runner, cli, config, fileio
 from pipeline_common.cli import positive_int
 from pipeline_common.entrypoint import main
@@ -254,20 +254,17 @@ def run(argv=None):
     options = beam_runner.make_options(local_defaults(pipeline_args))
     dry_run = beam_runner.is_dry_run(options)
     emb_path = embeddings_path(args.embeddings)
-    try:
-        meta, matrix = load_embeddings(emb_path)
-        unit, valid = topk.normalise_rows(matrix)
-        catalogue, pair_files = None, []
-        if args.catalog:
-            catalogue = read_catalog(
-                args.catalog, meta.column("book_index").to_numpy()[valid],
-                meta.column("book_id").filter(pa.array(valid)).cast(pa.string()).to_pylist())
-            pair_files = train_pair_files(args.catalog)
-            if not pair_files:
-                logging.warning("%s lists no train pairs (an older preprocess output?): the "
-                                "edges get no co_readers", args.catalog)
-    except (InputError, artifacts.ArtifactError) as err:
-        parser.error(str(err))
+    meta, matrix = load_embeddings(emb_path)
+    unit, valid = topk.normalise_rows(matrix)
+    catalogue, pair_files = None, []
+    if args.catalog:
+        catalogue = read_catalog(
+            args.catalog, meta.column("book_index").to_numpy()[valid],
+            meta.column("book_id").filter(pa.array(valid)).cast(pa.string()).to_pylist())
+        pair_files = train_pair_files(args.catalog)
+        if not pair_files:
+            logging.warning("%s lists no train pairs (an older preprocess output?): the "
+                            "edges get no co_readers", args.catalog)
     out = args.output
 
     # Books without a usable vector: listed, counted, left out.

@@ -26,7 +26,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import (DebugOptions, DirectOptions, PipelineOptions,
                                                   SetupOptions, StandardOptions, TestOptions)
 
-from pipeline_common.entrypoint import UserError
+from pipeline_common.errors import UserError
 
 LOCAL_RUNNERS = (None, "DirectRunner", "FnApiRunner")
 DRY_RUN_MESSAGE = "dry run: the job was built but not run"
@@ -169,7 +169,7 @@ def _unresolvable(host, timeout=5.0):
     return None if error is None else (getattr(error, "strerror", None) or str(error))
 
 
-class UnsafeRunnerMode(SystemExit):
+class UnsafeRunnerMode(UserError):
     """A local runner mode known to give wrong results."""
 
 

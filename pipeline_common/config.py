@@ -15,9 +15,11 @@ import sys
 import yaml
 from apache_beam.io.filesystems import FileSystems
 
+from pipeline_common.errors import UserError
 
-class ConfigError(ValueError):
-    """A config file that cannot be read or has the wrong shape."""
+
+class ConfigError(UserError):
+    """A config file that cannot be read or has the wrong shape (reported as a bad flag)."""
 
 
 def config_to_argv(mapping, source="config"):

@@ -5,6 +5,8 @@ what failed, on which file, and what to do, not forty lines of Beam and TensorFl
 frames. `main(run, prog)` calls the stage's `run()` and turns any exception into
 one line and a non-zero exit status:
 
+* a `UserError` (pipeline_common.errors: the stages' own checks of their inputs and
+  options) is printed as it is: its message already names the file and what to do;
 * errors of the environment (`OSError`: disk full, permission denied, a file
   where a folder should be, a missing path; also when Beam re-raises them from a
   worker as `RuntimeError: OSError: [Errno 28] ... [while running 'Step']`) name
@@ -12,10 +14,10 @@ one line and a non-zero exit status:
 * unreachable or failing object stores (gs://) say so and name the path;
 * anything else is named by its type and first line, with a pointer to `--debug`.
 
+Each is printed as "prog: error: LINE" with status 1; argparse's own errors keep its
+usage text and status 2, and a `SystemExit("text")` is printed in the same form.
 `--debug` anywhere on the command line shows the full traceback instead.
-`SystemExit` raised by the stages (their own one-line checks) is printed in the same
-"prog: error: ..." form, and a `UserError` is printed as it is: its message already
-names the file and what to do. A command line ends with `os._exit`: after a failure at
+A command line ends with `os._exit`: after a failure at
 once, after success once its atexit handlers ran (see `_exit_now` and the end of `main`).
 
 Ctrl-C (SIGINT) ends every command with status 130 and one line, "prog: interrupted; run
@@ -219,7 +221,7 @@ def main(run, prog, argv=None):
         if stop.code in (None, 0):
             raise
         if isinstance(stop.code, str):
-            print(f"{prog}: error: {_without_prefix(stop.code, prog)}", file=sys.stderr)
+            print(f"{prog}: error: {stop.code}", file=sys.stderr)
         _exit_now(stop.code if isinstance(stop.code, int) else EXIT_FAILURE, owns_process)
     except BaseException as err:  # pylint: disable=broad-except
         if interrupts.caused(err):
@@ -241,14 +243,6 @@ def main(run, prog, argv=None):
         # (thread pools, multiprocessing) still run, then the process ends.
         atexit._run_exitfuncs()  # pylint: disable=protected-access
         _exit_now(0, owns_process)
-
-
-def _without_prefix(message, prog):
-    """A stage's own one-line message without the "preprocess:"/"error:" it may start with."""
-    for prefix in (f"{prog}: ", "preprocess: ", "error: "):
-        if message.startswith(prefix):
-            message = message[len(prefix):]
-    return message
 
 
 def _exit_now(status, owns_process):

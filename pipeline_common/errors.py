@@ -1,24 +1,24 @@
 """The one error family for what a user can fix: `UserError` and its few subclasses.
 
-A stage that finds something wrong with its input, options or outputs raises a
-`UserError` whose message is the one line the user needs: it names the file or
-option and says what to do. `pipeline_common.entrypoint.main` prints it as
-"prog: error: MESSAGE" (no traceback; `--debug` shows it) and exits with status 1.
-The message carries no "prog:" or "error:" prefix of its own.
+A stage that finds something wrong with what its command line names (an input
+file missing, corrupt or from another run; an option value that picks nothing)
+raises a `UserError` whose message is the one line the user needs: it names the
+file or option and says what to do, with no "prog:" or "error:" prefix of its own.
+`pipeline_common.entrypoint.main` prints it as "prog: error: MESSAGE" and exits
+with status 1 (no traceback; `--debug` shows it). Status 2 stays argparse's: a
+command line whose form is wrong, found before any file is read (`parser.error`).
 
-Raise `UserError` itself unless a caller catches that kind specifically; the
-subclasses live beside the code that raises them:
+Raise `UserError` itself; a subclass exists only where a caller or a test tells
+that kind apart, and lives beside the code that raises it:
 
-* `pipeline_common.config.ConfigError`: a bad `--config` file (turned into an
-  argparse error, status 2);
+* `pipeline_common.config.ConfigError`: a bad `--config` file (reported as a bad flag);
 * `pipeline_common.artifacts.ArtifactError`: a stage's input file is missing or
-  unreadable;
+  unreadable (a cache reader treats it as "compute again");
 * `pipeline_common.beam_runner.NoCloudCredentials`, `NoNetwork`, `UnsafeRunnerMode`:
   a runner that cannot or must not run;
 * `beam_jobs.errors.PreprocessError`: a data error raised inside a Beam step (its
-  message survives Beam's wrapping);
-* `model.data.DataError`: a `--data` folder that is not a usable preprocess output;
-* `graph_export.ego.TitleLookupError`: a `--title` / `--book_id` that names no book.
+  message survives the runner's wrapping; `beam_jobs.preprocess` unwraps it);
+* `model.data.DataError`: a `--data` folder that is not a usable preprocess output.
 
 Failures of the environment (disk full, permission denied, an unreachable store)
 stay `OSError` and the like; `entrypoint.describe` words them.

@@ -7,6 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from graph_export import coread
+from pipeline_common.errors import UserError
 from tests import model_fixtures
 
 
@@ -29,7 +30,7 @@ def test_coread_counts_pairs_by_hand():
 
 
 def test_coread_refuses_books_outside_the_catalogue():
-    with pytest.raises(coread.CoreadError, match="outside"):
+    with pytest.raises(UserError, match="outside"):
         coread.coread_at_k([0], [0], [0], [1], [0], [7], num_books=4)
 
 
@@ -71,5 +72,5 @@ def test_cli_measures_a_graph_and_its_peers(tmp_path):
     # planted genres: the classic neighbours beat random books; the map here is random
     assert written["peers"]["ease"]["coread"] > 1.5 * written["peers"]["random"]["coread"]
     assert written["peers"]["item_cosine"]["coread"] > 1.5 * written["map"]["coread"]
-    with pytest.raises(coread.CoreadError, match="edges.parquet"):
+    with pytest.raises(UserError, match="edges.parquet"):
         coread.run(["--data", str(prep), "--graph", str(tmp_path / "nowhere")])

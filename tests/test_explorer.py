@@ -16,6 +16,7 @@ import pytest
 from tests import explorer_fixtures as fx
 from tests.browser import cdp
 from graph_export import explorer
+from pipeline_common.entrypoint import main
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -222,23 +223,24 @@ def test_older_graph_files_get_names_from_their_books(tmp_path):
     assert all(len(name.split(" \u00b7 ")) == 2 for name in names)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--graph", "{missing}", "--output", "{out}"], "nodes.parquet not found"),
-    (["--graph", "{graph}", "--output", "{out}", "--max_nodes", "0"], "positive integer"),
-    (["--graph", "{bad}", "--output", "{out}"], "lacks column(s) cosine"),
+@pytest.mark.parametrize("args, message, status", [
+    (["--graph", "{missing}", "--output", "{out}"], "nodes.parquet not found", 1),
+    (["--graph", "{graph}", "--output", "{out}", "--max_nodes", "0"], "positive integer", 2),
+    (["--graph", "{bad}", "--output", "{out}"], "lacks column(s) cosine", 1),
 ])
-def test_bad_input_is_one_clear_line(graph, tmp_path, capsys, args, message):
+def test_bad_input_is_one_clear_line(graph, tmp_path, capsys, args, message, status):
     bad = tmp_path / "bad"
     shutil.copytree(graph["graph_dir"], bad)
     import pyarrow.parquet as pq
     pq.write_table(pq.read_table(bad / "edges.parquet").drop(["cosine"]), bad / "edges.parquet")
     paths = {"missing": str(tmp_path / "nope"), "graph": graph["graph_dir"], "bad": str(bad),
              "out": str(tmp_path / "x.html")}
-    with pytest.raises(SystemExit) as exit_info:
-        explorer.run([a.format(**paths) for a in args])
-    assert exit_info.value.code == 2
+    with pytest.raises(SystemExit) as exit_info:   # as the command line ends
+        main(explorer.run, "python -m graph_export.explorer", [a.format(**paths) for a in args])
+    assert exit_info.value.code == status
     err = capsys.readouterr().err.strip().splitlines()
     assert message in err[-1] and "Traceback" not in "".join(err)
+    assert err[-1].startswith("python -m graph_export.explorer: error: ")
     assert not os.path.exists(paths["out"])
 
 

@@ -6,6 +6,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from graph_export import ego, neighbors
+from pipeline_common.errors import UserError
 from tests import graph_fixtures
 from tests.test_graph_export import reference_edges, validate_gexf
 
@@ -65,18 +66,17 @@ def test_title_lookup_ignores_case_and_punctuation(graph):
     assert nodes.column("book_index")[row].as_py() == 0
 
 
-def test_ambiguous_and_unknown_titles_list_the_closest(graph, capsys):
+def test_ambiguous_and_unknown_titles_list_the_closest(graph):
     root = graph[0]
-    with pytest.raises(SystemExit) as info:
+    with pytest.raises(UserError) as info:
         ego.run(["--graph", str(root / "graph"), "--title", "DUNE", "--output",
                  str(root / "x")])
-    assert info.value.code == 2
-    err = capsys.readouterr().err
+    err = str(info.value)
     assert "matches 2 books" in err and "--book_id" in err and err.count("'Dune'") == 2
-    with pytest.raises(SystemExit):
+    with pytest.raises(UserError) as info:
         ego.run(["--graph", str(root / "graph"), "--title", "Neuromancr", "--output",
                  str(root / "x")])
-    err = capsys.readouterr().err
+    err = str(info.value)
     assert "no book titled 'Neuromancr'" in err and "'Neuromancer'" in err
 
 
@@ -91,21 +91,26 @@ def test_book_id_depth_and_k_options(graph):
 
 def test_ego_command_line_errors(graph, capsys):
     root = graph[0]
-    cases = [
+    usage = [   # argparse's: status 2
         (["--graph", str(root / "graph"), "--output", "x"], "one of the arguments"),
         (["--graph", str(root / "graph"), "--title", "a", "--book_id", "1", "--output", "x"],
          "not allowed with"),
+        (["--graph", str(root / "graph"), "--title", "Emma", "--formats", "svg",
+          "--output", "x"], "unknown svg"),
+    ]
+    for argv, message in usage:
+        with pytest.raises(SystemExit) as info:
+            ego.run(argv)
+        assert info.value.code == 2
+        assert message in capsys.readouterr().err, message
+    named = [   # what the command line names is not there: a UserError
         (["--graph", str(root / "nowhere"), "--title", "Dune", "--output", "x"],
          "does not exist"),
         (["--graph", str(root / "graph"), "--book_id", "999999999", "--output", "x"],
          "no book with book_id"),
         (["--graph", str(root / "graph"), "--title", "Emma", "--k", "11", "--output", "x"],
          "only 10 neighbours"),
-        (["--graph", str(root / "graph"), "--title", "Emma", "--formats", "svg",
-          "--output", "x"], "unknown svg"),
     ]
-    for argv, message in cases:
-        with pytest.raises(SystemExit) as info:
+    for argv, message in named:
+        with pytest.raises(UserError, match=message):
             ego.run(argv)
-        assert info.value.code == 2
-        assert message in capsys.readouterr().err, message

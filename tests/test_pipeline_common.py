@@ -100,7 +100,7 @@ def test_local_runs_use_the_offline_fn_api_runner():
     assert chosen.direct_running_mode == "in_memory", "an explicit mode is kept"
     one = beam_runner.make_options(["--direct_num_workers", "1"]).view_as(DirectOptions)
     assert (one.direct_num_workers, one.direct_running_mode) == (1, "in_memory")
-    with pytest.raises(SystemExit, match="multi_threading can silently drop elements"):
+    with pytest.raises(beam_runner.UnsafeRunnerMode, match="multi_threading can silently drop elements"):
         beam_runner.make_options(["--direct_running_mode=multi_threading"])
     dataflow = beam_runner.make_options(["--runner=DataflowRunner"])
     assert not beam_runner.is_local(dataflow)
@@ -161,7 +161,7 @@ def test_entrypoint_turns_errors_into_one_line(capsys):
                       "url: /upload/storage/v1/b/bk/o?uploadType=resumable&name=g%2F.tmp-"
                       "0123456789ab-edges.parquet (Caused by NewConnectionError)"),
          "object store did not answer", "on gs://bk/g/edges.parquet ("),
-        (SystemExit("preprocess: missing input x under y"), "error: missing input x", ""),
+        (SystemExit("missing input x under y"), "error: missing input x", ""),
     ]
     for err, first, second in cases:
         with pytest.raises(SystemExit) as info:

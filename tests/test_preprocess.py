@@ -26,6 +26,7 @@ import tensorflow as tf
 from beam_jobs import preprocess
 from sample_goodreads import generate as sample_data
 from pipeline_common import artifacts
+from pipeline_common.errors import UserError
 from tests.gcs_emulator import gcs_emulator  # noqa: F401  (pytest fixture)
 
 TOP_BOOKS = 40
@@ -279,21 +280,21 @@ def test_mostly_garbage_input_stops_with_one_clear_message(data_dir, tmp_path):
     src = tmp_path / "garbage_in"
     _copy_layout(data_dir, src, good + garbage)
     out = tmp_path / "out"
-    with pytest.raises(SystemExit) as err:
+    with pytest.raises(UserError) as err:
         _run(["--input", str(src), "--output", str(out), "--direct_num_workers=1"])
     message = str(err.value)
-    assert message.startswith("preprocess: ") and message.count("preprocess") == 1
+    assert "preprocess" not in message and "PREPROCESS_FAILED" not in message   # main adds "prog: error: "
     assert "malformed" in message and "--max_reject_fraction" in message
     assert "\n" not in message.strip()
     assert not (out / artifacts.MANIFEST).exists()
 
 
 def test_missing_or_empty_inputs_fail_before_any_work(data_dir, tmp_path):
-    with pytest.raises(SystemExit, match="missing input goodreads_interactions.csv"):
+    with pytest.raises(UserError, match="missing input goodreads_interactions.csv"):
         _run(["--input", str(tmp_path / "nothing"), "--output", str(tmp_path / "o")])
     src = tmp_path / "empty_in"
     _copy_layout(data_dir, src, ["user_id,book_id,is_read,rating,is_reviewed"])
-    with pytest.raises(SystemExit, match="is empty"):
+    with pytest.raises(UserError, match="is empty"):
         _run(["--input", str(src), "--output", str(tmp_path / "o")])
     with pytest.raises(SystemExit):
         _run(["--input", str(src), "--output", str(tmp_path / "o"), "--min_rating", "7"])
@@ -305,10 +306,10 @@ def test_a_truncated_gzip_input_stops_with_one_clear_message(data_dir, tmp_path)
     books = src / "goodreads_books.json.gz"
     books.write_bytes(books.read_bytes()[:-100])
     out = tmp_path / "out"
-    with pytest.raises(SystemExit) as err:
+    with pytest.raises(UserError) as err:
         _run(["--input", str(src), "--output", str(out)])
     message = str(err.value)
-    assert message.startswith("preprocess: cannot decompress") and "goodreads_books.json.gz" in message
+    assert message.startswith("cannot decompress") and "goodreads_books.json.gz" in message
     assert "truncated" in message and "\n" not in message.strip()
     assert not (out / artifacts.MANIFEST).exists()
 
@@ -337,13 +338,13 @@ def test_a_wrong_user_vocabulary_fails_the_final_check_in_one_line(run_a, tmp_pa
     assert len(lines) == counts["num_users"] > 2
     for damaged, expected in ((lines[:-1], "users"), (lines[1:2] + lines[:1] + lines[2:], "user_index order")):
         vocab.write_bytes(b"".join(damaged))
-        with pytest.raises(SystemExit) as err:
+        with pytest.raises(UserError) as err:
             preprocess.check_outputs(str(tmp_path), counts)
         message = str(err.value)
-        assert message.startswith("preprocess: internal error") and expected in message
+        assert message.startswith("internal error") and expected in message
         assert "\n" not in message
     vocab.write_bytes(b"".join(lines))
-    with pytest.raises(SystemExit, match="rows read"):
+    with pytest.raises(UserError, match="rows read"):
         preprocess.check_outputs(str(tmp_path), dict(counts, rows_read=counts["rows_read"] + 1))
 
 
@@ -428,7 +429,7 @@ def test_local_runs_default_to_one_in_process_worker_unless_asked():
     # Beam's threaded local worker drops elements (see local_defaults): refused in one line.
     for args in (["--direct_running_mode=multi_threading", "--direct_num_workers=2"],
                  ["--direct_running_mode=multi_threading", "--direct_num_workers=1"]):
-        with pytest.raises(SystemExit, match="multi_threading can silently drop elements"):
+        with pytest.raises(UserError, match="multi_threading can silently drop elements"):
             direct(args)
     _, _, dataflow = direct(["--runner=DataflowRunner"])
     assert dataflow.view_as(StandardOptions).runner == "DataflowRunner"
