@@ -1,6 +1,6 @@
 """Benchmark: the bounded evaluator and the baselines on a large preprocess output.
 
-    .venv/bin/python benchmarks/bench_evaluate.py --data PREP [--eval_users 20000]
+    python -m benchmarks.bench_evaluate --data PREP [--eval_users 20000]
         [--ease_books 3000,20000] [--inverse_books 3000] [--skip item_cosine]
 
 Reads PREP's train and eval splits (as model.train does), builds the evaluation split

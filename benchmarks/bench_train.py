@@ -1,6 +1,6 @@
 """Benchmark of model.train: speed next to a plain TFRS two-tower, quality vs baselines, memory.
 
-    python benchmarks/bench_train.py [--ratings 1000000 --books 20000 --users 20000]
+    python -m benchmarks.bench_train [--ratings 1000000 --books 20000 --users 20000]
         [--prep EXISTING_PREP] [--work DIR] [--export_books 1000000] [train flags...]
 
 1. Generates Goodreads-like data with planted structure (`sample_goodreads`)
@@ -18,10 +18,10 @@
    on hit@100 and recall@10, and the final quality table with pass/fail checks.
    The quality table compares the served model (two-tower + item-item head +
    popularity, model/rerank.py) with every baseline, overall and per user group,
-   and checks the issue-12 goals: ahead of EASE on recall@10, recall@100 and
+   and checks the quality goals: ahead of EASE on recall@10, recall@100 and
    hit@100, and at least level with popularity in every group.
    `--tables MODEL_DIR [MODEL_DIR ...]` prints only the markdown quality table of
-   finished model.train outputs (how the README's table is made), with the
+   finished model.train outputs (the quality tables of docs/model.md), with the
    command lines that made them (from their training_log.json).
 `--map_embedding PAIRS BOOKS USERS DIM` only times the map's embedding
 (model/map_embedding.py) on random pairs (docs/model.md, "The map's embedding").
@@ -163,7 +163,7 @@ QUALITY_METRICS = ("hit@100", "recall@10", "recall@100")
 
 
 def quality_checks(metrics):
-    """{check: passed} for the issue-12 goals on one metrics.json."""
+    """{check: passed} for the quality goals on one metrics.json."""
     model, checks = metrics["model"], {}
     ease = metrics["baselines"].get("ease")
     if ease:

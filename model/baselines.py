@@ -155,9 +155,8 @@ def invert_spd(matrix, base=128):
     complement), S⁻¹ (recursively), then M⁻¹ = [[A⁻¹ + A⁻¹B S⁻¹ BᵀA⁻¹, -A⁻¹B S⁻¹], [.ᵀ, S⁻¹]].
     All the work is matrix products (~1.3 n³ flops), in place: the extra memory is at
     most three quarter-size blocks (1.2 GB at 20k books, where np.linalg.inv needs two
-    more full copies, 3.2 GB). benchmarks/bench_evaluate.py --inverse_books 3000 on the
-    demo data, same run on this shared 2-core machine: np.linalg.inv 15.9 s (3.1 s CPU,
-    +290 MB peak), this 9.7 s (2.1 s CPU, +36 MB).
+    more full copies, 3.2 GB), and it is faster too: benchmarks/bench_evaluate.py
+    --inverse_books times both.
     Blocks of `base` rows or fewer are inverted by np.linalg.inv in float64.
     """
     n = len(matrix)

@@ -107,8 +107,8 @@ def _record_batches(files, batch_size):
     """Parsed batches of every shard's records, in an order fixed by the file list.
 
     Each shard is its own TFRecordDataset batched before the interleave, so the
-    interleave moves batches, not records (3.57M records: 13.1 s, against 29.8 s
-    for a record-level num_parallel_reads=AUTOTUNE interleave, on 2 cores).
+    interleave moves batches, not records (on 2 cores about half the time of a
+    record-level num_parallel_reads=AUTOTUNE interleave).
     """
     def shard(path):
         return tf.data.TFRecordDataset(path, compression_type="GZIP",
@@ -236,8 +236,8 @@ def epoch_batches(examples, batch_size, seed, epoch):
     uninterrupted run would have seen. The last partial batch is dropped unless it is
     the only one. The training step gathers its batch from the `as_tensors` tensors
     (`batch_features`), so no shuffled copy of the interactions is made, and no
-    tf.data pipeline runs beside the step (its iterator sometimes took 1.6-5 s to reach
-    the end of an epoch or to be torn down).
+    tf.data pipeline runs beside the step (its iterator could take seconds to reach the
+    end of an epoch or to be torn down).
     """
     order = np.arange(examples, dtype=np.int32)
     np.random.default_rng([seed, epoch]).shuffle(order)  # in place, as permutation() would

@@ -17,7 +17,8 @@ The same six metrics are also given per group of users by their number of
 distinct training books (`GROUPS`: 1-2, 3-10, 11+; the rare eval user with no
 training book counts in 1-2). Ranking is exact over the whole catalogue; what is
 bounded is the number of eval users (`EvalSplit(max_eval_users=...)`).
-The baselines (popularity, item_cosine, ease) live in model/baselines.py.
+The baselines (popularity, item_cosine, ease) live in model/baselines.py; the printed
+table and metrics.png are laid out by model/report.py.
 """
 import hashlib
 import time
@@ -25,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from model.baselines import BASELINES, Ease, ItemCosine, Popularity  # noqa: F401 (as before)
+from model.baselines import BASELINES
 from pipeline_common import artifacts, fileio, hashing
 from pipeline_common.arrays import sorted_unique
 
@@ -110,8 +111,8 @@ def evaluate_scores(score_fn, split, ks=KS, max_cells=2_000_000, groups=False, t
 
     Users are scored in batches of about `max_cells` scores, so memory stays bounded
     for large catalogues. Small batches are also faster: their arrays (16 MB) are
-    reused by the allocator, where 20M-cell batches were mapped afresh each time (the
-    100M bench, 2,000 users: popularity 14.1 -> 4.6 s, item_cosine 5.3 -> 3.5 s).
+    reused by the allocator, where 20M-cell batches were mapped afresh each time
+    (popularity scored 3x faster at 100M ratings; benchmarks/bench_evaluate.py).
     With `groups`, the result also has "groups": {label: the same metrics plus
     "users" and "eval_interactions"} for each of `GROUPS`. `threads` batches are scored
     at a time (`score_fn` must be thread-safe); the result does not depend on it.

@@ -58,8 +58,8 @@ def build_parser():
     parser.add_argument("--batch_size", type=positive_int, default=1024,
                         help="examples per step; also the in-batch negatives per example")
     parser.add_argument("--embedding_dim", type=positive_int, default=64,
-                        help="width of the user and book vectors (64: steps 1.65x faster "
-                             "than 128 at 100M ratings, same quality within noise)")
+                        help="width of the user and book vectors (64 trains faster than 128 "
+                             "at the same quality)")
     parser.add_argument("--learning_rate", type=positive_float, default=0.003,
                         help="learning rate of the first epoch")
     parser.add_argument("--learning_rate_decay", type=positive_float, default=0.3,
@@ -85,26 +85,23 @@ def build_parser():
                              "training step (regularises the user tower)")
     parser.add_argument("--holdout_users", type=non_negative_int, default=4000,
                         help="one training book of up to this many users (at most 5%% of the "
-                             "training rows) is hidden from training and used to choose, per "
-                             "user group (1-2, 3-10, 11+ training books), the weights of the "
-                             "item-item head and of popularity in the served score "
-                             "cos/T + w_head * head + w_pop * log(1 + readers): each group "
-                             "keeps the grid pair with the most hidden books in its top 10 "
-                             "plus top 100 (so short histories on sparse data lean on "
-                             "popularity); groups with < 200 such users take the best pair "
-                             "over everyone; a group whose best pair beats the popularity "
-                             "ranking by less than one standard error is served the "
-                             "popularity ranking; 0: the two-tower score alone")
+                             "training rows) is hidden from training; the served score's "
+                             "weights per user group (1-2, 3-10, 11+ training books) for the "
+                             "item-item head and popularity are chosen on those books, never "
+                             "on the eval split (model/rerank.py, docs/model.md); 0: the "
+                             "two-tower score alone")
     parser.add_argument("--head_neighbours", type=non_negative_int, default=100,
                         help="neighbours per book in the item-item head (EASE weights up to "
                              "--ease_max_books books, item cosine above; 0: no head)")
     parser.add_argument("--map_dim", type=non_negative_int, default=512,
                         help="width of the map's book vectors (book_embeddings.parquet, the "
                              "graph, similar_books): a randomized factorisation of the books' "
-                             "co-reading (model/map_embedding.py, docs/model.md); 0: the "
-                             "candidate tower's vectors, as before")
-    parser.add_argument("--max_title_tokens", type=positive_int, default=12)
-    parser.add_argument("--max_authors", type=positive_int, default=4)
+                             "co-reading (model/map_embedding.py, docs/model.md), unless the "
+                             "candidate tower's do better on the holdout; 0: the tower's")
+    parser.add_argument("--max_title_tokens", type=positive_int, default=12,
+                        help="title words per book the book tower pools")
+    parser.add_argument("--max_authors", type=positive_int, default=4,
+                        help="authors per book the book tower pools")
     parser.add_argument("--min_feature_count", type=positive_int, default=2,
                         help="title words / authors on fewer books are ignored")
     parser.add_argument("--seed", type=int, default=42,

@@ -77,9 +77,9 @@ def index_step(model, tensors):
 def train_epoch(step, batches, verbose):
     """Runs `step` (`index_step`) on every batch of `batches`.
 
-    A plain loop rather than Keras's `fit`: fit's per-step callbacks and bookkeeping
-    took ~8% of a step at 100M ratings (33 ms a step in fit, 30.7 ms here, same
-    batches). Stops at the first non-finite loss. `verbose` as fit's: 1 a progress
+    A plain loop rather than Keras's `fit`, whose per-step callbacks and bookkeeping
+    cost ~8% of a step at 100M ratings (benchmarks/bench_train.py times the same model
+    in both). Stops at the first non-finite loss. `verbose` as fit's: 1 a progress
     bar, 2 one line at the end. Returns (mean loss over the batches, seconds).
     """
     steps = len(batches)
@@ -105,7 +105,8 @@ def model_scorer(model, vectors):
     return score
 
 
-def _all_vectors(model):
+def tower_book_vectors(model):
+    """The candidate tower's vector of every book (float32 [num_books, dim])."""
     return np.concatenate([v for _, v in model.book_embeddings()])
 
 
@@ -204,7 +205,7 @@ def fit(args, inputs, split):
                  "loop_seconds": loop_seconds,
                  "examples_per_second": examples / max(loop_seconds, 1e-9)}
         if (epoch + 1) % args.eval_every == 0 or epoch + 1 == args.epochs:
-            entry.update(evaluate.evaluate_scores(model_scorer(model, _all_vectors(model)),
+            entry.update(evaluate.evaluate_scores(model_scorer(model, tower_book_vectors(model)),
                                                   split))
             logging.info("epoch %d: %s", epoch + 1,
                          ", ".join(f"{k} {entry[k]:.4f}" for k in evaluate.METRIC_NAMES))
@@ -242,7 +243,7 @@ def evaluate_model(args, model, inputs, split, weights):
         ease_l2=weights[2].get("head_on_holdout", {}).get("l2"))
     for name, seconds in baseline_seconds.items():
         logging.info("baseline %s fitted in %.1f s", name, seconds)
-    vectors = _all_vectors(model)
+    vectors = tower_book_vectors(model)
     reranker = rerank.build_reranker(args, split, weights, fitted)
     # Every model metric comes from the shared evaluator on the split's eval users, so
     # this costs time in proportion to --eval_users. (TFRS FactorizedTopK went over
@@ -265,7 +266,7 @@ def export_outputs(args, model, inputs, split, metrics, state, log, reranker, cl
     The SavedModel carries each user's training books (the split's CSR lists), so
     that serving never recommends a book the user has read.
     """
-    vectors = _all_vectors(model)
+    vectors = tower_book_vectors(model)
     choice = log.get("map_choice")
     map_vectors, log = map_vectors_of(
         args, split, {k: v for k, v in log.items() if k != "map_choice"}, choice)
@@ -313,7 +314,7 @@ def choose_map(args, model, inputs, holdout):
     fit_split = rerank.holdout_split(holdout.fit, num_users, num_books)
     candidates = {"co_reading_factorisation": map_embedding.map_embedding(
         fit_split.train_ptr, fit_split.train_book, num_books, dim=args.map_dim, seed=args.seed),
-        "candidate_tower": _all_vectors(model)}
+        "candidate_tower": tower_book_vectors(model)}
     figures = {name: coread.coread_at_k(holdout.fit.user, holdout.fit.book, holdout.user,
                                         holdout.book, *coread.embedding_neighbours(vectors),
                                         num_books)["coread"]
@@ -384,7 +385,7 @@ def train(args):
     # While the user tower still holds the histories it was trained with (hidden books left out).
     weights = rerank.choose_served_weights(args, inputs, holdout, split,
                                            functools.partial(query_vectors, model),
-                                           _all_vectors(model))
+                                           tower_book_vectors(model))
     map_choice = choose_map(args, model, inputs, holdout)
     use_full_histories(args, model, inputs)
     clock.lap("rerank_weights")

@@ -205,7 +205,7 @@ def test_serving_ranks_by_the_evaluated_score(trained):
     reranker = rerank.build_reranker(args, split, weights, l2=log["rerank"]["head"].get("l2"))
     users = np.unique(inputs.train.user)[:12]
     scores = rerank.reranked_scorer(reranker, functools.partial(train.query_vectors, model),
-                                    train._all_vectors(model), split)(users)
+                                    train.tower_book_vectors(model), split)(users)
     for row, user in enumerate(users):
         scores[row, split.train_items(user)] = -np.inf
     env = dict(os.environ, TF_USE_LEGACY_KERAS="1", CUDA_VISIBLE_DEVICES="")
@@ -465,8 +465,8 @@ def test_item_cosine_matches_a_dense_computation():
     users, books = rng.integers(0, 30, 300), rng.integers(0, 25, 300)
     train_set = _Split(users, books)
     split = evaluate.EvalSplit(train_set, _Split([0], [1]), num_users=30, num_books=25)
-    model = evaluate.ItemCosine(neighbours=24, max_pairs_per_block=500,
-                                max_block_cells=25 * 7).fit(split)
+    model = baselines.ItemCosine(neighbours=24, max_pairs_per_block=500,
+                                 max_block_cells=25 * 7).fit(split)
     x = np.zeros((30, 25))
     x[users, books] = 1
     co = x.T @ x
@@ -475,7 +475,7 @@ def test_item_cosine_matches_a_dense_computation():
     expected = x @ sim
     got = model(np.arange(30))
     np.testing.assert_allclose(got, expected, atol=1e-5)
-    pop = evaluate.Popularity().fit(split)(np.array([0, 1]))
+    pop = baselines.Popularity().fit(split)(np.array([0, 1]))
     assert np.argmax(pop[0]) == np.argmax(np.bincount(books, minlength=25))
 
 
