@@ -3,8 +3,8 @@ import shutil
 
 import pytest
 
-from tests.chain import NEIGHBORS, PREPROCESS, SAMPLE, TRAIN, command  # noqa: F401
 from tests.faults import harness
+
 
 @pytest.fixture
 def broken_copy(chain, tmp_path):

@@ -11,8 +11,8 @@ import shutil
 
 import pytest
 
+from tests.chain import PREPROCESS, command
 from tests.faults import harness
-from tests.faults.conftest import PREPROCESS, command
 
 
 @pytest.fixture(scope="module")

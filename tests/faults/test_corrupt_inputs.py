@@ -9,8 +9,8 @@ import pathlib
 
 import pytest
 
+from tests.chain import command
 from tests.faults import harness
-from tests.faults.conftest import command
 
 
 def _truncate(path, keep=0.5):
@@ -74,7 +74,7 @@ def test_preprocess_truncated_gzip_catalogue(chain, broken_copy, tmp_path):
     _truncate(f"{data}/goodreads_books.json.gz")
     outcome = _run("preprocess", chain, tmp_path, data=data)
     _fails_in_one_line("preprocess", "goodreads_books.json.gz truncated", outcome, tmp_path,
-                       "goodreads_books.json.gz")
+                       "cannot decompress", "goodreads_books.json.gz", "truncated")
 
 
 def test_preprocess_broken_json_lines_in_the_authors(chain, broken_copy, tmp_path):

@@ -18,8 +18,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from tests.chain import command
 from tests.faults import harness
-from tests.faults.conftest import command
 
 HUGE_CSV_ID = 10 ** 17   # a dense array indexed by it would need 800 PB
 BOM = b"\xef\xbb\xbf"

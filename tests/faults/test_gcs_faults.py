@@ -21,8 +21,8 @@ import time
 
 import pytest
 
+from tests.chain import command
 from tests.faults import harness
-from tests.faults.conftest import command
 from tests.faults.flaky_store import FlakyStore, wait_for
 
 RETRY_SECONDS = 6

@@ -8,8 +8,8 @@ import shutil
 
 import pytest
 
+from tests.chain import command
 from tests.faults import harness
-from tests.faults.conftest import command
 
 # Each stage is killed at a moment seen in its output, not after a fixed time (a stage
 # that finished before a timer went off would pass without being killed): the first

@@ -10,8 +10,8 @@ import re
 
 import pytest
 
+from tests.chain import command
 from tests.faults import harness
-from tests.faults.conftest import command
 
 STAGES = ("sample_data", "preprocess", "train", "neighbors", "ego", "explorer")
 # The file whose presence tells a reader that a stage's output is complete.
