@@ -1,29 +1,28 @@
-"""Communities, 2-D positions, sizes and colours for the book graph (deterministic).
+"""Communities, 2-D positions, regions, sizes and colours for the book graph (deterministic).
 
-A graph file "looks like a map" when it opens if related books sit together and
-each neighbourhood has its own colour. Doing that with a force layout over all
-2.36M books would take hours, so the map is built in two cheap levels:
+A graph file "looks like a map" when it opens if each book's neighbours sit next to
+it and each neighbourhood has its own area and colour:
 
 1. communities: Louvain (networkx, fixed seed) on the undirected kNN graph up to
-   `louvain_max_nodes` books; above that, a vectorised label propagation in
-   numpy (each book takes the label with the largest summed edge weight among
-   its neighbours, ties to the lower label): ~3 s per pass over 6M arcs here,
-   so minutes, not hours, for the 47M arcs of the full catalogue;
-2. positions: the communities are laid out as one small graph (spring layout on
-   the summed inter-community weights, or PCA of the community centroids when
-   there are many), each community gets a disc with area proportional to its
-   size, and its books are spread over the disc by a spring layout of their own
-   subgraph (small graphs) or by a PCA projection of their embeddings.
+   `louvain_max_nodes` books; above that, a vectorised label propagation in numpy
+   (minutes, not hours, for the 47M arcs of the full catalogue);
+2. positions: t-SNE (openTSNE) of the `layout_max_nodes` most-read books, from
+   perplexity-10 affinities over each book's exact 30 nearest books plus extra mass
+   on the graph's own edges (a low perplexity keeps the 10 nearest books nearest on
+   the map, which is what a reader follows); every other book is placed at the mean
+   of its placed neighbours (O(edges), so 2.36M books cost what 100k do, plus that);
+3. regions: whole communities grouped by where they sit on the map (weighted k-means).
 
-Community ids are renumbered by size (0 = largest; ties: lowest book first).
+Community and region ids are renumbered by size (0 = largest; ties: lowest book first).
 """
 import numpy as np
 
 LOUVAIN_MAX_NODES = 50_000
 LAYOUT_MAX_NODES = 100_000   # books laid out by t-SNE; the others placed from neighbours
 TSNE_ITERATIONS = 500         # after 250 of early exaggeration (openTSNE's defaults)
-TSNE_PERPLEXITY = 30          # openTSNE's default, over the exact 90 nearest books
+TSNE_PERPLEXITY = 10          # over the exact 30 nearest books (openTSNE's default: 30)
 GRAPH_EDGE_WEIGHT = 0.5       # extra affinity mass on the graph's own top-k edges
+FFT_MIN_BOOKS = 10_000        # FFT gradients from here on (openTSNE's own "auto" switch)
 LAYOUT_PCA_DIM = 256          # wider embeddings are searched in their first 256 axes
 REGIONS_MIN, REGIONS_MAX = 10, 40
 # tab20, reordered so neighbouring community ids get contrasting colours.
@@ -225,7 +224,9 @@ def tsne_positions(embeddings, sources, targets, seed=0, n_iter=TSNE_ITERATIONS,
     Initialised from the first two principal axes of the embeddings (global
     structure kept, same start for the same input), then openTSNE's two phases:
     early exaggeration (12, 250 iterations) and `n_iter` iterations at
-    exaggeration 1. Deterministic for one `seed`; `threads` are for the neighbour search.
+    exaggeration 1. Deterministic for one `seed`, whatever `threads` (the neighbour
+    search's, and the optimiser's from 10k books on: its FFT gradient gives the same
+    bytes on 1 or 2 threads).
     """
     n = len(embeddings)
     if n < 4 or len(sources) == 0:
@@ -236,11 +237,12 @@ def tsne_positions(embeddings, sources, targets, seed=0, n_iter=TSNE_ITERATIONS,
     if not np.std(start[:, 0]) > 0:   # identical (e.g. 1-dimensional) vectors: no axis to start on
         start = np.random.default_rng(seed).normal(size=start.shape)
     init = initialization.rescale(start)
-    # One optimiser thread: openTSNE's gradient threads made it 2x slower on 2 busy
-    # cores (the launcher's other thread writes edges.parquet meanwhile); "auto" is
-    # Barnes-Hut below 10k books, FFT interpolation above.
-    tsne = openTSNE.TSNE(n_components=2, n_iter=n_iter, n_jobs=1,
-                         negative_gradient_method="auto", random_state=seed, verbose=False)
+    # Barnes-Hut below 10k books (seconds on one thread; more threads only fight the
+    # launcher's edge-text thread), FFT interpolation above (there threads pay).
+    fft = n >= FFT_MIN_BOOKS
+    tsne = openTSNE.TSNE(n_components=2, n_iter=n_iter, n_jobs=max(1, threads) if fft else 1,
+                         negative_gradient_method="fft" if fft else "bh", random_state=seed,
+                         verbose=False)
     embedding = tsne.fit(affinities=affinity.PrecomputedAffinities(
         layout_affinities(embeddings, sources, targets, threads)), initialization=init)
     return np.asarray(embedding, np.float64)

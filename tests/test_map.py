@@ -158,6 +158,21 @@ def test_layout_keeps_planted_neighbourhoods_and_places_the_rest():
     assert (nearest == planted[200:]).mean() > 0.9
 
 
+def test_fft_layout_gives_the_same_bytes_on_one_or_two_threads(monkeypatch):
+    # From FFT_MIN_BOOKS on, openTSNE's gradient runs on the job's threads: the map must
+    # not depend on how many (lowered here so that a small graph takes that path).
+    monkeypatch.setattr(layout, "FFT_MIN_BOOKS", 100)
+    rng = np.random.default_rng(2)
+    vectors = np.repeat(rng.normal(size=(5, 8)), 60, axis=0) + 0.4 * rng.normal(size=(300, 8))
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    near = np.argsort(-(unit @ unit.T), axis=1, kind="stable")[:, 1:11]
+    sources, targets = np.repeat(np.arange(300), 10), near.ravel()
+    one = layout.tsne_positions(unit, sources, targets, seed=0, n_iter=50, threads=1)
+    two = layout.tsne_positions(unit, sources, targets, seed=0, n_iter=50, threads=2)
+    assert np.array_equal(one, two)
+    assert layout.knn_preservation(one, sources, targets) > 0.3
+
+
 def test_regions_are_whole_communities_that_sit_together():
     rng = np.random.default_rng(1)
     communities = np.repeat(np.arange(80), 5)
