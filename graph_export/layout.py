@@ -109,22 +109,6 @@ def detect_communities(n, sources, targets, weights, seed=0,
     return _renumber(labels)
 
 
-def _pca2(matrix):
-    """Projection of the rows onto their first two principal axes (float64 [m, 2]).
-
-    From the eigenvectors of the dim x dim covariance, not an SVD of the m x dim
-    rows: the same axes (up to sign) for a fraction of the work. Each axis's sign
-    is fixed (largest loading positive) so the result does not depend on LAPACK."""
-    centred = np.asarray(matrix, np.float64) - np.mean(matrix, axis=0, dtype=np.float64)
-    if len(centred) < 2:
-        return np.zeros((len(centred), 2))
-    axes = np.linalg.eigh(centred.T @ centred)[1][:, ::-1][:, :2]
-    if axes.shape[1] < 2:
-        axes = np.hstack([axes, np.zeros((axes.shape[0], 2 - axes.shape[1]))])
-    flip = np.sign(axes[np.abs(axes).argmax(axis=0), [0, 1]])
-    return centred @ (axes * np.where(flip == 0, 1, flip))
-
-
 def _community_pairs(communities, sources, targets, weights, num_c):
     """Summed weight (each >= 1e-6) of the edges between each pair of communities:
     `(a, b, weight)` arrays with a < b, in (a, b) order."""
@@ -148,24 +132,31 @@ def knn_affinities(n, sources, targets):
     return matrix
 
 
-def principal_projection(matrix, dim, chunk=262_144):
-    """Rows of `matrix` on the `dim` axes that keep their dot products best, renormalised
-    (float32): the top eigenvectors of the uncentred second moment XᵀX, since cosine is
-    measured from the origin, not the mean (a direction all books share stays in).
+def principal_axes(matrix, dim, centred, chunk=262_144):
+    """Rows of `matrix` on their top `dim` principal axes (float64 `[m, dim]`, zero
+    columns past the matrix's width): the eigenvectors of XᵀX, of the rows minus their
+    mean when `centred`. Uncentred axes keep dot products best, which the cosine search
+    needs (measured from the origin: a direction all books share stays in); centred
+    ones spread the books, which the layout's start needs.
 
-    The moment is summed in chunks (dim x dim memory, not rows x dim twice)."""
-    mean = np.zeros(matrix.shape[1])
-    cov = np.zeros((matrix.shape[1], matrix.shape[1]))
+    The dim x dim moment is summed in chunks (not an SVD of the rows: the same axes, up
+    to sign, for a fraction of the work and memory). Each axis's sign is fixed (largest
+    loading positive) so the result does not depend on LAPACK."""
+    width = matrix.shape[1]
+    mean = (np.mean(matrix, axis=0, dtype=np.float64) if centred and len(matrix)
+            else np.zeros(width))
+    moment = np.zeros((width, width))
     for lo in range(0, len(matrix), chunk):
         part = matrix[lo:lo + chunk].astype(np.float64) - mean
-        cov += part.T @ part
-    axes = np.linalg.eigh(cov)[1][:, ::-1][:, :dim]
-    axes *= np.where(axes[np.abs(axes).argmax(axis=0), np.arange(axes.shape[1])] < 0, -1, 1)
-    out = np.empty((len(matrix), axes.shape[1]), np.float32)
+        moment += part.T @ part
+    axes = np.zeros((width, dim))
+    top = np.linalg.eigh(moment)[1][:, ::-1][:, :dim]
+    top *= np.where(top[np.abs(top).argmax(axis=0), np.arange(top.shape[1])] < 0, -1, 1)
+    axes[:, :top.shape[1]] = top
+    out = np.empty((len(matrix), dim))
     for lo in range(0, len(matrix), chunk):
         out[lo:lo + chunk] = (matrix[lo:lo + chunk].astype(np.float64) - mean) @ axes
-    norms = np.linalg.norm(out, axis=1, keepdims=True)
-    return out / np.where(norms > 0, norms, 1)
+    return out
 
 
 def perplexity_affinities(unit, perplexity=TSNE_PERPLEXITY, threads=1):
@@ -183,7 +174,8 @@ def perplexity_affinities(unit, perplexity=TSNE_PERPLEXITY, threads=1):
     n = len(unit)
     k = int(min(n - 1, 3 * perplexity))
     if unit.shape[1] > LAYOUT_PCA_DIM:
-        unit = principal_projection(unit, LAYOUT_PCA_DIM)
+        unit = topk.normalise_rows(
+            principal_axes(unit, LAYOUT_PCA_DIM, centred=False).astype(np.float32))[0]
     index = topk.CandidateIndex(np.ascontiguousarray(unit, np.float32))
     blocks = [np.arange(lo, min(n, lo + topk.DEFAULT_BLOCK_ROWS))
               for lo in range(0, n, topk.DEFAULT_BLOCK_ROWS)]
@@ -230,10 +222,10 @@ def tsne_positions(embeddings, sources, targets, seed=0, n_iter=TSNE_ITERATIONS,
     """
     n = len(embeddings)
     if n < 4 or len(sources) == 0:
-        return _pca2(embeddings) if n else np.zeros((0, 2))
+        return principal_axes(embeddings, 2, centred=True) if n else np.zeros((0, 2))
     import openTSNE
     from openTSNE import affinity, initialization
-    start = _pca2(embeddings)
+    start = principal_axes(embeddings, 2, centred=True)
     if not np.std(start[:, 0]) > 0:   # identical (e.g. 1-dimensional) vectors: no axis to start on
         start = np.random.default_rng(seed).normal(size=start.shape)
     init = initialization.rescale(start)
