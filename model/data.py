@@ -92,9 +92,9 @@ def check_data_dir(data):
 
 
 def _parse(records):
-    spec = {"user_index": tf.io.FixedLenFeature([], tf.int64),
-            "book_index": tf.io.FixedLenFeature([], tf.int64)}
-    parsed = tf.io.parse_example(records, spec)
+    """The two index features of serialised examples, as int32 (the rest is not read)."""
+    parsed = tf.io.parse_example(
+        records, artifacts.example_feature_spec(("user_index", "book_index")))
     return {name: tf.cast(values, tf.int32) for name, values in parsed.items()}
 
 
