@@ -26,10 +26,7 @@ COMMUNITIES_SCHEMA = pa.schema([
 def _group_table(level, named, parents, book_index, positions, groups):
     """communities.parquet rows of one level (`named` from `names.name_groups`)."""
     count = len(named["name"])
-    centres = np.zeros((count, 2))
-    sizes = np.maximum(np.bincount(groups, minlength=count), 1)
-    for d in range(2):
-        centres[:, d] = np.bincount(groups, positions[:, d], minlength=count) / sizes
+    centres = layout.group_centres(groups, positions, count)
     return pa.table({
         "level": pa.array([level] * count, pa.string()),
         "id": pa.array(np.arange(count), pa.int64()),

@@ -312,6 +312,13 @@ def compute_positions(embeddings, sources, targets, seed=0, laid_out=None, threa
     return np.round(positions, 3)
 
 
+def group_centres(groups, positions, count):
+    """Mean position of each of `count` groups (float64 `[count, 2]`; empty groups at 0)."""
+    sizes = np.maximum(np.bincount(groups, minlength=count), 1)
+    return np.stack([np.bincount(groups, positions[:, d], minlength=count) / sizes
+                     for d in range(2)], axis=1)
+
+
 def detect_regions(communities, positions, seed=0, most=REGIONS_MAX, fewest=REGIONS_MIN):
     """Coarse regions of the map: whole communities grouped by where they sit.
 
@@ -326,8 +333,7 @@ def detect_regions(communities, positions, seed=0, most=REGIONS_MAX, fewest=REGI
     if num_c == 0:
         return np.zeros(0, np.int64)
     sizes = np.bincount(communities, minlength=num_c).astype(np.float64)
-    centres = np.stack([np.bincount(communities, positions[:, d], num_c) / np.maximum(sizes, 1)
-                        for d in range(2)], axis=1)
+    centres = group_centres(communities, positions, num_c)
     k = int(min(num_c, max(fewest, min(most, round(num_c / 4)))))
     rng = np.random.default_rng(seed)
     chosen = [int(np.argmax(sizes))]
