@@ -33,6 +33,7 @@ demo: $(STAMP)
 	$(PY) -m model.train --data $(DEMO)/preprocessed --output $(DEMO)/model --verbose 2
 	$(PY) -m graph_export.neighbors --embeddings $(DEMO)/model --catalog $(DEMO)/preprocessed \
 	    --output $(DEMO)/graph
+	$(PY) -m graph_export.coread --data $(DEMO)/preprocessed --graph $(DEMO)/graph
 	$(PY) -m graph_export.ego --graph $(DEMO)/graph --depth 3 --output $(DEMO)/ego/book_100 \
 	    --book_id $$($(PY) -c "import pandas as p; n = p.read_parquet('$(DEMO)/graph/nodes.parquet'); print(n[n.book_index == 100].book_id.iloc[0])")
 	$(PY) -m graph_export.explorer --graph $(DEMO)/graph --output $(DEMO)/explorer.html
@@ -43,6 +44,7 @@ demo: $(STAMP)
 	@echo "  preprocessed TFRecords + catalogue:  $(abspath $(DEMO))/preprocessed"
 	@echo "  model, metrics, embeddings:          $(abspath $(DEMO))/model (metrics.json, metrics.png)"
 	@echo "  graph for Gephi (GEXF 1.3):          $(abspath $(DEMO))/graph/graph.gexf"
+	@echo "  the map's coread@10 and its peers':  $(abspath $(DEMO))/graph/summary.json (coread)"
 	@echo "  the map as a picture:                $(abspath $(DEMO))/map.png (regions: graph/communities.parquet)"
 	@echo "  graph for sigma.js / d3 (JSON):      $(abspath $(DEMO))/graph/graph.json, graph.nodelink.json"
 	@echo "  ego graph of the 101st most-read book: $(abspath $(DEMO))/ego/book_100.{gexf,json,png}"

@@ -16,7 +16,8 @@ for random books, so that the graph's figure has peers:
 
     python -m graph_export.coread --data PREP --graph GRAPH [--output coread.json]
 
-prints a table and writes a JSON (default GRAPH/coread.json) with every figure.
+prints a table, writes a JSON (default GRAPH/coread.json) with every figure, and adds
+the coread@k of the map and of each peer to GRAPH/summary.json (key `coread`).
 """
 import argparse
 import time
@@ -255,9 +256,23 @@ def run(argv=None):
         args.graph if not args.graph.endswith(".parquet") else args.graph.rsplit("/", 1)[0],
         "coread.json")
     fileio.write_json(output, result)
+    if not args.graph.endswith(".parquet"):
+        add_to_summary(fileio.join(args.graph, artifacts.GRAPH_SUMMARY), result)
     print(format_table(result))
     print(f"wrote {output}")
     return result
+
+
+def add_to_summary(path, result):
+    """Puts the coread@k figures (map and peers) into the graph's summary.json, rewritten
+    whole (atomically), so that the run's one summary carries the map's quality."""
+    if not fileio.exists(path):
+        return
+    summary = fileio.read_json(path)
+    summary["coread"] = {"k": result["k"], "map": round(result["map"]["coread"], 6),
+                         **{name: round(fig["coread"], 6)
+                            for name, fig in result.get("peers", {}).items()}}
+    fileio.write_json(path, summary)
 
 
 if __name__ == "__main__":

@@ -65,10 +65,16 @@ def test_cli_measures_a_graph_and_its_peers(tmp_path):
     graph.mkdir()
     source, target = coread.random_neighbours(manifest["num_books"], k=10, seed=5)
     pq.write_table(pa.table({"source": source, "target": target}), graph / "edges.parquet")
+    (graph / "summary.json").write_text(json.dumps({"num_nodes": manifest["num_books"]}))
     result = coread.run(["--data", str(prep), "--graph", str(graph)])
     written = json.loads((graph / "coread.json").read_text())
     assert written["map"] == result["map"] and set(written["peers"]) == {
         "ease", "item_cosine", "random"}
+    summary = json.loads((graph / "summary.json").read_text())
+    assert summary["num_nodes"] == manifest["num_books"], "the job's own figures are kept"
+    assert summary["coread"] == {"k": 10, **{
+        name: round(fig["coread"], 6) for name, fig in [("map", result["map"]),
+                                                         *result["peers"].items()]}}
     # planted genres: the classic neighbours beat random books; the map here is random
     assert written["peers"]["ease"]["coread"] > 1.5 * written["peers"]["random"]["coread"]
     assert written["peers"]["item_cosine"]["coread"] > 1.5 * written["map"]["coread"]
