@@ -82,6 +82,10 @@ def main(argv=None):
             f"take {added:.1f} s more; the whole command {full - plain:+.1f} s (the other "
             "steps, the layout above all, vary by more than that on a shared machine).")
     print(note)
+    results.headline(f"the edges' reasons (co-readers, shared authors and shelves) at "
+                     f"{manifest['train_examples'] / 1e6:.1f}M train interactions, {books:,} books",
+                     f"the steps doing their work take {added:.0f} s more in the neighbours "
+                     "command")
     results.record("Edge reasons (co-readers, shared authors and shelves)", table + ["", note])
 
 

@@ -299,6 +299,13 @@ def main(argv=None):
     table = [generation] + rows if generation else rows
     print()
     print(format_table(table, total, verdict))
+    for row in rows:
+        results.headline(f"{row['stage']}, {args.ratings / 1e6:g}M generated interactions "
+                         f"(`--top_books {args.top_books}`)",
+                         f"{_duration(row['wall_s'])}, peak {_gb(row['peak_rss_max_bytes'])}")
+    if whole_chain:
+        results.headline(f"the whole chain, {args.ratings / 1e6:g}M generated interactions",
+                         f"{_duration(total)} ({verdict[0]}; {verdict[1]})")
     if rows:
         results.record(f"Scale: {args.ratings:,} interactions, --top_books {args.top_books:,}, "
                        f"stages {','.join(r['stage'] for r in rows)}",
