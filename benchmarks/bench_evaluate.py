@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import pipeline_common  # noqa: E402,F401  (legacy Keras before TensorFlow loads)
 import numpy as np  # noqa: E402
 
-from benchmarks import machine  # noqa: E402
+from benchmarks import machine, results  # noqa: E402
 from model import baselines, data, evaluate  # noqa: E402
 
 
@@ -124,8 +124,15 @@ def main(argv=None):
                   lambda: baselines.invert_spd(gram))
     print()
     print(steps.table("popularity scored"))
+    seconds = {name: (books, wall) for name, books, wall, _, _ in steps.rows}
+    results.headline(f"evaluator: {split.describe()['eval_users']:,} eval users ranked over all "
+                     f"{num_books:,} books (popularity's scores)",
+                     f"{seconds['popularity scored'][1]:.1f} s")
+    if "ease fit (incl. choosing l2)" in seconds:
+        books, wall = seconds["ease fit (incl. choosing l2)"]
+        results.headline(f"EASE baseline fit at {books:,} books (the last of --ease_books)",
+                         f"{wall:.1f} s")
 
 
 if __name__ == "__main__":
-    from benchmarks import results
     results.main_recorded(main, "Evaluator and baselines")
