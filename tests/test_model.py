@@ -15,6 +15,7 @@ import pipeline_common  # noqa: F401  (legacy Keras before TensorFlow loads)
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 from model import baselines, data, evaluate, options, rerank, towers, train, vertex
+from pipeline_common import artifacts
 from pipeline_common.errors import UserError
 from tests import model_fixtures
 
@@ -90,6 +91,7 @@ def test_embedding_files(trained):
     data, output, _, facts = trained
     table = pq.read_table(os.path.join(output, "book_embeddings.parquet"))
     assert table.column_names == ["book_index", "book_id", "title", "embedding"]
+    assert table.schema.equals(artifacts.EMBEDDING_SCHEMA, check_metadata=False)
     embedding_type = table.schema.field("embedding").type
     assert pa.types.is_list(embedding_type) and embedding_type.value_type == pa.float32()
     num_books = facts["manifest"]["num_books"]
