@@ -20,6 +20,9 @@ RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md")
 README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
 TABLE_START = "<!-- results table: rebuilt by benchmarks/results.py from RESULTS.md -->"
 TABLE_END = "<!-- end of results table -->"
+# A table may keep only some sections: "<!-- results table (Layout): rebuilt ... -->".
+_TABLE = re.compile(r"<!-- results table(?: \(([^)]*)\))?: rebuilt by benchmarks/results.py "
+                    r"from RESULTS.md -->\n.*?" + re.escape(TABLE_END), re.S)
 # README rows by the section they come from, in this order (others follow, as in RESULTS.md).
 README_ORDER = ("Preprocess", "Scale", "Training", "Neighbours", "Layout", "Edge reasons",
                 "Neighbour quality", "Evaluator", "ALS", "Explorer")
@@ -58,9 +61,10 @@ def sections(text):
     return out
 
 
-def readme_table(text):
-    """The README's results table (markdown lines) from RESULTS.md's headlines."""
-    found = [s for s in sections(text) if s[1] and s[2]]
+def readme_table(text, prefix=None):
+    """The README's results table (markdown lines) from RESULTS.md's headlines (of the
+    sections whose name starts with `prefix`, when given)."""
+    found = [s for s in sections(text) if s[1] and s[2] and s[0].startswith(prefix or "")]
     rank = {name: next((i for i, prefix in enumerate(README_ORDER) if name.startswith(prefix)),
                        len(README_ORDER)) for name, _, _ in found}
     found.sort(key=lambda s: rank[s[0]])
@@ -73,17 +77,18 @@ def readme_table(text):
 
 
 def update_readme(readme=None, results=None):
-    """Rewrites README.md's table between TABLE_START and TABLE_END (when both are there)."""
+    """Rewrites each results table of README.md (between its start and end markers)."""
     readme, results = readme or README, results or RESULTS
     if not (os.path.exists(readme) and os.path.exists(results)):
         return
     text = open(readme, encoding="utf-8").read()
-    if TABLE_START not in text or TABLE_END not in text:
-        return
-    table = readme_table(open(results, encoding="utf-8").read())
-    head, rest = text.split(TABLE_START, 1)
-    tail = rest.split(TABLE_END, 1)[1]
-    new = head + TABLE_START + "\n" + "\n".join(table) + "\n" + TABLE_END + tail
+    measured = open(results, encoding="utf-8").read()
+
+    def rebuilt(match):
+        first = match.group(0).split("\n", 1)[0]
+        return "\n".join([first] + readme_table(measured, match.group(1)) + [TABLE_END])
+
+    new = _TABLE.sub(rebuilt, text)
     if new != text:
         with open(readme, "w", encoding="utf-8") as handle:
             handle.write(new)
