@@ -11,6 +11,7 @@ after each run (`update_readme`), so the README never holds a hand-copied figure
 import datetime
 import os
 import re
+import shlex
 import subprocess
 import sys
 
@@ -100,7 +101,7 @@ def record(section, lines, command=None):
     if command is None:
         spec = getattr(sys.modules.get("__main__"), "__spec__", None)
         module = spec.name if spec else os.path.basename(sys.argv[0]).removesuffix(".py")
-        command = " ".join(["python -m", module] + sys.argv[1:])
+        command = shlex.join(["python", "-m", module] + sys.argv[1:])
     stamp = (f"{datetime.date.today().isoformat()}, commit {commit()}, {machine.describe()}; "
              f"`{command}`")
     heads = [f"Headline: {what} | {figure}" for what, figure in _headlines]
