@@ -1,7 +1,7 @@
 """Benchmark: how coherent each book's 10 neighbours are, for the model and the item-item baselines.
 
     make demo   # or: sample_goodreads -> preprocess -> model.train, as in the Makefile
-    .venv/bin/python benchmarks/bench_neighbour_quality.py --data demo_output/preprocessed \\
+    python -m benchmarks.bench_neighbour_quality --data demo_output/preprocessed \\
         --model demo_output/model [--goodreads demo_output/goodreads] [--k 10]
 
 For every book of the preprocess output, its k nearest books by

@@ -17,17 +17,22 @@ _GENRE_SHELF_START = len(GENERIC_SHELVES) + len(OPTIONAL_SHELVES) + np.concatena
 _GENRE_SHELF_COUNT = np.array([len(g) for g in GENRE_SHELVES])
 _TOPIC_SHELF_START = len(_SHELF_NAMES) - sum(len(t) for t in TOPIC_SHELVES)
 _SHELVES_PER_TOPIC = 3
+_TOPIC_SHELF_PRESENT = (0.9, 0.8, 0.5)  # chance a book is on each of its topic's own shelves
+_MISSING_GENRE_SHELF = 0.15  # share of books not on their genre's first shelf
+_STRAY_SHELF = 0.2  # share of books on a sibling topic's shelf, with an own-shelf count
 assert len(TOPIC_SHELVES) == len(GENRES) * TOPICS_PER_GENRE
 assert all(len(t) == _SHELVES_PER_TOPIC for t in TOPIC_SHELVES)
 assert len(set(_SHELF_NAMES)) == len(_SHELF_NAMES)
 
 
 def popular_shelves(rng, genre, topic, other_genre, has_other, rated):
-    """`popular_shelves` JSON lists (pyarrow strings), like Goodreads': 8-24 shelves a book,
+    """`popular_shelves` JSON lists (pyarrow strings), like Goodreads': 5-25 shelves a book,
     counts decreasing. Every book is on the generic shelves (to-read largest) and some
-    optional ones; on its genre's shelves (its words: "fantasy", "paranormal"), 2-3 of its
-    planted topic's own shelves ("epic-fantasy", "dragons"), its second genre's if it has one;
-    and, as noise, up to 3 shelves of other topics with small counts."""
+    optional ones; usually on its genre's shelves (its words: "fantasy", "paranormal") and on
+    1-3 of its planted topic's own shelves ("epic-fantasy", "dragons"), its second genre's if
+    it has one. Shelves are noisy, as readers' are: some books miss their genre's shelf, some
+    sit on a sibling topic's shelf as often as on their own, and up to 3 shelves of other
+    topics have small counts."""
     n = len(genre)
     readers = (np.asarray(rated, np.float64) + 2) * rng.uniform(2.0, 6.0, n)
     names, counts = [], []
@@ -43,11 +48,16 @@ def popular_shelves(rng, genre, topic, other_genre, has_other, rated):
     for j in range(_GENRE_SHELF_COUNT.max()):
         exists = j < _GENRE_SHELF_COUNT[genre]
         slot(_GENRE_SHELF_START[genre] + np.minimum(j, _GENRE_SHELF_COUNT[genre] - 1),
-             rng.uniform(0.1, 0.5, n) / (j + 1), exists & ((j == 0) | (rng.random(n) < 0.85)))
+             rng.uniform(0.1, 0.5, n) / (j + 1),
+             exists & (rng.random(n) < (1 - _MISSING_GENRE_SHELF if j == 0 else 0.85)))
     slot(_GENRE_SHELF_START[other_genre], rng.uniform(0.01, 0.05, n), has_other)
-    for j in range(_SHELVES_PER_TOPIC):
+    for j, present in enumerate(_TOPIC_SHELF_PRESENT):
         slot(_TOPIC_SHELF_START + topic * _SHELVES_PER_TOPIC + j,
-             rng.uniform(0.05, 0.25, n) / (1 + 0.5 * j), (j < 2) | (rng.random(n) < 0.6))
+             rng.uniform(0.05, 0.25, n) / (1 + 0.5 * j), rng.random(n) < present)
+    sibling = (topic // TOPICS_PER_GENRE) * TOPICS_PER_GENRE + (
+        topic + rng.integers(1, TOPICS_PER_GENRE, n)) % TOPICS_PER_GENRE
+    slot(_TOPIC_SHELF_START + sibling * _SHELVES_PER_TOPIC + rng.integers(0, _SHELVES_PER_TOPIC, n),
+         rng.uniform(0.05, 0.2, n), rng.random(n) < _STRAY_SHELF)
     third = len(TOPIC_SHELVES) // 3  # noise topics: one from each third of the other topics
     for k, p in enumerate((0.6, 0.4, 0.2)):
         offset = rng.integers(max(1, k * third), (k + 1) * third, n)
@@ -56,6 +66,9 @@ def popular_shelves(rng, genre, topic, other_genre, has_other, rated):
              + rng.integers(0, _SHELVES_PER_TOPIC, n), rng.uniform(0.002, 0.02, n),
              rng.random(n) < p)
     names, counts = np.stack(names, axis=1), np.stack(counts, axis=1)
+    for j in range(1, names.shape[1]):   # a shelf drawn twice (noise on noise) is listed once
+        seen = ((names[:, :j] == names[:, j:j + 1]) & (counts[:, :j] > 0)).any(axis=1)
+        counts[seen, j] = -1
     order = np.argsort(-counts, axis=1, kind="stable")  # ties keep slot order: to-read first
     names = np.take_along_axis(names, order, axis=1)
     counts = np.take_along_axis(counts, order, axis=1)
@@ -90,13 +103,15 @@ class Catalogue:
                                        rng.integers(0, topics, self.num_authors - topics)])
         self.author_names = draw_author_names(rng, self.num_authors)
         self.author_ids = rng.choice(20_000_000, self.num_authors, replace=False) + 1
-        # Popular authors in a topic write more books (Zipf over the topic's authors).
+        # One author writes each companion group (`World.book_group`: the books readers
+        # read together, like a series), drawn from the group's topic.
         by_topic = np.argsort(author_topic, kind="stable")
         pool_start = np.searchsorted(author_topic[by_topic], np.arange(topics))
         pool_size = np.bincount(author_topic, minlength=topics)
-        topic = world.book_topic
-        rank = np.minimum(rng.zipf(1.6, n) - 1, pool_size[topic] - 1)
-        first = by_topic[pool_start[topic] + rank]
+        group_topic = world.book_topic[world.by_group[world.group_start]]
+        group_author = by_topic[pool_start[group_topic] + (
+            rng.random(len(group_topic)) * pool_size[group_topic]).astype(np.int64)]
+        first = group_author[world.book_group]
         # ~8% of books have a second author (illustrator / co-author), never the first.
         second = rng.integers(0, self.num_authors - 1, n)
         second += second >= first

@@ -77,29 +77,31 @@ def test_json_records_have_the_real_fields_and_types(data_dir, generated, sample
             int(record["ratings_count"]), float(record["average_rating"]), int(record["work_id"])
 
 
-def test_shelves_name_the_genre_and_the_planted_topic(data_dir):
+def test_shelves_name_the_genre_and_the_planted_topic_with_noise(data_dir):
     topics = pd.read_csv(data_dir / generate.TOPICS_FILE, dtype={"book_id": str})
     topic_of = dict(zip(topics.book_id, topics.topic))
     books = _json_lines(data_dir / "goodreads_books.json.gz")
-    own_topic_shelves = 0
+    own_topic_shelves = on_genre_shelf = outranked = 0
     for record in books:
         shelves = record["popular_shelves"]
         names = [s["name"] for s in shelves]
         counts = [int(s["count"]) for s in shelves]
-        assert 8 <= len(names) <= 24 and len(set(names)) == len(names)
+        assert 5 <= len(names) <= 25 and len(set(names)) == len(names)
         assert counts == sorted(counts, reverse=True) and names[0] == "to-read"
         assert set(sample_names.GENERIC_SHELVES) <= set(names)
         topic = topic_of[record["book_id"]]
         genre = topic // readers.TOPICS_PER_GENRE
-        assert sample_names.GENRE_SHELVES[genre][0] in names
-        own = [n for n in names if n in sample_names.TOPIC_SHELVES[topic]]
-        assert len(own) >= 2
+        on_genre_shelf += sample_names.GENRE_SHELVES[genre][0] in names
+        own = [c for n, c in zip(names, counts) if n in sample_names.TOPIC_SHELVES[topic]]
         own_topic_shelves += len(own)
-        # a shelf of another topic, if any, is smaller than the book's own topic shelves
+        # a shelf of another topic now and then counts as much as the book's own
         other = [c for n, c in zip(names, counts) if n not in sample_names.TOPIC_SHELVES[topic]
                  and any(n in t for t in sample_names.TOPIC_SHELVES)]
-        assert not other or max(other) <= min(c for n, c in zip(names, counts) if n in own)
-    assert own_topic_shelves > 2.3 * len(books)   # the third topic shelf is often there too
+        outranked += bool(own and other and max(other) > min(own))
+    # Noisy, as readers' shelves are, but the planted genre and topic still lead.
+    assert 0.75 * len(books) < on_genre_shelf < 0.95 * len(books)
+    assert own_topic_shelves > 1.9 * len(books)   # 2.2 expected: 0.9 + 0.8 + 0.5
+    assert 0.02 * len(books) < outranked < 0.3 * len(books)
 
 
 def test_interactions_are_consistent_and_duplicate_free(data_dir):
@@ -139,7 +141,9 @@ def test_popularity_is_heavy_tailed_and_tastes_are_planted(data_dir):
     df = pd.read_csv(data_dir / "goodreads_interactions.csv")
     counts = df[df.rating > 0].book_id.value_counts().to_numpy()
     top = max(1, len(counts) // 100)
-    assert counts[:top].sum() / counts.sum() > 0.15, "top 1% of books hold a large share"
+    # Real dense Goodreads readers (goodbooks-dense) give their top 1% of books 8% of reads, the
+    # generator ~10% (it used to give 27%, a steeper head than real); uniform reading gives ~1%.
+    assert counts[:top].sum() / counts.sum() > 0.08, "top 1% of books hold a large share"
     activity = df.user_id.value_counts().to_numpy()
     assert activity.max() > 10 * np.median(activity), "a few users rate very many books"
     # Planted structure: users concentrate on few genres.
