@@ -83,7 +83,7 @@ def build_map(nodes, unit, sources, targets, weights, catalogue, options, timing
     titles = nodes.column("title").to_pylist()
     columns = catalogue.columns if catalogue else {}
     terms = names.book_terms(
-        n, shelves=catalogue.shelves if catalogue else None, genres=columns.get("genre"),
+        n, shelves=catalogue.telling_shelves() if catalogue else None, genres=columns.get("genre"),
         authors=catalogue.author_lists if catalogue else None, titles=titles)
     popularity = graph_files.popularity(nodes)[1]
     num_c = int(communities.max()) + 1 if n else 0

@@ -55,11 +55,12 @@ def shared_authors(matrix, sources, targets):
     return out
 
 
-def shared_shelves(shelves, num_books, sources, targets, per_book=names.SHELVES_PER_BOOK):
+def shared_shelves(telling, num_books, sources, targets, per_book=names.SHELVES_PER_BOOK):
     """Up to SHELVES_PER_EDGE telling shelves both books of each edge carry, as strings
     ("fantasy, magic"; "" when none), best first: lowest sum of the shelf's places
-    on the two books' lists, ties by the source book's order."""
-    rows, ids, labels = names.book_shelves(shelves, num_books, per_book)
+    on the two books' lists, ties by the source book's order. `telling`: the books'
+    `names.book_shelves`."""
+    rows, ids, labels = telling
     matrix = _padded(rows, ids, num_books, per_book)
     width = matrix.shape[1]
     chosen = np.full((len(sources), SHELVES_PER_EDGE), -1, np.int64)

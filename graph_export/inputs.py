@@ -81,6 +81,15 @@ class Catalogue:
 
     def __init__(self, columns, author_lists, shelves):
         self.columns, self.author_lists, self.shelves = columns, author_lists, shelves
+        self._telling = None
+
+    def telling_shelves(self):
+        """`names.book_shelves` of these books (None without shelves), computed once:
+        the map's names and the edges' shared shelves both use them."""
+        if self._telling is None and self.shelves is not None:
+            from graph_export import names
+            self._telling = names.book_shelves(self.shelves, len(self.shelves))
+        return self._telling
 
 
 def catalog_path(path):

@@ -96,19 +96,19 @@ def book_shelves(shelves, num_books, per_book=SHELVES_PER_BOOK):
     return parent[first].astype(np.int64), idx[first], labels
 
 
-def book_terms(num_books, shelves=None, genres=None, authors=None, titles=None,
-               shelves_per_book=SHELVES_PER_BOOK):
+def book_terms(num_books, shelves=None, genres=None, authors=None, titles=None):
     """Builds `Terms` from the catalogue columns of the map's books (rows aligned).
 
     Args:
-      shelves: pyarrow list<struct<name, count>> (book_catalog.parquet's `shelves`) or None.
+      shelves: the books' telling shelves (`book_shelves` of book_catalog.parquet's
+        `shelves`), or None.
       genres: strings like "fantasy, paranormal" (or None values).
       authors: lists of author names, or ", "-joined strings.
       titles: strings.
     """
     rows, keys, weights = [], [], []
-    if shelves is not None and len(shelves):
-        parent, idx, labels = book_shelves(shelves, num_books, shelves_per_book)
+    if shelves is not None and len(shelves[0]):
+        parent, idx, labels = shelves
         rows.append(parent)
         keys.append(labels[idx])
         weights.append(np.full(len(parent), KIND_WEIGHTS["shelf"]))

@@ -125,7 +125,7 @@ def add_edge_reasons(edges, counts, catalogue, num_books, sources, targets, timi
                 "shared_authors", pa.array(edge_reasons.shared_authors(authors, sources, targets)))
         if catalogue.shelves is not None:
             edges = edges.append_column("shared_shelves", edge_reasons.shared_shelves(
-                catalogue.shelves, num_books, sources, targets))
+                catalogue.telling_shelves(), num_books, sources, targets))
     timings["edge_reasons_seconds"] = round(time.time() - started, 3)
     return edges
 

@@ -112,7 +112,7 @@ def test_a_community_is_named_by_the_shelf_its_books_share():
     array = pa.array(shelves, pa.list_(pa.struct([("name", pa.string()),
                                                   ("count", pa.int64())])))
     groups = np.repeat([0, 1, 2], 10)
-    terms = names.book_terms(30, shelves=array, authors=[["Ann Author"]] * 30,
+    terms = names.book_terms(30, shelves=names.book_shelves(array, 30), authors=[["Ann Author"]] * 30,
                              titles=[f"Book {i}" for i in range(30)])
     named = names.name_groups(groups, 3, terms, popularity=np.arange(30)[::-1])
     assert [n.split(names.SEPARATOR)[0] for n in named["name"]] == \
@@ -129,7 +129,8 @@ def test_shared_shelves_ranks_shelves_both_books_list_first():
          {"name": "b", "count": 2}],
         [{"name": "x", "count": 1}]],
         pa.list_(pa.struct([("name", pa.string()), ("count", pa.int64())])))
-    got = edge_reasons.shared_shelves(shelves, 3, np.array([0, 0, 2]), np.array([1, 2, 0]))
+    got = edge_reasons.shared_shelves(names.book_shelves(shelves, 3), 3, np.array([0, 0, 2]),
+                                      np.array([1, 2, 0]))
     # places: a 0+2, b 1+3, d 3+1, e 4+0 -> a (2), then b, d, e (4 each; ties by source order)
     assert got.to_pylist() == ["a, b, d", "", ""]
     authors = edge_reasons.author_matrix([["P", "Q"], ["Q"], ["P", "Q"]], 3)
