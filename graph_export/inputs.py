@@ -74,6 +74,10 @@ def load_embeddings(path, columns=None):
 
 
 
+# nodes.parquet's column types (artifacts.NODE_SCHEMA) as pandas' nullable dtypes.
+_PANDAS_TYPES = {pa.int64(): "Int64", pa.float64(): "Float64", pa.string(): "string"}
+
+
 class Catalogue:
     """The catalogue rows of the graph's books: `columns` for nodes.parquet, plus
     each book's `author_lists` and `shelves` (a pyarrow list array, or None) for
@@ -132,10 +136,9 @@ def read_catalog(path, book_index, book_ids=None):
                     for v in present["authors"]] if "authors" in present else None
     if author_lists is not None:
         columns["authors"] = [", ".join(v) if v else None for v in author_lists]
-    for name, dtype in (("ratings_count", "Int64"), ("average_rating", "Float64"),
-                        ("genre", "string"), ("num_interactions", "Int64"),
-                        ("work_id", "string")):
+    for name in ("ratings_count", "average_rating", "genre", "num_interactions", "work_id"):
         if name in present:
+            dtype = _PANDAS_TYPES[artifacts.NODE_SCHEMA.field(name).type]
             columns[name] = present[name].astype(dtype).to_numpy(na_value=None).tolist()
     shelves = None
     if shelves_table is not None:
