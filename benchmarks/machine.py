@@ -27,13 +27,13 @@ def describe():
             f"load average {os.getloadavg()[0]:.1f}")
 
 
-def peak_rss_mb():
+def peak_rss_mb(field="VmHWM"):
     """This process's peak resident memory in MB (VmHWM: unlike ru_maxrss, not inherited
-    across fork+exec); NaN where /proc is missing."""
+    across fork+exec; `field="VmRSS"`: the current one); NaN where /proc is missing."""
     try:
         with open("/proc/self/status") as status:
             for line in status:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) / 1024
     except OSError:
         pass
