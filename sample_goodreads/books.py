@@ -97,20 +97,21 @@ class Catalogue:
             books = np.flatnonzero(self.genre == g)
             self.book_title[books] = draw_distinct(rng, len(books), self.names.tier_sizes(g))
         self._plan_series(rng, world)
-        # Authors write in one topic; ~3 books per author on average.
+        # Authors write in one topic; each companion group (`World.book_group`: the books
+        # readers read together, like a series) has its own author while the topic's pool
+        # lasts (~5 books an author).
         self.num_authors = max(topics, n // 3)
         author_topic = np.concatenate([np.arange(topics),
                                        rng.integers(0, topics, self.num_authors - topics)])
         self.author_names = draw_author_names(rng, self.num_authors)
         self.author_ids = rng.choice(20_000_000, self.num_authors, replace=False) + 1
-        # One author writes each companion group (`World.book_group`: the books readers
-        # read together, like a series), drawn from the group's topic.
         by_topic = np.argsort(author_topic, kind="stable")
         pool_start = np.searchsorted(author_topic[by_topic], np.arange(topics))
         pool_size = np.bincount(author_topic, minlength=topics)
         group_topic = world.book_topic[world.by_group[world.group_start]]
-        group_author = by_topic[pool_start[group_topic] + (
-            rng.random(len(group_topic)) * pool_size[group_topic]).astype(np.int64)]
+        # groups are in topic order: a group's rank inside its topic picks its author
+        rank = np.arange(len(group_topic)) - np.searchsorted(group_topic, group_topic)
+        group_author = by_topic[pool_start[group_topic] + rank % pool_size[group_topic]]
         first = group_author[world.book_group]
         # ~8% of books have a second author (illustrator / co-author), never the first.
         second = rng.integers(0, self.num_authors - 1, n)
