@@ -106,10 +106,11 @@ def main(argv=None):
     table = {path: statistics(*load(path, args.min_rating, args.top_books,
                                     args.min_user_ratings)) for path in args.data}
     frame = pd.DataFrame(table)
-    print(frame.to_string(float_format=lambda v: f"{v:.4g}"))
+    figure = lambda v: f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}"
+    print(frame.to_string(float_format=figure))
     lines = ["| statistic | " + " | ".join(f"`{path}`" for path in args.data) + " |",
              "| --- |" + " --- |" * len(args.data)]
-    lines += [f"| {name} | " + " | ".join(f"{v:.4g}" for v in row) + " |"
+    lines += [f"| {name} | " + " | ".join(figure(v) for v in row) + " |"
               for name, row in frame.iterrows()]
     results.record("Data realism: generated against real readers", lines)
     return frame
