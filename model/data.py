@@ -177,7 +177,33 @@ def read_catalog(data, num_books):
     if len(index) != num_books or not np.array_equal(index, np.arange(num_books)):
         raise DataError(f"{path} must have one row per book sorted by book_index "
                         f"0..{num_books - 1} (found {len(index)} rows)")
+    check_catalog_books(data, path, table.column("book_id").to_pylist())
     return table
+
+
+def check_catalog_books(data, path, book_ids):
+    """The catalogue's books must be the run's book index: line i of book_id_vocab (the
+    vocabulary the TFRecords and the served model map ids with) is book_index i.
+
+    A catalogue of another preprocess run with as many books names other books under
+    the same indices; preprocess writes both files and checks them against each other,
+    so here any difference means the catalogue was swapped in from elsewhere.
+    """
+    vocab_path = artifacts.vocabulary_path(data, artifacts.BOOK_VOCAB)
+    if not fileio.exists(vocab_path):
+        raise DataError(f"--data {data} lacks {vocab_path}: the output is incomplete; run "
+                        "`python -m beam_jobs.preprocess` again")
+    vocab = fileio.read_bytes(vocab_path).decode("utf-8").splitlines()
+    if vocab != book_ids:
+        differ = next((i for i, (a, b) in enumerate(zip(vocab, book_ids)) if a != b),
+                      min(len(vocab), len(book_ids)))
+        ours = book_ids[differ] if differ < len(book_ids) else "none"
+        theirs = vocab[differ] if differ < len(vocab) else "none"
+        raise DataError(f"{path} is from another preprocess run than the rest of --data {data}: "
+                        f"its book_index {differ} is book {ours}, this run's "
+                        f"{artifacts.BOOK_VOCAB} says {theirs}; put back the "
+                        f"{CATALOG} written with these TFRecords, or run "
+                        "`python -m beam_jobs.preprocess` again into a new --output")
 
 
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)

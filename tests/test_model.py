@@ -306,6 +306,26 @@ def test_clear_errors_for_bad_data(prep, tmp_path):
     assert "book_index outside 0..4" in _one_line_error(["--data", str(mismatch)] + out)
 
 
+def test_a_catalogue_of_another_run_is_refused(prep, tmp_path):
+    """As many books, other ids (two swapped): not this run's catalogue, whatever the count."""
+    data, _ = prep
+    other = tmp_path / "other"
+    other.mkdir()
+    for name in os.listdir(data):
+        if name != artifacts.CATALOG:
+            os.symlink(os.path.join(data, name), other / name)
+    catalog = pq.read_table(os.path.join(data, artifacts.CATALOG))
+    ids = catalog.column("book_id").to_pylist()
+    ids[1], ids[2] = ids[2], ids[1]
+    swapped = catalog.set_column(catalog.schema.get_field_index("book_id"), "book_id",
+                                 pa.array(ids, pa.string()))
+    pq.write_table(swapped, other / artifacts.CATALOG)
+    message = _one_line_error(["--data", str(other), "--output", str(tmp_path / "out")])
+    assert str(other / artifacts.CATALOG) in message and artifacts.BOOK_VOCAB in message, message
+    assert f"book_index 1 is book {ids[1]}" in message, message
+    assert not (tmp_path / "out" / artifacts.SAVED_MODEL_DIR).exists()
+
+
 def test_bad_flags_are_argparse_errors(prep, tmp_path, capsys):
     data, _ = prep
     for flags in (["--epochs", "0"], ["--learning_rate", "-1"], ["--hidden_layers", "a,b"],
