@@ -138,16 +138,22 @@ class CheckpointState:
                     f"{', '.join(changed)} ({', '.join(f'{k}={saved.get(k)}' for k in changed)}); "
                     "use a new --output or the same options")
         self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+        epoch = int(self.epoch.numpy())
         history_path = fileio.join(self.directory, "history.json")
         if fileio.exists(history_path):
-            self.history = fileio.read_json(history_path)
-        return int(self.epoch.numpy())
+            # history.json is written before the checkpoint: a run killed between the two
+            # has an entry for an epoch it will train again
+            self.history = [h for h in fileio.read_json(history_path) if h["epoch"] <= epoch]
+        return epoch
 
     def save(self, epoch):
-        self.epoch.assign(epoch)
-        self.manager.save(checkpoint_number=epoch)
+        """Writes the options and history, then the checkpoint: whatever moment a kill
+        comes, the last checkpoint's epochs are all in history.json (a resumed run's
+        metrics.png is an uninterrupted run's)."""
         fileio.write_json(fileio.join(self.directory, "run_options.json"), self.options)
         fileio.write_json(fileio.join(self.directory, "history.json"), self.history)
+        self.epoch.assign(epoch)
+        self.manager.save(checkpoint_number=epoch)
 
 
 def read_inputs(args):

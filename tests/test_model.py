@@ -231,6 +231,12 @@ def test_rerun_resumes_and_matches_an_uninterrupted_fresh_process(prep, tmp_path
     resumed, straight = str(tmp_path / "resumed"), str(tmp_path / "straight")
     train.run(base + ["--output", resumed, "--epochs", "1"])
     capsys.readouterr()
+    # killed after history.json got epoch 2 but before its checkpoint: epoch 2 is trained again
+    history_path = os.path.join(resumed, "checkpoints", "history.json")
+    with open(history_path) as handle:
+        written = json.load(handle)
+    with open(history_path, "w") as handle:
+        json.dump(written + [dict(written[0], epoch=2, loss=-1.0)], handle)
     train.run(base + ["--output", resumed, "--epochs", "2"])
     assert "Resuming from the checkpoint after epoch 1" in capsys.readouterr().out
     # The uninterrupted run is a fresh process with another hash seed: same seed, same model.
@@ -243,6 +249,7 @@ def test_rerun_resumes_and_matches_an_uninterrupted_fresh_process(prep, tmp_path
     with open(os.path.join(resumed, "training_log.json")) as handle:
         log = json.load(handle)
     assert [h["epoch"] for h in log["history"]] == [1, 2]
+    assert log["history"][1]["loss"] > 0, "the killed epoch's entry was replaced"
     phases = log["phase_seconds"]
     assert set(phases) == {"read", "fit", "rerank_weights", "evaluate", "export"}
     assert all(seconds >= 0 for seconds in phases.values())
