@@ -106,6 +106,15 @@ def vector_batches(matrix, batch=65536):
         yield first, matrix[first:first + batch]
 
 
+def _analysis_inputs(transform_fn_dir):
+    """(name, dtype) of the transform graph's raw inputs besides user_id and book_id (the
+    vocabularies' rank weights), sorted by name."""
+    signature = tf.saved_model.load(transform_fn_dir).transform_fn.structured_input_signature
+    specs = signature[0][0]
+    return tuple(sorted((name, spec.dtype) for name, spec in specs.items()
+                        if name not in ("user_id", "book_id")))
+
+
 class RecommenderModule(tf.Module):
     """What the SavedModel serves. Only stock TensorFlow ops: TF Serving loads it as is.
 
@@ -145,7 +154,9 @@ class RecommenderModule(tf.Module):
                                            name="map_vectors")
         self.book_ids = tf.Variable(np.asarray(book_ids, dtype=object), trainable=False,
                                     dtype=tf.string, name="book_ids")
-        self.transform_layer = tft.TFTransformOutput(transform_dir).transform_features_layer()
+        transform = tft.TFTransformOutput(transform_dir)
+        self.transform_layer = transform.transform_features_layer()
+        self.analysis_inputs = _analysis_inputs(transform.transform_savedmodel_dir)
         self.read_offsets = tf.Variable(np.asarray(read_offsets, np.int64), trainable=False,
                                         name="read_offsets")
         self.read_books = tf.Variable(np.asarray(read_books, np.int32), trainable=False,
@@ -171,6 +182,12 @@ class RecommenderModule(tf.Module):
         empty = tf.fill(tf.shape(like), "")
         raw = {"user_id": user_id if user_id is not None else empty,
                "book_id": book_id if book_id is not None else empty}
+        # Every other raw input of the transform graph is fed too (zeros: they only weight
+        # the analysis), so tf.Transform synthesises none; it would add the placeholders of
+        # unfed inputs in the order of a Python set, and saved_model.pb's bytes would
+        # depend on PYTHONHASHSEED.
+        for name, dtype in self.analysis_inputs:
+            raw[name] = tf.zeros(tf.shape(like), dtype)
         out = self.transform_layer(raw)
         name = "user_index" if user_id is not None else "book_index"
         return tf.reshape(tf.cast(out[name], tf.int64), [-1])

@@ -333,6 +333,21 @@ def test_a_catalogue_of_another_run_is_refused(prep, tmp_path):
     assert not (tmp_path / "out" / artifacts.SAVED_MODEL_DIR).exists()
 
 
+def test_saved_model_has_no_inputs_synthesised_in_hash_seed_order(trained):
+    """tf.Transform adds a PlaceholderWithDefault for each raw input it is not fed, in the
+    order of a Python set: saved_model.pb's bytes would then depend on PYTHONHASHSEED. The
+    module feeds every raw input, so there are none."""
+    from tensorflow.core.protobuf import saved_model_pb2
+    _, output, _, _ = trained
+    saved = saved_model_pb2.SavedModel()
+    with open(os.path.join(output, artifacts.SAVED_MODEL_DIR, "saved_model.pb"), "rb") as handle:
+        saved.ParseFromString(handle.read())
+    graph = saved.meta_graphs[0].graph_def
+    ops = [node.op for node in graph.node]
+    ops += [node.op for function in graph.library.function for node in function.node_def]
+    assert ops.count("PlaceholderWithDefault") == 0
+
+
 def test_bad_flags_are_argparse_errors(prep, tmp_path, capsys):
     data, _ = prep
     for flags in (["--epochs", "0"], ["--learning_rate", "-1"], ["--hidden_layers", "a,b"],
