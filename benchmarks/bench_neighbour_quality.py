@@ -36,6 +36,7 @@ import pipeline_common  # noqa: E402,F401  (legacy Keras before TensorFlow loads
 import numpy as np  # noqa: E402
 
 from sample_goodreads.generate import TOPICS_FILE  # noqa: E402
+from benchmarks import results  # noqa: E402
 from graph_export import coread  # noqa: E402
 from model import baselines, data, evaluate  # noqa: E402
 from pipeline_common import fileio  # noqa: E402
@@ -175,11 +176,13 @@ def main(argv=None):
     for name in labels:
         header += f"{'same ' + name:>13}{'x chance':>10}"
     lines = [header + f"{'seconds':>9}"]
+    figures = {}
     for name, found, valid in rows:
         valid = np.ones_like(found, bool) if valid is None else valid
         table = coread.top_k_table(found, valid)
         figure = coread.coread_at_k(train.user, train.book, evals.user, evals.book, *table,
                                     num_books)["coread"]
+        figures[name] = figure
         line = f"{name:28}{figure:>11.4f}"
         for label, codes in labels.items():
             value = share_alike(found, codes, valid)
@@ -195,8 +198,10 @@ def main(argv=None):
         print(f"(no {TOPICS_FILE} in --goodreads {args.goodreads}: the planted topic is not "
               "measured, genre only)")
     print("\n".join(lines))
+    results.headline(f"the neighbours' coread@{k} (how often a book's neighbours include a book "
+                     f"its readers read later), {args.data}",
+                     ", ".join(f"{name} {value:.4f}" for name, value in figures.items()))
 
 
 if __name__ == "__main__":
-    from benchmarks import results
     results.main_recorded(main, "Neighbour quality (genre, topic, coread@10)")

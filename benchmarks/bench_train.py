@@ -243,6 +243,12 @@ def print_tables(model_dirs, data=None):
         print(markdown_table(metrics, f"`{command}`"))
         runs.append((f"{os.path.basename(directory.rstrip('/'))}, seed {options.get('seed')}",
                      metrics))
+        figures = "; ".join(
+            f"{name} " + " / ".join(f"{values[m]:.3f}" for m in QUALITY_METRICS)
+            for name, values in [("served model", metrics["model"])]
+            + sorted(metrics["baselines"].items()))
+        results.headline(f"quality, {data or directory} (model seed {options.get('seed')}): "
+                         "hit@100 / recall@10 / recall@100", figures)
         groups = log.get("rerank", {}).get("groups", {})
         if groups:
             print("\nserved-score weights chosen on the training holdout: " + "; ".join(
