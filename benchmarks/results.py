@@ -69,11 +69,12 @@ def readme_table(text, prefix=None):
     rank = {name: next((i for i, prefix in enumerate(README_ORDER) if name.startswith(prefix)),
                        len(README_ORDER)) for name, _, _ in found}
     found.sort(key=lambda s: rank[s[0]])
-    lines = ["| what | figure | last run (date, commit) and command |", "| --- | --- | --- |"]
+    lines = ["| what | figure | last run (date, commit, CPU) and command |", "| --- | --- | --- |"]
     for name, stamp, heads in found:
-        date, sha, _, command = stamp.groups()
+        date, sha, where, command = stamp.groups()
+        cpu = where.split(", load average")[0]
         for what, figure in heads:
-            lines.append(f"| {what} | {figure} | {date}, `{sha}`: `{command}` |")
+            lines.append(f"| {what} | {figure} | {date}, `{sha}`, {cpu}: `{command}` |")
     return lines
 
 

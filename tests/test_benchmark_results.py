@@ -23,7 +23,8 @@ def test_record_replaces_its_section_and_rebuilds_the_readme_table(tmp_path, mon
     table = readme.read_text().split(results.TABLE_START)[1].split(results.TABLE_END)[0]
     rows = [line for line in table.strip().splitlines()[2:]]
     assert len(rows) == 1 and rows[0].startswith("| preprocess, 100M | 1 min 10 s / peak 2.7 GB |")
-    assert "`abc1234`: `make scale`" in rows[0]
+    assert "`abc1234`, " in rows[0] and rows[0].endswith(": `make scale` |")
+    assert "load average" not in rows[0]
     assert readme.read_text().startswith("# Tool") and readme.read_text().endswith("More.\n")
     results.headline("layout, demo", "0.38")
     results.record("Layout: demo", ["| 3 |"], command="python -m benchmarks.bench_layout")
