@@ -62,10 +62,12 @@ def sections(text):
     return out
 
 
-def readme_table(text, prefix=None):
-    """The README's results table (markdown lines) from RESULTS.md's headlines (of the
-    sections whose name starts with `prefix`, when given)."""
-    found = [s for s in sections(text) if s[1] and s[2] and s[0].startswith(prefix or "")]
+def readme_table(text, prefix=None, shown_elsewhere=()):
+    """The README's results table (markdown lines) from RESULTS.md's headlines: of the
+    sections whose name starts with `prefix` when given, else of all sections but those
+    starting with one of `shown_elsewhere` (the prefixes of the README's other tables)."""
+    found = [s for s in sections(text) if s[1] and s[2] and s[0].startswith(prefix or "")
+             and (prefix or not s[0].startswith(tuple(shown_elsewhere)))]
     rank = {name: next((i for i, prefix in enumerate(README_ORDER) if name.startswith(prefix)),
                        len(README_ORDER)) for name, _, _ in found}
     found.sort(key=lambda s: rank[s[0]])
@@ -86,9 +88,12 @@ def update_readme(readme=None, results=None):
     text = open(readme, encoding="utf-8").read()
     measured = open(results, encoding="utf-8").read()
 
+    elsewhere = [m.group(1) for m in _TABLE.finditer(text) if m.group(1)]
+
     def rebuilt(match):
         first = match.group(0).split("\n", 1)[0]
-        return "\n".join([first] + readme_table(measured, match.group(1)) + [TABLE_END])
+        return "\n".join([first] + readme_table(measured, match.group(1), elsewhere)
+                          + [TABLE_END])
 
     new = _TABLE.sub(rebuilt, text)
     if new != text:

@@ -30,3 +30,5 @@ def test_record_replaces_its_section_and_rebuilds_the_readme_table(tmp_path, mon
     results.record("Layout: demo", ["| 3 |"], command="python -m benchmarks.bench_layout")
     layout_table = readme.read_text().split(layout_only)[1].split(results.TABLE_END)[0]
     assert "| layout, demo | 0.38 |" in layout_table and "preprocess" not in layout_table
+    table = readme.read_text().split(results.TABLE_START)[1].split(results.TABLE_END)[0]
+    assert "layout" not in table, "a section with a table of its own is not repeated"
