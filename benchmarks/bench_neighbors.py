@@ -175,7 +175,7 @@ def bench_writers(n_books, k, tmp):
     return results
 
 
-PHASES = ("topk_seconds", "communities_seconds", "layout_seconds", "graph_files_seconds",
+PHASES = ("pipeline_seconds", "communities_seconds", "layout_seconds", "graph_files_seconds",
           "total_seconds")
 
 
@@ -190,7 +190,7 @@ def print_cli(cli_runs, kernel, faiss):
           "process; phases from its summary.json, best run)")
     print(f"{'command':38s} {'wall s':>7s} {'cpu s':>7s} "
           + " ".join(f"{p[:-8][:11]:>11s}" for p in PHASES)
-          + f" {'topk/kernel':>11s} {'faiss/cmd wall':>14s} {'faiss/cmd cpu':>13s}"
+          + f" {'pipe/kernel':>11s} {'faiss/cmd wall':>14s} {'faiss/cmd cpu':>13s}"
           "  all runs (s)")
     for name, runs in cli_runs.items():
         seconds, cpu, summary, sizes = min(runs, key=lambda r: r[0])
@@ -198,9 +198,9 @@ def print_cli(cli_runs, kernel, faiss):
                     else f"{'-':>14s} {'-':>13s}")
         print(f"{name:38s} {seconds:7.1f} {cpu:7.1f} "
               + " ".join(f"{summary.get(p, 0):11.1f}" for p in PHASES)
-              + f" {summary['topk_seconds'] / kernel[0]:11.2f} {vs_faiss}  "
+              + f" {summary['pipeline_seconds'] / kernel[0]:11.2f} {vs_faiss}  "
               + " ".join(f"{r[0]:.1f}" for r in runs))
-        per_block = summary["topk_seconds"] / summary["num_blocks"]
+        per_block = summary["pipeline_seconds"] / summary["num_blocks"]
         print(f"{'':38s} top-k per block of {summary['block_rows']} books: {per_block:.2f} s "
               f"on {summary['threads']} thread(s)")
     seconds, cpu, summary, sizes = min(next(iter(cli_runs.values())), key=lambda r: r[0])
