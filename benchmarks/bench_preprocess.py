@@ -33,6 +33,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from benchmarks import results  # noqa: E402
 from benchmarks.machine import peak_rss_mb  # noqa: E402
 
 
@@ -154,23 +155,28 @@ def main(argv=None):
           f"top_books={args.top_books}, {cores} cores, load average before: {load:.1f}, "
           f"median of {args.repeats} runs")
     print(f"{'system':<48}{'seconds':>9}{'interactions/s':>16}{'kept':>12}{'vs DuckDB':>11}")
-    for name, results in runs.items():
-        kept = results[0][3]
+    for name, measured in runs.items():
+        kept = measured[0][3]
         for label, column in (("job", 0), ("whole process", 1)):
-            seconds = statistics.median(r[column] for r in results)
+            seconds = statistics.median(r[column] for r in measured)
             print(f"{name + ', ' + label:<48}{seconds:>9.1f}{rows / seconds:>16,.0f}{kept:>12,}"
                   f"{seconds / duck_s:>10.1f}x")
         print(f"  peak RSS of the launching process (worker processes not included): "
-              f"{max(r[4] for r in results):,.0f} MB")
+              f"{max(r[4] for r in measured):,.0f} MB")
         if duck_kept != kept:
             print(f"  note: kept counts differ from DuckDB ({kept} vs {duck_kept})")
     print(f"{'DuckDB (same selection -> Parquet)':<48}{duck_s:>9.1f}{rows / duck_s:>16,.0f}"
           f"{duck_kept:>12,}{1.0:>10.1f}x")
     print("all runs (s): " + "; ".join(
-        f"{name}: " + ", ".join(f"{r[0]:.1f}/{r[1]:.1f}" for r in results) for name, results in runs.items())
+        f"{name}: " + ", ".join(f"{r[0]:.1f}/{r[1]:.1f}" for r in measured)
+        for name, measured in runs.items())
         + "; DuckDB: " + ", ".join(f"{d[0]:.1f}" for d in duck))
+    first = next(iter(runs))
+    job = statistics.median(r[1] for r in runs[first])
+    results.headline(f"preprocess against DuckDB (same selection), {rows / 1e6:g}M generated "
+                     f"interactions, {first}", f"{job:.1f} s (DuckDB {duck_s:.1f} s): "
+                     f"{rows / job / 1e6:.2f}M interactions/s")
 
 
 if __name__ == "__main__":
-    from benchmarks import results
     results.main_recorded(main, "Preprocess against DuckDB")
