@@ -4,6 +4,7 @@
 import numpy as np
 import pyarrow as pa
 
+from graph_export import names
 from pipeline_common import artifacts, fileio
 from pipeline_common.errors import UserError
 
@@ -91,7 +92,6 @@ class Catalogue:
         """`names.book_shelves` of these books (None without shelves), computed once:
         the map's names and the edges' shared shelves both use them."""
         if self._telling is None and self.shelves is not None:
-            from graph_export import names
             self._telling = names.book_shelves(self.shelves, len(self.shelves))
         return self._telling
 

@@ -109,18 +109,6 @@ def detect_communities(n, sources, targets, weights, seed=0,
     return _renumber(labels)
 
 
-def _community_pairs(communities, sources, targets, weights, num_c):
-    """Summed weight (each >= 1e-6) of the edges between each pair of communities:
-    `(a, b, weight)` arrays with a < b, in (a, b) order."""
-    cs, ct = communities[sources], communities[targets]
-    between = cs != ct
-    lo, hi = np.minimum(cs, ct)[between], np.maximum(cs, ct)[between]
-    pair, inverse = np.unique(lo * num_c + hi, return_inverse=True)
-    summed = np.bincount(inverse, np.maximum(np.asarray(weights, np.float64)[between], 1e-6),
-                         minlength=len(pair))
-    return pair // num_c, pair % num_c, summed
-
-
 def knn_affinities(n, sources, targets):
     """The kNN graph symmetrised with equal weights, as a CSR matrix (row-sum free)."""
     from scipy import sparse

@@ -5,8 +5,8 @@ The constants below are set so that label-free statistics of the demo data (popu
 concentration, share of reads among the most-read books, strength of co-reading) come near
 those of real dense Goodreads readers and the peers rank as they do there (map ahead of EASE
 by ~10% on coread@10): `python -m benchmarks.bench_data_realism`, docs/input_format.md.
-Users reading in one to three clean topics (as before) made co-reading twice as strong as
-real and the top 1% of books hold 27% of reads.
+Users reading in only one to three clean topics would make co-reading twice as strong as
+real and put 27% of reads on the top 1% of books.
 """
 import numpy as np
 

@@ -142,7 +142,7 @@ def test_popularity_is_heavy_tailed_and_tastes_are_planted(data_dir):
     counts = df[df.rating > 0].book_id.value_counts().to_numpy()
     top = max(1, len(counts) // 100)
     # Real dense Goodreads readers (goodbooks-dense) give their top 1% of books 8% of reads, the
-    # generator ~10% (it used to give 27%, a steeper head than real); uniform reading gives ~1%.
+    # generator ~10%; uniform reading gives ~1%.
     assert counts[:top].sum() / counts.sum() > 0.08, "top 1% of books hold a large share"
     activity = df.user_id.value_counts().to_numpy()
     assert activity.max() > 10 * np.median(activity), "a few users rate very many books"
